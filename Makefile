@@ -1,0 +1,27 @@
+# The two commands of the README: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+# One BLAS thread for the tests: on a 2-core machine OpenBLAS's threads fought the test
+# process and made small matmuls about 20x slower.
+TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+
+.PHONY: demo test clean
+
+demo: $(VENV)/.installed-demo
+	$(PY) demos/linear_regression.py
+
+test: $(VENV)/.installed-test
+	$(TEST_ENV) $(PY) -m pytest -q
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall when pyproject.toml changes (the package itself is installed editable).
+$(VENV)/.installed-%: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e '.[$*]'
+	touch $@
+
+clean:
+	rm -rf $(VENV) out .pytest_cache

@@ -1,0 +1,160 @@
+"""Devices: which array library holds a tensor's data.
+
+A tensor on "cpu" keeps a NumPy array, one on "cuda" a CuPy array. The two libraries
+share almost every function name, so a Backend stands in for its library: an op
+receives it as `xp` and writes `xp.exp(x)` once for both devices. The few calls whose
+spelling differs (moving data to and from the host, scatter-add with repeated indices)
+and random numbers are settled here, and nowhere else. CuPy is imported only when
+"cuda" is first asked for.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy
+
+
+class Backend:
+    """One device: its name and its array library `xp`.
+
+    Attribute lookups that the Backend does not define itself go to the library, so
+    `backend.exp`, `backend.zeros` are NumPy's or CuPy's functions; the methods below are
+    the calls that differ between the two.
+    """
+
+    def __init__(self, name: str, xp: Any):
+        self.name = name
+        self.xp = xp
+        self.array_type = xp.ndarray
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("__") or "xp" not in self.__dict__:
+            raise AttributeError(name)
+        value = getattr(self.__dict__["xp"], name)
+        setattr(self, name, value)  # found once, then a plain attribute
+        return value
+
+    def asarray(self, data: Any, dtype: Any = None, copy: bool = False) -> Any:
+        """`data` (host or device) as an array on this device."""
+        if copy:
+            return self.xp.array(data, dtype=dtype, copy=True)
+        return self.xp.asarray(data, dtype=dtype)
+
+    def to_host(self, array: Any) -> numpy.ndarray:
+        """The array as a NumPy array (a copy when it lives on a GPU)."""
+        return array
+
+    def scatter_add(self, target: Any, index: Any, values: Any) -> None:
+        """target[index] += values in place, where repeated indices add up."""
+        if is_basic_index(index):  # no position can repeat: plain in-place addition
+            target[index] += values
+        else:
+            self._add_at(target, index, values)
+
+    def _add_at(self, target: Any, index: Any, values: Any) -> None:
+        self.xp.add.at(target, index, values)
+
+    def __repr__(self) -> str:
+        return f"Backend({self.name!r})"
+
+
+class CupyBackend(Backend):
+    """The "cuda" device, where host transfer and scatter-add take CuPy's own calls."""
+
+    def to_host(self, array: Any) -> numpy.ndarray:
+        return array.get()
+
+    def _add_at(self, target: Any, index: Any, values: Any) -> None:
+        import cupyx
+
+        cupyx.scatter_add(target, index, values)
+
+
+def is_basic_index(index: Any) -> bool:
+    """True when `index` uses only ints, slices, None and Ellipsis (NumPy's basic indexing)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return all(isinstance(p, (int, slice)) or p is None or p is Ellipsis for p in parts)
+
+
+CPU = Backend("cpu", numpy)
+_backends = {"cpu": CPU}
+_default_device = "cpu"
+
+
+def get_backend(device: str | None = None) -> Backend:
+    """The Backend for "cpu" or "cuda" (None: the default device)."""
+    if device is None:
+        device = _default_device
+    backend = _backends.get(device)
+    if backend is None:
+        if device != "cuda":
+            raise ValueError(f"unknown device {device!r}: use 'cpu' (NumPy) or 'cuda' (CuPy)")
+        backend = _backends["cuda"] = _load_cuda()
+    return backend
+
+
+def _load_cuda() -> Backend:
+    try:
+        import cupy
+    except ImportError as e:
+        raise RuntimeError(
+            "device 'cuda' needs CuPy, which is not installed: pip install -e '.[cuda]' "
+            "(the cupy-cuda12x wheel)"
+        ) from e
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+    except Exception as e:  # CuPy raises its own CUDARuntimeError when no driver is found
+        raise RuntimeError(f"device 'cuda': CuPy is installed but no CUDA GPU is usable ({e})") from e
+    if count == 0:
+        raise RuntimeError("device 'cuda': CuPy is installed but found no CUDA GPU")
+    return CupyBackend("cuda", cupy)
+
+
+def backend_of(data: Any) -> tuple[Backend, Any]:
+    """The device an array lives on, and the array itself (NumPy scalars become 0-d arrays)."""
+    if type(data).__module__.partition(".")[0] == "cupy":
+        return get_backend("cuda"), data
+    return CPU, numpy.asarray(data)
+
+
+def cuda_available() -> bool:
+    """True when CuPy is installed and sees a GPU."""
+    try:
+        get_backend("cuda")
+    except RuntimeError:
+        return False
+    return True
+
+
+def set_default_device(device: str) -> None:
+    """Make `device` ("cpu" or "cuda") the device of new tensors."""
+    global _default_device
+    get_backend(device)  # fail now, not at the first tensor
+    _default_device = device
+
+
+def get_default_device() -> str:
+    """The device of new tensors when none is given."""
+    return _default_device
+
+
+# Random numbers: one seeded generator on the host for every device, so that
+# manual_seed(s) gives the same numbers on "cpu" and "cuda"; the draws are then moved.
+_rng = numpy.random.default_rng()
+
+
+def manual_seed(seed: int) -> None:
+    """Seed every random factory (randn, rand, randint) and nn initialisation, on all devices."""
+    global _rng
+    _rng = numpy.random.default_rng(seed)
+
+
+def random_array(backend: Backend, kind: str, shape: tuple, dtype: Any, low: int = 0, high: int = 1) -> Any:
+    """Draw `kind` ("normal", "uniform" or "integers") from the shared generator onto `backend`."""
+    if kind == "normal":
+        host = _rng.standard_normal(shape)
+    elif kind == "uniform":
+        host = _rng.random(shape)
+    else:
+        host = _rng.integers(low, high, size=shape)
+    return backend.asarray(host, dtype=dtype)
