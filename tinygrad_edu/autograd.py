@@ -80,19 +80,15 @@ class detect_anomaly:
 class Function:
     """A node of the graph: one op, its forward and its backward.
 
-    Subclasses define `forward(self, xp, *arrays)` computing the output array with the
-    device's backend `xp` (NumPy's or CuPy's functions, see backend.py), and `backward(self, grad)` returning, for each
-    input, the gradient of the output with respect to it (a Tensor, or None for an input
-    that needs none). Inside backward, `self.inputs` are the input Tensors and
-    `self.output()` is the output as a Tensor of this graph. Op parameters (axis, shape,
-    ...) are passed to `apply` as keywords and become attributes.
+    Subclasses define `forward(self, xp, *arrays)`, computing the output array with the
+    device's functions `xp` (NumPy's or CuPy's, see backend.py), and `backward(self, grad)`,
+    returning for each input the gradient of the output with respect to it (a Tensor, or
+    None for an input that needs none). Inside backward, `self.inputs` are the input
+    Tensors and `self.output()` is the output as a Tensor of this graph. Op parameters
+    (axis, shape, ...) are passed to `apply` as keywords and become attributes.
     """
 
     __slots__ = ("inputs", "out", "order")
-
-    def __init__(self, **params: Any):
-        for key, value in params.items():
-            setattr(self, key, value)
 
     @property
     def name(self) -> str:
@@ -105,29 +101,33 @@ class Function:
     @classmethod
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op forward on `inputs` and, when gradients are needed, record the node."""
-        node = cls(**params) if params else cls()
+        node = object.__new__(cls)
+        for key, value in params.items():
+            setattr(node, key, value)
         backend = inputs[0].backend
+        arrays, requires_grad = [], False
         for t in inputs:
             if t.backend is not backend:
                 raise RuntimeError(
                     f"{node.name}: expected all tensors on one device, got {backend.name} and {t.backend.name}"
                 )
+            arrays.append(t.data)
+            requires_grad = requires_grad or t.requires_grad
         try:
-            out = node.forward(backend, *[t.data for t in inputs])
-        except (ValueError, IndexError, TypeError) as e:
+            out = node.forward(backend, *arrays)
+        except (ValueError, IndexError, TypeError) as e:  # say which op, with which shapes
+            kind = next(k for k in (IndexError, ValueError, TypeError) if isinstance(e, k))
             shapes = " and ".join(str(t.shape) for t in inputs)
-            raise type(e)(f"{node.name}: {e} (input shapes {shapes})") from None
+            raise kind(f"{node.name}: {e} (input shapes {shapes})") from None
         if out.__class__ is not backend.array_type:  # a NumPy scalar, or a device transfer
             backend, out = backend_of(out)
         if state.anomaly:
             _check_finite(node, inputs, out)
-        if state.grad_enabled and out.dtype.kind == "f":
-            for t in inputs:
-                if t.requires_grad:
-                    node.inputs = inputs
-                    node.out = out
-                    node.order = state.order
-                    return Tensor._make(out, backend, node)
+        if requires_grad and state.grad_enabled and out.dtype.kind == "f":
+            node.inputs = inputs
+            node.out = out
+            node.order = state.order
+            return Tensor._make(out, backend, node)
         return Tensor._make(out, backend)
 
     def output(self) -> Tensor:
@@ -245,10 +245,10 @@ def run_backward(
             for t, gi in zip(node.inputs, input_grads):
                 if gi is None or not t.requires_grad:
                     continue
-                if gi.shape != t.shape or gi.dtype != t.dtype:
+                if gi.data.shape != t.data.shape or gi.data.dtype != t.data.dtype or gi.backend is not t.backend:
                     raise RuntimeError(
-                        f"{node.name}.backward returned a gradient of shape {gi.shape} and dtype "
-                        f"{gi.dtype} for an input of shape {t.shape} and dtype {t.dtype}"
+                        f"{node.name}.backward returned a gradient of shape {gi.shape}, dtype {gi.dtype} on "
+                        f"{gi.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}"
                     )
                 parent = t.grad_fn
                 if parent is None:
@@ -285,7 +285,7 @@ def seed_gradients(outputs: Sequence[Tensor], grad_outputs: Any, caller: str) ->
                     f"{caller}: the output has shape {y.shape}; a gradient can be created implicitly "
                     "only for a single-element output (pass gradient=... / grad_outputs=...)"
                 )
-            g = Tensor._make(y.backend.xp.ones(y.shape, dtype=y.dtype), y.backend)
+            g = Tensor._make(y.backend.ones(y.shape, dtype=y.dtype), y.backend)
         else:
             g = y._coerce(g)
             if g.shape != y.shape:

@@ -155,6 +155,8 @@ class Tensor:
         return (self[i] for i in range(len(self)))
 
     def __bool__(self) -> bool:
+        if self.data.size != 1:
+            raise ValueError(f"the truth value of a tensor of shape {self.shape} is ambiguous: reduce it to one element first")
         return bool(self.item())
 
     def __float__(self) -> float:
