@@ -32,10 +32,14 @@ state = _State()
 
 
 class _GradMode:
-    """A context manager and decorator that sets whether ops record graphs."""
+    """Sets whether ops record graphs: a context manager, and a decorator with or without
+    parentheses (@no_grad and @no_grad() alike)."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    enabled: bool
+
+    def __new__(cls, func: Callable | None = None) -> Any:
+        mode = super().__new__(cls)
+        return mode if func is None else mode(func)
 
     def __enter__(self) -> None:
         self.previous = state.grad_enabled
@@ -45,22 +49,26 @@ class _GradMode:
         state.grad_enabled = self.previous
 
     def __call__(self, func: Callable) -> Callable:
+        mode = type(self)
+
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with _GradMode(self.enabled):
+            with mode():
                 return func(*args, **kwargs)
 
         return wrapper
 
 
-def no_grad() -> _GradMode:
-    """Context manager / decorator: ops inside record no graph (evaluation, optimizer steps)."""
-    return _GradMode(False)
+class no_grad(_GradMode):
+    """Ops inside record no graph (evaluation, optimizer steps)."""
+
+    enabled = False
 
 
-def enable_grad() -> _GradMode:
-    """Context manager / decorator: ops inside record graphs again, even within no_grad."""
-    return _GradMode(True)
+class enable_grad(_GradMode):
+    """Ops inside record graphs again, even within no_grad."""
+
+    enabled = True
 
 
 class detect_anomaly:
@@ -88,7 +96,7 @@ class Function:
     (axis, shape, ...) are passed to `apply` as keywords and become attributes.
     """
 
-    __slots__ = ("inputs", "out", "order")
+    __slots__ = ("inputs", "out", "order", "__weakref__")
 
     @property
     def name(self) -> str:

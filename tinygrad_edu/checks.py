@@ -31,7 +31,9 @@ def _float_outputs(value: Any) -> list:
 def _float64_copy(x: Any) -> Any:
     """A float input as a new float64 leaf (the caller's tensor is never perturbed)."""
     if isinstance(x, Tensor) and x.dtype.kind == "f":
-        return Tensor._make(x.data.astype("float64"), x.backend).requires_grad_(x.requires_grad)
+        copy = Tensor._make(x.data.astype("float64"), x.backend).requires_grad_(x.requires_grad)
+        copy.name = x.name
+        return copy
     return x
 
 

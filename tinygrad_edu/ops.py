@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from numpy.exceptions import AxisError  # a ValueError and an IndexError, as NumPy raises
+
 from .autograd import Function
 from .backend import get_backend
 from .tensor import Tensor
@@ -43,7 +45,7 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
     normalized = []
     for a in axes:
         if not -ndim <= a < max(ndim, 1):
-            raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
+            raise AxisError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         normalized.append(a % ndim if ndim else 0)
     if len(set(normalized)) != len(normalized):
         raise ValueError(f"{op}: repeated axis in {axis}")
@@ -147,12 +149,25 @@ class Maximum(Function):
     def forward(self, xp, a, b):
         return xp.maximum(a, b)
 
+    def a_wins(self, a, b):
+        return a > b
+
     def backward(self, grad):
         a, b = self.inputs
-        share_a = (a.data > b.data) + 0.5 * (a.data == b.data)  # constant: 1, 1/2 or 0
+        share_a = self.a_wins(a.data, b.data) + 0.5 * (a.data == b.data)  # constant: 1, 1/2 or 0
         share_a = share_a.astype(grad.dtype)
         return (unbroadcast(grad * share_a, a) if a.requires_grad else None,
                 unbroadcast(grad * (1 - share_a), b) if b.requires_grad else None)
+
+
+class Minimum(Maximum):
+    """min(a, b) elementwise;  the gradient goes to the smaller input, split evenly on ties."""
+
+    def forward(self, xp, a, b):
+        return xp.minimum(a, b)
+
+    def a_wins(self, a, b):
+        return a < b
 
 
 class Compare(Function):
@@ -577,7 +592,7 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
 
 def where(cond: Any, a: Any, b: Any) -> Tensor:
     """a where cond is true, else b (numpy.where, broadcasting all three)."""
-    a, b = coerce_pair(a, b)
+    a, b = coerce_pair(a, b, cond.device if isinstance(cond, Tensor) else None)
     if not isinstance(cond, Tensor):
         cond = Tensor._make(a.backend.asarray(cond, dtype=bool), a.backend)
     return Where.apply(cond, a, b)
@@ -589,15 +604,15 @@ def maximum(a: Any, b: Any) -> Tensor:
 
 
 def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise minimum: -maximum(-a, -b)."""
-    a, b = coerce_pair(a, b)
-    return -maximum(-a, -b)
+    """Elementwise minimum; on ties each input gets half the gradient."""
+    return Minimum.apply(*coerce_pair(a, b))
 
 
-def coerce_pair(a: Any, b: Any) -> tuple:
-    """Two operands as Tensors; a Python number or array joins the other one's device and kind."""
+def coerce_pair(a: Any, b: Any, device: str | None = None) -> tuple:
+    """Two operands as Tensors; a Python number or array joins the other one's device and
+    kind (when neither is a Tensor, both go to `device`)."""
     if isinstance(a, Tensor):
         return a, a._coerce(b)
     if isinstance(b, Tensor):
         return b._coerce(a), b
-    return Tensor(a), Tensor(b)
+    return Tensor(a, device=device), Tensor(b, device=device)

@@ -35,7 +35,7 @@ class Tensor:
     bools bool; an array keeps its dtype unless `dtype` is given.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "backend")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "backend", "__weakref__")
     __array_ufunc__ = None  # numpy_array + tensor calls Tensor.__radd__ instead of converting
     __hash__ = object.__hash__  # == is elementwise, but tensors can still key a dict
 
@@ -91,6 +91,14 @@ class Tensor:
         if isinstance(other, (bool, int, float)):
             return Tensor._make(self.backend.asarray(other, dtype=scalar_dtype(other, self.dtype)), self.backend)
         return Tensor(other, device=self.device)
+
+    def _arithmetic(self, op: Any, other: Any, reflected: bool = False) -> "Tensor":
+        """self op other (other op self when reflected). An int or bool tensor meeting a
+        Python float becomes the default float type first (PyTorch: arange(3) * 0.5 is
+        float32; NumPy would give float64)."""
+        a = self.astype(get_default_dtype()) if isinstance(other, float) and not is_float(self.dtype) else self
+        b = a._coerce(other)
+        return op.apply(b, a) if reflected else op.apply(a, b)
 
     # ---- attributes ---------------------------------------------------------------
 
@@ -183,7 +191,9 @@ class Tensor:
     def requires_grad_(self, flag: bool = True) -> "Tensor":
         """Set whether gradients should flow into this leaf; returns self."""
         if not self.is_leaf:
-            raise RuntimeError("requires_grad_: only a leaf's flag can be set; use .detach() for a non-leaf")
+            if not flag:
+                raise RuntimeError("requires_grad_(False): a non-leaf is part of a graph; use .detach() instead")
+            return self
         if flag and not is_float(self.dtype):
             raise TypeError(f"requires_grad=True needs a floating-point dtype, this tensor is {self.dtype}")
         self.requires_grad = bool(flag)
@@ -227,40 +237,40 @@ class Tensor:
     # ---- operators ------------------------------------------------------------------
 
     def __add__(self, other: Any) -> "Tensor":
-        return ops.Add.apply(self, self._coerce(other))
+        return self._arithmetic(ops.Add, other)
 
     def __radd__(self, other: Any) -> "Tensor":
-        return ops.Add.apply(self._coerce(other), self)
+        return self._arithmetic(ops.Add, other, reflected=True)
 
     def __sub__(self, other: Any) -> "Tensor":
-        return ops.Sub.apply(self, self._coerce(other))
+        return self._arithmetic(ops.Sub, other)
 
     def __rsub__(self, other: Any) -> "Tensor":
-        return ops.Sub.apply(self._coerce(other), self)
+        return self._arithmetic(ops.Sub, other, reflected=True)
 
     def __mul__(self, other: Any) -> "Tensor":
-        return ops.Mul.apply(self, self._coerce(other))
+        return self._arithmetic(ops.Mul, other)
 
     def __rmul__(self, other: Any) -> "Tensor":
-        return ops.Mul.apply(self._coerce(other), self)
+        return self._arithmetic(ops.Mul, other, reflected=True)
 
     def __truediv__(self, other: Any) -> "Tensor":
-        return ops.Div.apply(self, self._coerce(other))
+        return self._arithmetic(ops.Div, other)
 
     def __rtruediv__(self, other: Any) -> "Tensor":
-        return ops.Div.apply(self._coerce(other), self)
+        return self._arithmetic(ops.Div, other, reflected=True)
 
     def __pow__(self, other: Any) -> "Tensor":
-        return ops.Pow.apply(self, self._coerce(other))
+        return self._arithmetic(ops.Pow, other)
 
     def __rpow__(self, other: Any) -> "Tensor":
-        return ops.Pow.apply(self._coerce(other), self)
+        return self._arithmetic(ops.Pow, other, reflected=True)
 
     def __matmul__(self, other: Any) -> "Tensor":
-        return ops.MatMul.apply(self, self._coerce(other))
+        return self._arithmetic(ops.MatMul, other)
 
     def __rmatmul__(self, other: Any) -> "Tensor":
-        return ops.MatMul.apply(self._coerce(other), self)
+        return self._arithmetic(ops.MatMul, other, reflected=True)
 
     def __neg__(self) -> "Tensor":
         return ops.Neg.apply(self)
@@ -300,7 +310,7 @@ class Tensor:
                 p = p.data
             elif isinstance(p, list) or (hasattr(p, "dtype") and not isinstance(p, self.backend.array_type)):
                 p = self.backend.asarray(p)
-            if isinstance(p, self.backend.array_type) and p.dtype == bool:
+            if isinstance(p, self.backend.array_type) and p.dtype == bool and p.ndim:
                 normalized.extend(p.nonzero())
             else:
                 normalized.append(p)
