@@ -204,3 +204,22 @@ def test_every_api_op_is_in_the_table():
                "broadcast_to", "pad", "getitem", "cat", "stack", "where"]
     covered = {name.split()[0] for name in IDS}
     assert set(api_ops) <= covered, set(api_ops) - covered
+
+
+def test_astype_gradcheck(device):
+    """A cast's gradient is cast back. The float32 detour rounds the values, so the
+    finite-difference step is large (the function is linear: no truncation error)."""
+    _, (x,) = make_inputs([A34], device)
+    f = lambda a: a.astype("float32").astype("float64") * 2  # noqa: E731
+    assert tg.gradcheck(f, [x], eps=1e-2)
+    assert tg.gradgradcheck(f, [x], eps=1e-2)
+
+
+def test_to_device_gradcheck(device):
+    """A copy between devices is differentiable: the gradient travels back."""
+    if device == "cpu":
+        pytest.skip("needs a second device: runs as the cuda case")
+    _, (x,) = make_inputs([A34], "cpu")
+    f = lambda a: (a.to(device).exp() * 3).to("cpu")  # noqa: E731
+    assert tg.gradcheck(f, [x])
+    assert tg.gradgradcheck(f, [x])
