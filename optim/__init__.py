@@ -1,4 +1,18 @@
-"""optim: the optimizers of the course notes (GD to L-BFGS and Newton-CG) and their schedules.
+"""optim: the optimizers of the course notes, from gradient descent to Adam and beyond.
 
-Arrives with the optim issues; the package exists now so that `import optim` works.
+Each class's docstring holds its update rule in the notation of the seed note that
+teaches it, with each symbol mapped to an argument, and its `update` method reads as
+those same lines. Every optimizer takes what torch.optim's takes and matches its
+trajectory. Second-order methods (Newton-CG, L-BFGS) arrive with their issue.
 """
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam
+from .optimizer import Optimizer
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+__all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam"]

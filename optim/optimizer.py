@@ -1,0 +1,168 @@
+"""The base of every optimizer: parameter groups, per-parameter state and the step loop.
+
+A subclass writes one method, `update(xp, theta, g, state, group)`: the algorithm's lines
+on the arrays of one parameter (with `xp`, the device's array functions, as in the ops),
+returning the new θ. Everything the algorithms share lives
+here, once:
+
+- parameter groups, each with its own hyper-parameters (missing ones from `defaults`);
+- per-parameter state, created on first use (a state entry absent before the first
+  step reads as 0, as the notes' m₀ = v₀ = 0), and its step counter t, which advances
+  once per step for every parameter that has a gradient;
+- `maximize` (g ← −g) and PyTorch's L2 `weight_decay` (g ← g + λθ), applied to g before
+  `update` sees it (AdamW decouples the decay and handles it itself);
+- a guard: when an update turns finite parameters and gradients into NaN or inf, `step`
+  raises FloatingPointError and leaves every parameter and all state unchanged, instead
+  of writing NaN silently;
+- `state_dict` / `load_state_dict`, so a resumed run continues exactly.
+
+Updates are computed on the parameters' arrays with their device's functions, outside
+any graph, and written back in place.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from tinygrad_edu import Tensor, enable_grad
+
+
+def require(ok: bool, what: str, value: Any) -> None:
+    """Raise ValueError("Invalid <what>: <value>") unless ok (PyTorch's wording)."""
+    if not ok:
+        raise ValueError(f"Invalid {what}: {value}")
+
+
+class Optimizer:
+    """Base class: holds `param_groups` and `state` and runs the step loop.
+
+    `params` is an iterable of Tensors, or of dicts (parameter groups) with a "params"
+    entry and any hyper-parameters that should differ from `defaults`.
+    """
+
+    def __init__(self, params: Iterable[Any], defaults: dict):
+        self.defaults = dict(defaults)
+        self.param_groups: list[dict] = []
+        self.state: dict = {}  # parameter Tensor -> its state dict
+        groups = list(params)
+        if not groups:
+            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
+        if not isinstance(groups[0], dict):
+            groups = [{"params": groups}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group of parameters with its own hyper-parameters (others from defaults)."""
+        group = dict(group)
+        params = group.get("params")
+        params = [params] if isinstance(params, Tensor) else list(params or [])
+        if not params:
+            raise ValueError(f"{type(self).__name__}: a parameter group needs a non-empty 'params'")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        for p in params:
+            if not isinstance(p, Tensor):
+                raise TypeError(f"{type(self).__name__}: parameters must be Tensors, got {type(p).__name__}")
+            if not p.is_leaf:
+                raise ValueError(f"{type(self).__name__}: can't optimize a non-leaf Tensor (shape {p.shape})")
+            if id(p) in seen:
+                raise ValueError(f"{type(self).__name__}: a parameter appears in more than one group (shape {p.shape})")
+            seen.add(id(p))
+        group["params"] = params
+        for key, value in self.defaults.items():
+            group.setdefault(key, value)
+        self.param_groups.append(group)
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget the gradients (None, or zeros with set_to_none=False) before the next backward."""
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None if set_to_none else Tensor._make(p.backend.zeros_like(p.data), p.backend)
+
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+        """The algorithm for one parameter: its array θ, its gradient g (after maximize and
+        weight decay), its state (t = state["step"], already advanced) and its group's
+        hyper-parameters; `xp` holds the device's array functions (xp.sqrt, ...). Returns
+        the new θ and writes the new state entries."""
+        raise NotImplementedError
+
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:
+        """One update of every parameter that has a gradient; returns closure() when given
+        (the closure recomputes the loss and calls backward)."""
+        loss = None
+        if closure is not None:
+            with enable_grad():
+                loss = closure()
+        staged = []  # compute every update first, so a refused one leaves everything as it was
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                g = p.grad.data
+                if group.get("maximize"):
+                    g = -g
+                if group.get("weight_decay") and not group.get("decoupled_weight_decay"):
+                    g = g + group["weight_decay"] * p.data
+                new_state = dict(self.state.get(p, {}))
+                new_state["step"] = new_state.get("step", 0) + 1
+                staged.append((p, self.update(p.backend, p.data, g, new_state, group), new_state))
+        for p, new_theta, _ in staged:
+            self._check_finite(p, new_theta)
+        for p, new_theta, new_state in staged:
+            p.data[...] = new_theta
+            self.state[p] = new_state
+        return loss
+
+    def _check_finite(self, p: Tensor, new_theta: Any) -> None:
+        xp = p.backend
+        if bool(xp.isfinite(new_theta).all()):
+            return
+        if bool(xp.isfinite(p.data).all()) and bool(xp.isfinite(p.grad.data).all()):
+            raise FloatingPointError(
+                f"{type(self).__name__}.step: the update of a parameter of shape {p.shape} is not finite although "
+                "the parameter and its gradient are; no parameter or state was changed (lower the learning rate?)"
+            )
+
+    # ---- saving and resuming ----------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """{"state": {index: {name: NumPy array or number}}, "param_groups": [...]}, with
+        parameters numbered in group order, as PyTorch's (ready for nn.save)."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            ids = []
+            for p in group["params"]:
+                index[id(p)] = len(index)
+                ids.append(index[id(p)])
+            groups.append({**{k: v for k, v in group.items() if k != "params"}, "params": ids})
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self.state:
+                    state[index[id(p)]] = {k: p.backend.to_host(v) if isinstance(v, p.backend.array_type) else v
+                                           for k, v in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyper-parameters and state saved by state_dict (arrays go to each
+        parameter's device)."""
+        groups = state_dict["param_groups"]
+        if len(groups) != len(self.param_groups) or any(
+            len(saved["params"]) != len(group["params"]) for saved, group in zip(groups, self.param_groups)
+        ):
+            raise ValueError(f"{type(self).__name__}.load_state_dict: the saved groups do not match this optimizer's")
+        params = [p for group in self.param_groups for p in group["params"]]
+        self.state = {}
+        for key, saved in state_dict["state"].items():
+            p = params[int(key)]
+            self.state[p] = {k: p.backend.asarray(v, copy=True) if hasattr(v, "shape") else v
+                             for k, v in saved.items()}
+        for group, saved in zip(self.param_groups, groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+
+    def __repr__(self) -> str:
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            settings = ", ".join(f"{k}={v}" for k, v in group.items() if k != "params")
+            lines.append(f"  group {i}: {len(group['params'])} tensors, {settings}")
+        return "\n".join(lines + [")"])
