@@ -1,0 +1,98 @@
+"""minimize(fun, x0, method): run any optimizer on a function of one Tensor, SciPy style.
+
+It exists for experiments on landscapes (a ravine, Rosenbrock, a saddle): one call runs
+an optimizer to convergence and returns the whole path for plotting. Divergence is
+reported, never hidden: a non-finite loss, or an update the optimizer refuses, ends the
+run with success=False and a message naming the iteration.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy
+
+from tinygrad_edu import Tensor
+
+from .adadelta import Adadelta
+from .adagrad import Adagrad
+from .adam import Adam, AdamW
+from .adamax import Adamax
+from .nadam import NAdam
+from .radam import RAdam
+from .rmsprop import RMSprop
+from .sgd import SGD
+
+FIRST_ORDER = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta, "adam": Adam,
+               "adamw": AdamW, "adamax": Adamax, "nadam": NAdam, "radam": RAdam}
+
+
+@dataclass
+class OptimizeResult:
+    """What minimize found: the last iterate `x` (a Tensor), `fun` = fun(x), `grad_norm`
+    (the largest absolute entry of the gradient at x), `nit` updates, `nfev` evaluations
+    of fun, `success` and `message`, and `path`, the iterates from x0 on as a NumPy array
+    of shape (nit + 1,) + x0.shape."""
+
+    x: Tensor
+    fun: float
+    grad_norm: float
+    nit: int
+    nfev: int
+    success: bool
+    message: str
+    path: numpy.ndarray = field(repr=False)
+
+
+def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-cg", *,
+             options: dict | None = None, callback: Callable[[numpy.ndarray, OptimizeResult], Any] | None = None
+             ) -> OptimizeResult:
+    """Minimise the scalar function `fun` of one Tensor from `x0` (which is not modified).
+
+    `method` is an optimizer's lower-case name ("sgd", "adam", ...). `options` holds
+    that optimizer's constructor arguments plus `maxiter` (default 10000 for first-order
+    methods) and `gtol` (default 1e-8): the run succeeds when the gradient's largest
+    absolute entry falls below gtol. `callback(x, result_so_far)` is called after each
+    iteration with a NumPy copy of x.
+    """
+    if not isinstance(x0, Tensor):
+        x0 = Tensor(x0)
+    key = method.lower()
+    if key not in FIRST_ORDER:
+        raise ValueError(f"minimize: unknown method {method!r}; available: {', '.join(FIRST_ORDER)}")
+    options = dict(options or {})
+    maxiter = options.pop("maxiter", 10000)
+    gtol = options.pop("gtol", 1e-8)
+    x = Tensor._make(x0.backend.asarray(x0.data, copy=True), x0.backend).requires_grad_()
+    optimizer = FIRST_ORDER[key]([x], **options)
+    path = [x.numpy().copy()]
+    nfev = 0
+
+    def evaluate() -> tuple:
+        nonlocal nfev
+        x.grad = None
+        loss = fun(x)
+        nfev += 1
+        loss.backward()
+        return loss.item(), float(abs(x.grad.numpy()).max())
+
+    def result(nit: int, value: float, grad_norm: float, success: bool, message: str) -> OptimizeResult:
+        return OptimizeResult(x.detach(), value, grad_norm, nit, nfev, success, message, numpy.array(path))
+
+    value, grad_norm = evaluate()
+    for nit in range(maxiter + 1):
+        if not (numpy.isfinite(value) and numpy.isfinite(grad_norm)):
+            return result(nit, value, grad_norm, False, f"diverged: the loss or gradient is not finite after {nit} iterations")
+        if grad_norm < gtol:
+            return result(nit, value, grad_norm, True, f"converged: max |gradient| < gtol={gtol:g} after {nit} iterations")
+        if nit == maxiter:
+            return result(nit, value, grad_norm, False, f"maximum number of iterations reached ({maxiter})")
+        try:
+            optimizer.step()
+        except FloatingPointError as e:
+            return result(nit, value, grad_norm, False, f"diverged at iteration {nit + 1}: {e}")
+        path.append(x.numpy().copy())
+        value, grad_norm = evaluate()
+        if callback is not None:
+            callback(path[-1].copy(), result(nit + 1, value, grad_norm, False, "running"))
+    raise AssertionError("unreachable")
