@@ -28,9 +28,10 @@ def _float_outputs(value: Any) -> list:
     return [y for y in _as_tuple(value) if isinstance(y, Tensor) and y.dtype.kind == "f"]
 
 
-def _float64_copy(x: Any) -> Any:
-    """A float input as a new float64 leaf (the caller's tensor is never perturbed)."""
-    if isinstance(x, Tensor) and x.dtype.kind == "f":
+def _float64(x: Any) -> Any:
+    """A float64 input as it is (perturbed in place and restored, as PyTorch's gradcheck,
+    so a layer's own parameters can be checked); another float input as a float64 copy."""
+    if isinstance(x, Tensor) and x.dtype.kind == "f" and x.dtype != "float64":
         copy = Tensor._make(x.data.astype("float64"), x.backend).requires_grad_(x.requires_grad)
         copy.name = x.name
         return copy
@@ -62,16 +63,21 @@ def _numerical(f: Callable, args: list, inputs: list, n_outputs: int, eps: float
 
     columns: list = []  # columns[i][e] = [d output o / d x_i[e] for each o]
     for x in inputs:
-        flat = x.data.reshape(-1)  # a view: x is our own contiguous copy
+        original = x.data
+        x.data = x.backend.array(original, copy=True)  # contiguous, so that flat is a view
+        flat = x.data.reshape(-1)
         cols = []
-        for e in range(flat.size):
-            original = float(flat[e])
-            flat[e] = original + eps
-            plus = evaluate()
-            flat[e] = original - eps
-            minus = evaluate()
-            flat[e] = original
-            cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
+        try:
+            for e in range(flat.size):
+                value = float(flat[e])
+                flat[e] = value + eps
+                plus = evaluate()
+                flat[e] = value - eps
+                minus = evaluate()
+                flat[e] = value
+                cols.append([(p - m) / (2 * eps) for p, m in zip(plus, minus)])
+        finally:
+            x.data = original  # the caller's array, never written
         columns.append(cols)
     return [[numpy.array([col[o] for col in columns[i]]).T.reshape(-1, x.numel()) for i, x in enumerate(inputs)]
             for o in range(n_outputs)]
@@ -90,13 +96,14 @@ def _fail(message: str, raise_exception: bool) -> bool:
 def gradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
               raise_exception: bool = True) -> bool:
     """Check every derivative of f(*inputs) with respect to the inputs that require grad
-    against central finite differences, in float64.
+    against central finite differences, in float64 (inputs of other float types are
+    checked through float64 copies, passed to f in their place).
 
     An entry passes when |analytic - numerical| <= atol + rtol·|numerical|. Returns True,
     or raises GradcheckError naming the input, the worst element and both values (returns
     False instead when raise_exception=False).
     """
-    args = [_float64_copy(x) for x in _as_tuple(inputs)]
+    args = [_float64(x) for x in _as_tuple(inputs)]
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
@@ -139,7 +146,7 @@ def gradgradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-
     with respect to the inputs is the second derivative of f; the one with respect to u
     checks that backward is linear in the incoming gradient.
     """
-    args = [_float64_copy(x) for x in _as_tuple(inputs)]
+    args = [_float64(x) for x in _as_tuple(inputs)]
     with enable_grad():
         outputs = _float_outputs(f(*args))
     rng = numpy.random.default_rng(0)

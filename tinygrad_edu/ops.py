@@ -548,6 +548,39 @@ class ScatterAdd(Function):
         return (Getitem.apply(grad, index=self.index),)
 
 
+class Windows(Function):
+    """The kh×kw windows of an NCHW image, one every `stride` pixels: a view of shape
+    (N, C, OH, OW, kh, kw), im2col without copying;  the gradient of each window is added
+    back where the window came from (WindowsAdjoint, col2im)."""
+
+    __slots__ = ("kernel", "stride")
+
+    def forward(self, xp, x):
+        (sh, sw) = self.stride
+        return xp.lib.stride_tricks.sliding_window_view(x, self.kernel, axis=(2, 3))[:, :, ::sh, ::sw]
+
+    def backward(self, grad):
+        return (WindowsAdjoint.apply(grad, kernel=self.kernel, stride=self.stride, shape=self.inputs[0].shape),)
+
+
+class WindowsAdjoint(Function):
+    """Windows' gradients summed back into an image of `shape` (col2im; overlapping windows
+    add up);  its gradient is the windows of the incoming gradient."""
+
+    __slots__ = ("kernel", "stride", "shape")
+
+    def forward(self, xp, windows):
+        out = xp.zeros(self.shape, dtype=windows.dtype)
+        (sh, sw), (n_rows, n_cols) = self.stride, windows.shape[2:4]
+        for i in range(self.kernel[0]):  # a loop over the kernel's offsets, not over pixels
+            for j in range(self.kernel[1]):
+                out[:, :, i:i + sh * n_rows:sh, j:j + sw * n_cols:sw] += windows[:, :, :, :, i, j]
+        return out
+
+    def backward(self, grad):
+        return (Windows.apply(grad, kernel=self.kernel, stride=self.stride),)
+
+
 class Cat(Function):
     """Tensors joined along axis;  each input gets its own slice of the gradient."""
 

@@ -1,0 +1,200 @@
+"""nn.functional (also nn.F): layers and losses as plain functions of Tensors.
+
+Every function is built from tinygrad_edu's differentiable ops, so every layer and loss
+has first and second derivatives without a backward of its own. Arguments follow
+PyTorch's, with `axis` where PyTorch says `dim`.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tinygrad_edu import Tensor, arange, where
+from tinygrad_edu.backend import random_array
+from tinygrad_edu.ops import Windows
+
+
+_E_MINUS_100 = math.exp(-100)
+
+
+def _pair(value: Any) -> tuple:
+    return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+# ---- layers ------------------------------------------------------------------------------
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weightᵀ + bias, with weight of shape (out_features, in_features) as PyTorch."""
+    if x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input has {x.shape[-1]} features (shape {x.shape}), "
+                         f"weight expects {weight.shape[1]} (shape {weight.shape})")
+    out = x @ weight.T
+    return out if bias is None else out + bias
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return x.relu()
+
+
+def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
+    """x where x > 0, else negative_slope · x."""
+    return x.leaky_relu(negative_slope)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU in its tanh approximation (PyTorch's approximate="tanh"; its default is the
+    exact erf form, which NumPy cannot compute without SciPy)."""
+    return x.gelu()
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """1 / (1 + exp(−x))."""
+    return x.sigmoid()
+
+
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return x.tanh()
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along axis."""
+    return x.softmax(axis)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x − logsumexp(x) along axis."""
+    return x.log_softmax(axis)
+
+
+def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
+    """In training, zero each element with probability p and scale the rest by 1/(1 − p),
+    so the expected value is unchanged (inverted dropout); outside training, x itself."""
+    if not 0 <= p <= 1:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0:
+        return x
+    if p == 1:
+        return x * 0
+    keep = random_array(x.backend, "uniform", x.shape, x.dtype) >= p
+    return x * (keep.astype(x.dtype) / (1 - p))
+
+
+def _check_image(x: Tensor, op: str) -> None:
+    if x.ndim != 4:
+        raise ValueError(f"{op}: expected an NCHW input of 4 dimensions, got shape {x.shape}")
+
+
+def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 1, padding: Any = 0) -> Tensor:
+    """2-D convolution (cross-correlation, as PyTorch) of an NCHW input with weight of shape
+    (out_channels, in_channels, kh, kw), vectorised as im2col: the windows of the padded
+    input become rows of a matrix, and one matmul applies every filter to every window."""
+    _check_image(x, "conv2d")
+    out_channels, in_channels, kh, kw = weight.shape
+    if x.shape[1] != in_channels:
+        raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}), "
+                         f"weight expects {in_channels} (shape {weight.shape})")
+    ph, pw = _pair(padding)
+    if ph or pw:
+        x = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    windows = Windows.apply(x, kernel=(kh, kw), stride=_pair(stride))  # (N, C, OH, OW, kh, kw)
+    n, _, oh, ow = windows.shape[:4]
+    rows = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, in_channels * kh * kw)
+    out = (rows @ weight.reshape(out_channels, -1).T).reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2)
+    return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
+
+
+def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    """The maximum of each kh×kw window (stride defaults to the kernel size). On ties the
+    gradient is shared evenly (PyTorch gives it all to one element)."""
+    _check_image(x, "max_pool2d")
+    kernel = _pair(kernel_size)
+    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).max(axis=(4, 5))
+
+
+def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
+    """The mean of each kh×kw window (stride defaults to the kernel size)."""
+    _check_image(x, "avg_pool2d")
+    kernel = _pair(kernel_size)
+    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).mean(axis=(4, 5))
+
+
+# ---- losses ------------------------------------------------------------------------------
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "mean":
+        return loss.mean()
+    if reduction == "sum":
+        return loss.sum()
+    if reduction == "none":
+        return loss
+    raise ValueError(f"{reduction} is not a valid value for reduction ('mean', 'sum' or 'none')")
+
+
+def _same_shape(input: Tensor, target: Tensor, op: str) -> None:
+    if input.shape != target.shape:
+        raise ValueError(f"{op}: input shape {input.shape} and target shape {target.shape} differ")
+
+
+def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """(input − target)², reduced."""
+    _same_shape(input, target, "mse_loss")
+    return _reduce((input - target).square(), reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """|input − target|, reduced."""
+    _same_shape(input, target, "l1_loss")
+    return _reduce((input - target).abs(), reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
+    """½d² where |d| < δ, else δ(|d| − ½δ), for d = input − target: quadratic near 0,
+    linear (robust to outliers) far from it."""
+    _same_shape(input, target, "huber_loss")
+    d = input - target
+    return _reduce(where(d.abs().detach() < delta, 0.5 * d.square(), delta * (d.abs() - 0.5 * delta)), reduction)
+
+
+def _class_indices(target: Tensor, n: int, op: str) -> Tensor:
+    if target.dtype.kind not in "iu":
+        raise TypeError(f"{op}: target must hold integer class indices (int64), got {target.dtype}")
+    if target.shape != (n,):
+        raise ValueError(f"{op}: expected a target of shape ({n},), got {target.shape}")
+    return target
+
+
+def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """−log_probs[i, target[i]]: the negative log-likelihood of the true classes, for
+    log-probabilities of shape (N, C) and int64 labels of shape (N,)."""
+    if log_probs.ndim != 2:
+        raise ValueError(f"nll_loss: expected (N, C) log-probabilities, got shape {log_probs.shape}")
+    n = log_probs.shape[0]
+    target = _class_indices(target, n, "nll_loss")
+    return _reduce(-log_probs[arange(n, device=log_probs.device), target], reduction)
+
+
+def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Softmax cross-entropy of (N, C) logits against int64 labels (N,), computed as
+    nll_loss(log_softmax(logits)) so that large logits cannot overflow."""
+    return nll_loss(logits.log_softmax(axis=1), target, reduction)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """−(y log p + (1 − y) log(1 − p)) for probabilities p; each log is at least −100, as
+    PyTorch's, so p = 0 or 1 gives a large finite loss instead of inf. (The argument is
+    clipped at e^−100 before the log, not the log after it: that way the gradient at p = 0
+    is 0 rather than 0/0.)"""
+    _same_shape(input, target, "binary_cross_entropy")
+    log_p, log_not_p = input.clip(min=_E_MINUS_100).log(), (1 - input).clip(min=_E_MINUS_100).log()
+    return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
+    """Binary cross-entropy of sigmoid(x), in the stable form max(x, 0) − x·y + log(1 + e^−|x|)
+    (no exp of a large positive number, no log of 0)."""
+    _same_shape(input, target, "binary_cross_entropy_with_logits")
+    return _reduce(input.relu() - input * target + (1 + (-input.abs()).exp()).log(), reduction)

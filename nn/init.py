@@ -1,0 +1,92 @@
+"""Initialisers: fill a Parameter in place from a distribution (PyTorch's formulas).
+
+All draw from tinygrad_edu's seeded generator (manual_seed), on the parameter's device.
+fan_in and fan_out of a weight of shape (out, in, *kernel) are in·k and out·k, where k
+is the number of kernel elements (1 for a Linear layer).
+"""
+from __future__ import annotations
+
+import math
+
+from tinygrad_edu import Tensor
+from tinygrad_edu.backend import random_array
+
+
+def _fill(t: Tensor, kind: str, scale: float, shift: float = 0.0) -> Tensor:
+    """t ← shift + scale · (a draw of kind "normal" or "uniform"); returns t."""
+    t.data[...] = random_array(t.backend, kind, t.shape, t.dtype) * scale + shift
+    return t
+
+
+def _fans(t: Tensor) -> tuple:
+    if t.ndim < 2:
+        raise ValueError(f"fan in and fan out need a tensor of at least 2 dimensions, got shape {t.shape}")
+    receptive = math.prod(t.shape[2:])
+    return t.shape[1] * receptive, t.shape[0] * receptive
+
+
+def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
+    """The gain that keeps activations' variance steady through a nonlinearity (PyTorch's table)."""
+    if nonlinearity in ("linear", "conv2d", "sigmoid", "identity"):
+        return 1.0
+    if nonlinearity == "tanh":
+        return 5.0 / 3
+    if nonlinearity == "relu":
+        return math.sqrt(2.0)
+    if nonlinearity == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return math.sqrt(2.0 / (1 + slope ** 2))
+    raise ValueError(f"unsupported nonlinearity {nonlinearity}")
+
+
+def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+    """U(a, b)."""
+    return _fill(t, "uniform", b - a, a)
+
+
+def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+    """N(mean, std²)."""
+    return _fill(t, "normal", std, mean)
+
+
+def zeros_(t: Tensor) -> Tensor:
+    """All zeros."""
+    t.data[...] = 0
+    return t
+
+
+def ones_(t: Tensor) -> Tensor:
+    """All ones."""
+    t.data[...] = 1
+    return t
+
+
+def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
+    """U(−a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
+    fan_in, fan_out = _fans(t)
+    a = gain * math.sqrt(6.0 / (fan_in + fan_out))
+    return uniform_(t, -a, a)
+
+
+def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
+    """N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
+    fan_in, fan_out = _fans(t)
+    return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
+
+
+def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str) -> float:
+    if mode not in ("fan_in", "fan_out"):
+        raise ValueError(f"mode {mode} not supported, please use fan_in or fan_out")
+    fan_in, fan_out = _fans(t)
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+
+
+def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    """U(−b, b) with b = √3 · gain / √fan (He et al., 2015)."""
+    bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity)
+    return uniform_(t, -bound, bound)
+
+
+def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
+    """N(0, std²) with std = gain / √fan (He et al., 2015)."""
+    return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity))

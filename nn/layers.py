@@ -1,0 +1,279 @@
+"""Layers: Modules around the functions of nn.functional, holding their Parameters.
+
+Constructor arguments, weight layouts and default initialisation follow PyTorch.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from tinygrad_edu import Tensor, get_default_dtype, no_grad, ones, zeros
+
+from . import functional as F
+from . import init
+from .module import Module, Parameter
+
+
+def _empty_parameter(*shape: int) -> Parameter:
+    return Parameter(zeros(*shape, dtype=get_default_dtype()))
+
+
+def _default_init(weight: Parameter, bias: Parameter | None) -> None:
+    """PyTorch's default for Linear and Conv2d: kaiming_uniform_(a=√5), i.e. weights and
+    bias uniform in ±1/√fan_in."""
+    init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        bound = 1 / math.sqrt(init._fans(weight)[0])
+        init.uniform_(bias, -bound, bound)
+
+
+class Linear(Module):
+    """y = x Wᵀ + b, with W of shape (out_features, in_features)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True):
+        super().__init__()
+        self.in_features, self.out_features = in_features, out_features
+        self.weight = _empty_parameter(out_features, in_features)
+        self.bias = _empty_parameter(out_features) if bias else None
+        _default_init(self.weight, self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
+
+
+class Conv2d(Module):
+    """2-D convolution of NCHW images; weight of shape (out_channels, in_channels, kh, kw)."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
+                 bias: bool = True):
+        super().__init__()
+        kh, kw = F._pair(kernel_size)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride), F._pair(padding)
+        self.weight = _empty_parameter(out_channels, in_channels, kh, kw)
+        self.bias = _empty_parameter(out_channels) if bias else None
+        _default_init(self.weight, self.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
+
+    def extra_repr(self) -> str:
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}")
+
+
+class _Pool2d(Module):
+    """A pooling layer: `pool` applied to each kernel_size window (stride defaults to it)."""
+
+    pool: Any
+
+    def __init__(self, kernel_size: Any, stride: Any = None):
+        super().__init__()
+        self.kernel_size, self.stride = kernel_size, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        return type(self).pool(x, self.kernel_size, self.stride)
+
+    def extra_repr(self) -> str:
+        return f"kernel_size={self.kernel_size}, stride={self.stride or self.kernel_size}"
+
+
+class MaxPool2d(_Pool2d):
+    """The maximum of each window."""
+
+    pool = staticmethod(F.max_pool2d)
+
+
+class AvgPool2d(_Pool2d):
+    """The mean of each window."""
+
+    pool = staticmethod(F.avg_pool2d)
+
+
+class Flatten(Module):
+    """All axes from start_dim on (default 1: all but the batch axis) merged into one."""
+
+    def __init__(self, start_dim: int = 1):
+        super().__init__()
+        self.start_dim = start_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.flatten(self.start_dim)
+
+
+class Identity(Module):
+    """Returns its input."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class ReLU(Module):
+    """max(x, 0)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.relu()
+
+
+class LeakyReLU(Module):
+    """x where x > 0, else negative_slope · x."""
+
+    def __init__(self, negative_slope: float = 0.01):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.leaky_relu(self.negative_slope)
+
+
+class Tanh(Module):
+    """Hyperbolic tangent."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.tanh()
+
+
+class Sigmoid(Module):
+    """1 / (1 + exp(−x))."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.sigmoid()
+
+
+class GELU(Module):
+    """GELU, tanh approximation (see nn.functional.gelu)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.gelu()
+
+
+class Softmax(Module):
+    """exp(x) / Σ exp(x) along axis."""
+
+    def __init__(self, axis: int = -1):
+        super().__init__()
+        self.axis = axis
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x.softmax(self.axis)
+
+
+class Dropout(Module):
+    """Inverted dropout in training mode (see nn.functional.dropout); identity in eval mode."""
+
+    def __init__(self, p: float = 0.5):
+        super().__init__()
+        if not 0 <= p <= 1:
+            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.dropout(x, self.p, self.training)
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation over axis 0 (and 2, for (N, C, L) inputs) (Ioffe and Szegedy, 2015):
+
+        y = (x − mean) / √(var + ε) · weight + bias
+
+    In training, mean and (biased) var are the batch's, and the running statistics move
+    towards them: running ← (1 − momentum) · running + momentum · batch statistic (the
+    running variance uses the unbiased batch variance, as PyTorch). In eval mode the
+    running statistics are used.
+    """
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.weight = Parameter(ones(num_features, dtype=get_default_dtype()))
+        self.bias = Parameter(zeros(num_features, dtype=get_default_dtype()))
+        self.register_buffer("running_mean", zeros(num_features, dtype=get_default_dtype()))
+        self.register_buffer("running_var", ones(num_features, dtype=get_default_dtype()))
+        self.register_buffer("num_batches_tracked", zeros((), dtype="int64"))
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm1d: expected (N, {self.num_features}) or (N, {self.num_features}, L), "
+                             f"got shape {x.shape}")
+        axes = (0,) if x.ndim == 2 else (0, 2)
+        shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
+        if self.training:
+            mean, var = x.mean(axes), x.var(axes)
+            with no_grad():
+                n = x.numel() // self.num_features
+                unbiased = var.detach() * (n / max(n - 1, 1))
+                self.running_mean.data = ((1 - self.momentum) * self.running_mean + self.momentum * mean.detach()).data
+                self.running_var.data = ((1 - self.momentum) * self.running_var + self.momentum * unbiased).data
+                self.num_batches_tracked.data += 1
+        else:
+            mean, var = self.running_mean, self.running_var
+        x_hat = (x - mean.reshape(shape)) / (var.reshape(shape) + self.eps).sqrt()
+        return x_hat * self.weight.reshape(shape) + self.bias.reshape(shape)
+
+    def extra_repr(self) -> str:
+        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+
+
+class LayerNorm(Module):
+    """Normalisation over the last axes (normalized_shape) of each sample (Ba et al., 2016):
+    y = (x − mean) / √(var + ε) · weight + bias, with the sample's mean and biased var."""
+
+    def __init__(self, normalized_shape: Any, eps: float = 1e-5):
+        super().__init__()
+        self.normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+        self.eps = eps
+        self.weight = Parameter(ones(self.normalized_shape, dtype=get_default_dtype()))
+        self.bias = Parameter(zeros(self.normalized_shape, dtype=get_default_dtype()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        k = len(self.normalized_shape)
+        if x.shape[-k:] != self.normalized_shape:
+            raise ValueError(f"LayerNorm: expected input ending in {self.normalized_shape}, got shape {x.shape}")
+        axes = tuple(range(x.ndim - k, x.ndim))
+        mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
+        return (x - mean) / (var + self.eps).sqrt() * self.weight + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{self.normalized_shape}, eps={self.eps}"
+
+
+class Embedding(Module):
+    """A lookup table: row i of weight (num_embeddings, embedding_dim) for index i; weights
+    start N(0, 1), as PyTorch."""
+
+    def __init__(self, num_embeddings: int, embedding_dim: int):
+        super().__init__()
+        self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
+        self.weight = init.normal_(_empty_parameter(num_embeddings, embedding_dim))
+
+    def forward(self, indices: Tensor) -> Tensor:
+        return self.weight[indices]
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}"
+
+
+class Sequential(Module):
+    """Modules applied in order; the i-th is attribute "i" (names "0.weight", ...)."""
+
+    def __init__(self, *modules: Module):
+        super().__init__()
+        for i, module in enumerate(modules):
+            setattr(self, str(i), module)
+
+    def forward(self, x: Any) -> Any:
+        for module in self.children():
+            x = module(x)
+        return x
+
+    def __getitem__(self, i: int) -> Module:
+        return self.children()[i]
+
+    def __len__(self) -> int:
+        return len(self.children())
+
+    def __iter__(self) -> Any:
+        return iter(self.children())

@@ -1,0 +1,172 @@
+"""Module and Parameter: how layers hold their weights and find each other.
+
+A Module's parameters are found by looking at its attributes, in the order they were
+first assigned: a Parameter is a parameter, a Module is searched in turn, and lists,
+tuples and dicts are searched item by item (named by index or key). So
+`self.layers = [Linear(2, 3), Linear(3, 1)]` registers "layers.0.weight", ..., with no
+registration call. Buffers (a tensor that belongs in the state dict but is not trained,
+like BatchNorm's running mean) are declared with `register_buffer`.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import numpy
+
+from tinygrad_edu import Tensor
+
+
+class Parameter(Tensor):
+    """A leaf Tensor that requires grad: a weight that Module.parameters() finds."""
+
+    __slots__ = ()
+
+    def __init__(self, data: Any):
+        super().__init__(data, requires_grad=True)
+
+    def __repr__(self) -> str:
+        return "Parameter containing:\n" + super().__repr__()
+
+
+def _members(value: Any, prefix: str) -> Iterator[tuple]:
+    """(name, Parameter or Module) pairs inside an attribute value: itself, or the items of
+    a list, tuple or dict."""
+    if isinstance(value, (Parameter, Module)):
+        yield prefix, value
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            yield from _members(item, f"{prefix}.{i}")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _members(item, f"{prefix}.{key}")
+
+
+class Module:
+    """Base class of layers and models: subclasses set attributes in __init__ and define
+    forward; calling the module calls forward."""
+
+    training: bool = True
+
+    def __init__(self) -> None:
+        self._buffers: list = []
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} defines no forward")
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.forward(*args, **kwargs)
+
+    def register_buffer(self, name: str, tensor: Tensor) -> None:
+        """Keep `tensor` as attribute `name`, saved in the state dict but not trained."""
+        setattr(self, name, tensor)
+        if name not in self.__dict__.setdefault("_buffers", []):
+            self._buffers.append(name)
+
+    # ---- walking the tree ------------------------------------------------------------
+
+    def _named_members(self) -> Iterator[tuple]:
+        for name, value in vars(self).items():
+            if not name.startswith("_"):
+                yield from _members(value, name)
+
+    def named_children(self) -> list:
+        """(name, module) for the modules directly inside this one."""
+        return [(name, m) for name, m in self._named_members() if isinstance(m, Module)]
+
+    def children(self) -> list:
+        """The modules directly inside this one."""
+        return [m for _, m in self.named_children()]
+
+    def named_modules(self, prefix: str = "") -> list:
+        """(name, module) for this module and every module inside it, depth first."""
+        found = [(prefix, self)]
+        for name, child in self.named_children():
+            found += child.named_modules(f"{prefix}.{name}" if prefix else name)
+        return found
+
+    def modules(self) -> list:
+        """This module and every module inside it."""
+        return [m for _, m in self.named_modules()]
+
+    def named_parameters(self) -> list:
+        """(dotted name, parameter) in registration order, each parameter once."""
+        found, seen = [], set()
+        for prefix, module in self.named_modules():
+            for name, value in module._named_members():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    found.append((f"{prefix}.{name}" if prefix else name, value))
+        return found
+
+    def parameters(self) -> list:
+        """Every parameter, in registration order, each once (shared ones too)."""
+        return [p for _, p in self.named_parameters()]
+
+    def named_buffers(self) -> list:
+        """(dotted name, buffer) for every registered buffer."""
+        return [(f"{prefix}.{name}" if prefix else name, getattr(module, name))
+                for prefix, module in self.named_modules() for name in module.__dict__.get("_buffers", [])]
+
+    # ---- modes and devices ---------------------------------------------------------------
+
+    def zero_grad(self) -> None:
+        """Forget every parameter's gradient."""
+        for p in self.parameters():
+            p.grad = None
+
+    def train(self, mode: bool = True) -> "Module":
+        """Training mode (Dropout drops, BatchNorm uses batch statistics) for this module and
+        all inside it; returns self."""
+        for m in self.modules():
+            m.training = mode
+        return self
+
+    def eval(self) -> "Module":
+        """Evaluation mode: train(False)."""
+        return self.train(False)
+
+    def to(self, device: str) -> "Module":
+        """Move every parameter and buffer to `device` in place (optimizers keep working on
+        the same Parameter objects); returns self."""
+        for _, t in self.named_parameters() + self.named_buffers():
+            moved = t.detach().to(device)
+            t.data, t.backend = moved.data, moved.backend
+            t.grad = None
+        return self
+
+    # ---- state -----------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """name -> NumPy array (a copy) for every parameter and buffer."""
+        return {name: t.numpy().copy() for name, t in self.named_parameters() + self.named_buffers()}
+
+    def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple:
+        """Copy arrays from `state_dict` into the parameters and buffers of the same names.
+
+        With strict=True a missing or unexpected name raises RuntimeError; a shape
+        mismatch always does. Returns (missing_keys, unexpected_keys).
+        """
+        own = dict(self.named_parameters() + self.named_buffers())
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        if strict and (missing or unexpected):
+            raise RuntimeError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
+        for name, t in own.items():
+            if name not in state_dict:
+                continue
+            value = numpy.asarray(state_dict[name])
+            if value.shape != t.shape:
+                raise RuntimeError(f"load_state_dict: {name} has shape {t.shape}, the saved one {value.shape}")
+            t.data = t.backend.asarray(value, dtype=t.dtype, copy=True)
+        return missing, unexpected
+
+    def extra_repr(self) -> str:
+        """The arguments shown in repr, e.g. "in_features=2, out_features=3"."""
+        return ""
+
+    def __repr__(self) -> str:
+        children = self.named_children()
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"  ({name}): " + repr(child).replace("\n", "\n  ") for name, child in children]
+        return f"{type(self).__name__}(\n" + "\n".join(lines) + "\n)"

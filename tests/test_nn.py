@@ -1,0 +1,274 @@
+"""nn: every layer and loss under gradcheck and gradgradcheck (float64, small sizes, train
+and eval where they differ), module registration and naming, state dicts, BatchNorm's
+running statistics, Dropout's scaling, initialiser statistics, gradient clipping."""
+import math
+
+import numpy as np
+import pytest
+
+import nn
+import optim
+import tinygrad_edu as tg
+
+
+@pytest.fixture(autouse=True)
+def float64_layers():
+    """Layers are made in float64 here, as gradcheck wants; the default is restored after."""
+    tg.set_default_dtype("float64")
+    tg.manual_seed(0)
+    yield
+    tg.set_default_dtype("float32")
+
+
+def rand(*shape, device, low=None):
+    rng = np.random.default_rng(sum(shape))
+    a = rng.standard_normal(shape) if low is None else rng.uniform(low, 1 - low, shape)
+    return tg.tensor(a, device=device, requires_grad=True)
+
+
+def on(module, device, training=True):
+    return module.to(device).train(training)
+
+
+LAYERS = [
+    ("Linear", lambda: nn.Linear(4, 3), (2, 4)),
+    ("Linear no bias", lambda: nn.Linear(4, 3, bias=False), (4,)),
+    ("Conv2d", lambda: nn.Conv2d(2, 3, 3), (2, 2, 5, 5)),
+    ("Conv2d stride padding", lambda: nn.Conv2d(1, 2, (3, 2), stride=(2, 1), padding=1), (1, 1, 5, 4)),
+    ("MaxPool2d", lambda: nn.MaxPool2d(2), (1, 2, 4, 6)),
+    ("MaxPool2d overlapping", lambda: nn.MaxPool2d(3, stride=1), (1, 1, 4, 4)),
+    ("AvgPool2d", lambda: nn.AvgPool2d((2, 3)), (2, 1, 4, 6)),
+    ("Flatten", lambda: nn.Flatten(), (2, 3, 2)),
+    ("ReLU", lambda: nn.ReLU(), (3, 4)),
+    ("LeakyReLU", lambda: nn.LeakyReLU(0.2), (3, 4)),
+    ("Tanh", lambda: nn.Tanh(), (3, 4)),
+    ("Sigmoid", lambda: nn.Sigmoid(), (3, 4)),
+    ("GELU", lambda: nn.GELU(), (3, 4)),
+    ("Softmax", lambda: nn.Softmax(axis=0), (3, 4)),
+    ("Identity", lambda: nn.Identity(), (3, 4)),
+    ("BatchNorm1d (N, C)", lambda: nn.BatchNorm1d(3), (5, 3)),
+    ("BatchNorm1d (N, C, L)", lambda: nn.BatchNorm1d(2), (3, 2, 4)),
+    ("LayerNorm", lambda: nn.LayerNorm(4), (3, 4)),
+    ("LayerNorm 2 axes", lambda: nn.LayerNorm((2, 3)), (2, 2, 3)),
+    ("Sequential MLP", lambda: nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)), (2, 3)),
+    ("Sequential CNN", lambda: nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.Tanh(), nn.AvgPool2d(2),
+                                             nn.Flatten(), nn.Linear(8, 3)), (2, 1, 4, 4)),
+]
+KINKED = {"ReLU", "LeakyReLU", "MaxPool2d", "MaxPool2d overlapping"}  # no second derivative at kinks/ties
+
+
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("name, make, shape", LAYERS, ids=[c[0] for c in LAYERS])
+def test_layer_gradcheck(name, make, shape, training, device):
+    layer = on(make(), device, training)
+    x = rand(*shape, device=device)
+    f = lambda x, *params: layer(x)  # noqa: E731  (gradcheck perturbs the layer's own float64 parameters)
+    assert tg.gradcheck(f, [x, *layer.parameters()])
+    if name not in KINKED:
+        assert tg.gradgradcheck(f, [x, *layer.parameters()])
+
+
+LOSSES = [
+    ("MSELoss", nn.MSELoss, "any", "any"), ("L1Loss", nn.L1Loss, "any", "any"),
+    ("HuberLoss", lambda reduction: nn.HuberLoss(reduction, delta=0.8), "any", "any"),
+    ("CrossEntropyLoss", nn.CrossEntropyLoss, "any", "labels"), ("NLLLoss", nn.NLLLoss, "any", "labels"),
+    ("BCELoss", nn.BCELoss, "prob", "prob"), ("BCEWithLogitsLoss", nn.BCEWithLogitsLoss, "any", "prob"),
+]
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name, make, input_kind, target_kind", LOSSES, ids=[c[0] for c in LOSSES])
+def test_loss_gradcheck(name, make, input_kind, target_kind, reduction, device):
+    loss = make(reduction=reduction)
+    x = rand(4, 3, device=device, low=0.05 if input_kind == "prob" else None)
+    if target_kind == "labels":
+        target = tg.tensor([0, 2, 1, 2], device=device)
+        inputs = [x]
+        f = lambda x: loss(x, target)  # noqa: E731
+    else:
+        target = rand(4, 3, device=device, low=0.05 if target_kind == "prob" else None)
+        inputs = [x, target]
+        f = lambda x, t: loss(x, t)  # noqa: E731
+    if name in ("L1Loss", "HuberLoss"):  # keep away from the kinks at |x − target| = 0 and δ
+        x.data[...] = target.data + np.sign(x.numpy()) * (0.3 + np.abs(x.numpy()))
+    assert tg.gradcheck(f, inputs)
+    if name != "L1Loss":
+        assert tg.gradgradcheck(f, inputs)
+
+
+def test_loss_values():
+    x = tg.tensor([[2.0, 0.0, -1.0]])
+    ce = nn.CrossEntropyLoss()(x, tg.tensor([0]))
+    assert ce.item() == pytest.approx(-2.0 + math.log(math.exp(2) + 1 + math.exp(-1)))
+    assert nn.HuberLoss(delta=1.0)(tg.tensor([3.0, 0.5]), tg.tensor([0.0, 0.0]), ).item() == pytest.approx((2.5 + 0.125) / 2)
+    bce = nn.BCELoss(reduction="none")(tg.tensor([0.0, 1.0, 0.5]), tg.tensor([1.0, 1.0, 0.0]))
+    np.testing.assert_allclose(bce.numpy(), [100.0, 0.0, math.log(2)])
+    logits = tg.tensor([-1000.0, 1000.0, 0.0])
+    stable = nn.BCEWithLogitsLoss(reduction="none")(logits, tg.tensor([1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(stable.numpy(), [1000.0, 1000.0, math.log(2)])
+    with pytest.raises(TypeError, match="int64"):
+        nn.CrossEntropyLoss()(x, tg.tensor([0.0]))
+    with pytest.raises(ValueError, match="reduction"):
+        nn.MSELoss(reduction="avg")
+
+
+def test_registration_naming_and_sharing():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(2, 3)
+            self.blocks = [nn.Linear(3, 3), nn.Sequential(nn.Tanh(), nn.Linear(3, 3))]
+            self.heads = {"a": nn.Linear(3, 1), "b": nn.Linear(3, 2)}
+            self.tied = self.fc1  # the same module twice: its parameters count once
+            self.scale = nn.Parameter(tg.ones(1))
+            self.not_a_parameter = tg.ones(1)
+
+    net = Net()
+    names = [n for n, _ in net.named_parameters()]
+    # a module's own parameters first, then its children's, depth first (PyTorch's order)
+    assert names == ["scale", "fc1.weight", "fc1.bias", "blocks.0.weight", "blocks.0.bias", "blocks.1.1.weight",
+                     "blocks.1.1.bias", "heads.a.weight", "heads.a.bias", "heads.b.weight", "heads.b.bias"]
+    assert len(net.parameters()) == len(names) == len({id(p) for p in net.parameters()})
+    assert [type(m).__name__ for m in net.children()] == ["Linear", "Linear", "Sequential", "Linear", "Linear",
+                                                         "Linear"]
+    assert len(net.modules()) == 9
+    assert all(p.requires_grad and p.is_leaf for p in net.parameters())
+    assert net.fc1.weight.shape == (3, 2)  # (out, in) as PyTorch
+
+
+def test_train_eval_and_zero_grad():
+    net = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
+    assert net.training and net[1].training
+    assert net.eval() is net and not net[1].training
+    net.train()
+    net(tg.ones(3, 2)).sum().backward()
+    assert net[0].weight.grad is not None
+    net.zero_grad()
+    assert all(p.grad is None for p in net.parameters())
+
+
+def test_state_dict_round_trip_and_strictness():
+    a = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    a(tg.randn(4, 2))  # move the running statistics
+    sd = a.state_dict()
+    assert list(sd) == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var",
+                        "1.num_batches_tracked"]
+    assert all(isinstance(v, np.ndarray) for v in sd.values()) and sd["1.num_batches_tracked"] == 1
+    b = nn.Sequential(nn.Linear(2, 3), nn.BatchNorm1d(3))
+    b.load_state_dict(sd)
+    for (name, x), (_, y) in zip(a.state_dict().items(), b.state_dict().items()):
+        np.testing.assert_array_equal(x, y, err_msg=name)
+    sd["0.weight"][...] = 7  # the state dict is a copy
+    assert not (a[0].weight.numpy() == 7).any()
+    with pytest.raises(RuntimeError, match="missing keys.*1.bias"):
+        b.load_state_dict({k: v for k, v in sd.items() if k != "1.bias"})
+    assert b.load_state_dict({"0.bias": np.zeros(3), "extra": np.ones(1)}, strict=False) == (
+        [k for k in sd if k != "0.bias"], ["extra"])
+    with pytest.raises(RuntimeError, match="shape"):
+        b.load_state_dict({**sd, "0.weight": np.zeros((2, 2))})
+
+
+def test_batchnorm_running_statistics():
+    bn = nn.BatchNorm1d(2, momentum=0.1)
+    x = np.array([[1.0, 10.0], [3.0, 20.0], [5.0, 60.0]])
+    y = bn(tg.tensor(x))
+    np.testing.assert_allclose(y.numpy().mean(0), 0, atol=1e-12)
+    np.testing.assert_allclose(bn.running_mean.numpy(), 0.1 * x.mean(0))
+    np.testing.assert_allclose(bn.running_var.numpy(), 0.9 + 0.1 * x.var(0, ddof=1))
+    bn.eval()
+    expected = (x - bn.running_mean.numpy()) / np.sqrt(bn.running_var.numpy() + 1e-5)
+    np.testing.assert_allclose(bn(tg.tensor(x)).numpy(), expected)
+    assert bn.num_batches_tracked.item() == 1  # eval mode does not count
+
+
+def test_dropout_scaling():
+    x = tg.ones(200, 100)
+    drop = nn.Dropout(0.3)
+    y = drop(x).numpy()
+    assert set(np.unique(y)) <= {0.0, 1 / 0.7}
+    assert abs((y == 0).mean() - 0.3) < 0.01
+    assert abs(y.mean() - 1.0) < 0.02  # inverted dropout keeps the expectation
+    drop.eval()
+    np.testing.assert_array_equal(drop(x).numpy(), x.numpy())
+    np.testing.assert_array_equal(nn.F.dropout(x, 1.0).numpy(), 0)
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        nn.Dropout(1.5)
+
+
+def test_init_statistics():
+    w = nn.Parameter(tg.zeros(400, 300))
+    nn.init.kaiming_normal_(w, nonlinearity="relu")
+    assert w.numpy().std() == pytest.approx(math.sqrt(2 / 300), rel=0.02)
+    nn.init.kaiming_uniform_(w, a=math.sqrt(5))
+    assert np.abs(w.numpy()).max() <= 1 / math.sqrt(300) and w.numpy().std() == pytest.approx(
+        1 / math.sqrt(300) / math.sqrt(3), rel=0.02)
+    nn.init.xavier_uniform_(w, gain=2.0)
+    bound = 2.0 * math.sqrt(6 / 700)
+    assert np.abs(w.numpy()).max() <= bound and w.numpy().std() == pytest.approx(bound / math.sqrt(3), rel=0.02)
+    nn.init.xavier_normal_(w)
+    assert w.numpy().std() == pytest.approx(math.sqrt(2 / 700), rel=0.02)
+    nn.init.normal_(w, 3.0, 0.5)
+    assert w.numpy().mean() == pytest.approx(3.0, abs=0.01) and w.numpy().std() == pytest.approx(0.5, rel=0.02)
+    nn.init.uniform_(w, -2, 1)
+    assert -2 <= w.numpy().min() and w.numpy().max() < 1
+    np.testing.assert_array_equal(nn.init.zeros_(w).numpy(), 0)
+    np.testing.assert_array_equal(nn.init.ones_(w).numpy(), 1)
+    conv = nn.Conv2d(3, 8, 5)  # default: ±1/√fan_in with fan_in = 3·5·5
+    assert np.abs(conv.weight.numpy()).max() <= 1 / math.sqrt(75) and np.abs(conv.bias.numpy()).max() <= 1 / math.sqrt(75)
+    tg.manual_seed(1)
+    first = nn.Linear(3, 2).weight.numpy()
+    tg.manual_seed(1)
+    np.testing.assert_array_equal(nn.Linear(3, 2).weight.numpy(), first)
+
+
+def test_clip_grad_norm_and_value():
+    a, b = nn.Parameter(tg.tensor([3.0, 0.0])), nn.Parameter(tg.tensor([[4.0]]))
+    a.grad, b.grad = tg.tensor([3.0, 0.0]), tg.tensor([[4.0]])
+    total = nn.utils.clip_grad_norm_([a, b], max_norm=1.0)
+    assert total.item() == pytest.approx(5.0)
+    np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), [[0.8]], rtol=1e-5)
+    assert nn.utils.clip_grad_norm_([a, b], max_norm=10.0).item() == pytest.approx(1.0, rel=1e-5)
+    np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)  # below max_norm: unchanged
+    b.grad = tg.tensor([[-7.0]])
+    nn.utils.clip_grad_value_([a, b], 0.5)
+    np.testing.assert_allclose(a.grad.numpy(), [0.5, 0.0])
+    np.testing.assert_allclose(b.grad.numpy(), [[-0.5]])
+
+
+def test_embedding_gathers_and_scatters_gradients(device):
+    emb = nn.Embedding(5, 3).to(device)
+    idx = tg.tensor([[0, 4], [4, 4]], device=device)
+    out = emb(idx)
+    assert out.shape == (2, 2, 3)
+    np.testing.assert_array_equal(out.numpy()[1, 0], emb.weight.numpy()[4])
+    out.sum().backward()
+    np.testing.assert_array_equal(emb.weight.grad.numpy()[:, 0], [1, 0, 0, 0, 3])
+
+
+def test_layer_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"linear: input has 3 features.*weight expects 2"):
+        nn.Linear(2, 4)(tg.ones(5, 3))
+    with pytest.raises(ValueError, match=r"conv2d: input has 3 channels.*expects 1"):
+        nn.Conv2d(1, 2, 3)(tg.ones(1, 3, 5, 5))
+    with pytest.raises(ValueError, match="NCHW"):
+        nn.MaxPool2d(2)(tg.ones(4, 4))
+    with pytest.raises(ValueError, match="BatchNorm1d"):
+        nn.BatchNorm1d(3)(tg.ones(2, 4))
+
+
+def test_a_small_mlp_learns_xor(device):
+    """The pieces together: module, loss, optimizer."""
+    tg.set_default_dtype("float32")
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(2, 8), nn.Tanh(), nn.Linear(8, 1)).to(device)
+    x = tg.tensor([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]], device=device)
+    y = tg.tensor([[0.0], [1.0], [1.0], [0.0]], device=device)
+    opt = optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(300):
+        opt.zero_grad()
+        loss = nn.BCEWithLogitsLoss()(model(x), y)
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.05
+    assert model[0].weight.dtype == np.float32 and model[0].weight.device == device
