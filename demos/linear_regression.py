@@ -1,31 +1,67 @@
-"""Seed 003's first example: fit y = 2x by gradient descent, the update written out by hand.
+"""Seed 003's example, line for line: fit y = 2x with SGD, then with Adagrad.
 
-The model is y = w·x + b with the mean squared error as loss L. Each step computes L,
-lets backward() fill w.grad = ∂L/∂w and b.grad = ∂L/∂b, and moves the parameters
-against the gradient: θ ← θ − η ∇L(θ) (seed 003, section 2.2). With the whole data set
-in every step this is batch gradient descent; feeding one sample or a mini-batch instead
-gives SGD and mini-batch SGD with the same update.
+The note (chapter 2, sections 2.4) writes this in PyTorch; here only the imports differ:
+`torch.nn` is `nn`, `torch.optim` is `optim`, `torch.tensor` is `tensor`. Each epoch is
+one step of plain gradient descent, θ ← θ − η ∇L(θ), because every step sees the whole
+data set; feeding one sample or a mini-batch instead (tinygrad_edu.data.DataLoader with
+batch_size=1 or 16) would make it SGD or mini-batch SGD with the same optimizer.
 
 Run: python demos/linear_regression.py
 """
-from tinygrad_edu import manual_seed, randn, tensor
+import nn
+import optim
+from tinygrad_edu import manual_seed, tensor
 
 x_train = tensor([[1.0], [2.0], [3.0], [4.0], [5.0]])
 y_train = tensor([[2.0], [4.0], [6.0], [8.0], [10.0]])
 
-manual_seed(0)
-w = randn(1, 1, requires_grad=True)
-b = randn(1, requires_grad=True)
-learning_rate, num_epochs = 0.01, 1000
 
-for epoch in range(num_epochs):
-    y_pred = x_train @ w + b
-    loss = ((y_pred - y_train) ** 2).mean()
-    loss.backward()
-    for p in (w, b):
-        p.data -= learning_rate * p.grad.data  # θ ← θ − η ∇L, on the raw arrays, outside the graph
-        p.grad = None  # gradients accumulate: clear them before the next backward
-    if (epoch + 1) % 100 == 0:
-        print(f"Epoch [{epoch + 1}/{num_epochs}], Loss: {loss.item():.6f}")
+class LinearRegression(nn.Module):
+    def __init__(self, input_dim, output_dim):
+        super(LinearRegression, self).__init__()
+        self.linear = nn.Linear(input_dim, output_dim)
 
-print(f"learned y = {w.item():.4f}·x + {b.item():.4f}   (the data follow y = 2x)")
+    def forward(self, x):
+        out = self.linear(x)
+        return out
+
+
+def train(model, criterion, optimizer, num_epochs=1000):
+    for epoch in range(num_epochs):
+        # Forward pass
+        y_pred = model(x_train)
+        loss = criterion(y_pred, y_train)
+
+        # Backward pass
+        optimizer.zero_grad()
+        loss.backward()
+
+        # Update parameters
+        optimizer.step()
+
+        # Print progress
+        if (epoch + 1) % 100 == 0:
+            print("Epoch [{}/{}], Loss: {:.4f}".format(epoch + 1, num_epochs, loss.item()))
+    return loss.item()
+
+
+def main():
+    results = {}
+    for name, make_optimizer in [
+        ("SGD, lr=0.01", lambda params: optim.SGD(params, lr=0.01)),
+        ("Adagrad, lr=0.1, eps=1e-8", lambda params: optim.Adagrad(params, lr=0.1, eps=1e-8)),
+    ]:
+        print(f"--- {name}")
+        manual_seed(0)  # the same initial line for both optimizers
+        model = LinearRegression(input_dim=1, output_dim=1)
+        criterion = nn.MSELoss()
+        optimizer = make_optimizer(model.parameters())
+        loss = train(model, criterion, optimizer)
+        w, b = model.linear.weight.item(), model.linear.bias.item()
+        print(f"learned y = {w:.4f}·x + {b:.4f}   (the data follow y = 2x)\n")
+        results[name] = (loss, w, b)
+    return results
+
+
+if __name__ == "__main__":
+    main()
