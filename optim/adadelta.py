@@ -32,7 +32,8 @@ class Adadelta(Optimizer):
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
+        u = state["u"] if "u" in state else xp.zeros_like(theta)  # an array, so √(u + ε) keeps θ's dtype
         state["v"] = v = rho * state.get("v", 0.0) + (1 - rho) * g * g
-        delta = xp.sqrt(state.get("u", 0.0) + eps) / xp.sqrt(v + eps) * g
-        state["u"] = rho * state.get("u", 0.0) + (1 - rho) * delta * delta
+        delta = xp.sqrt(u + eps) / xp.sqrt(v + eps) * g
+        state["u"] = rho * u + (1 - rho) * delta * delta
         return theta - lr * delta

@@ -73,10 +73,12 @@ class Optimizer:
         self.param_groups.append(group)
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Forget the gradients (None, or zeros with set_to_none=False) before the next backward."""
+        """Forget the gradients before the next backward: None, or with set_to_none=False
+        zeros (for the parameters that had a gradient)."""
         for group in self.param_groups:
             for p in group["params"]:
-                p.grad = None if set_to_none else Tensor._make(p.backend.zeros_like(p.data), p.backend)
+                if p.grad is not None:
+                    p.grad = None if set_to_none else Tensor._make(p.backend.zeros_like(p.data), p.backend)
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
         """The algorithm for one parameter: its array θ, its gradient g (after maximize and
@@ -145,7 +147,7 @@ class Optimizer:
 
     def load_state_dict(self, state_dict: dict) -> None:
         """Restore hyper-parameters and state saved by state_dict (arrays go to each
-        parameter's device)."""
+        parameter's device, and floating-point ones take its dtype, as PyTorch)."""
         groups = state_dict["param_groups"]
         if len(groups) != len(self.param_groups) or any(
             len(saved["params"]) != len(group["params"]) for saved, group in zip(groups, self.param_groups)
@@ -155,8 +157,8 @@ class Optimizer:
         self.state = {}
         for key, saved in state_dict["state"].items():
             p = params[int(key)]
-            self.state[p] = {k: p.backend.asarray(v, copy=True) if hasattr(v, "shape") else v
-                             for k, v in saved.items()}
+            self.state[p] = {k: p.backend.asarray(v, dtype=p.dtype if v.dtype.kind == "f" else None, copy=True)
+                             if hasattr(v, "shape") else v for k, v in saved.items()}
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 

@@ -46,7 +46,7 @@ class SGD(Optimizer):
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
         lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
         if mu:
-            b = g if "b" not in state else mu * state["b"] + (1 - tau) * g
+            b = g.copy() if "b" not in state else mu * state["b"] + (1 - tau) * g
             state["b"] = b
             g = g + mu * b if group["nesterov"] else b
         return theta - lr * g
