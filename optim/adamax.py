@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .adam import check_adam_arguments
+from .adam import adam_defaults
 from .optimizer import Optimizer
 
 
@@ -25,9 +25,7 @@ class Adamax(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, maximize: bool = False):
-        check_adam_arguments(lr, betas, eps, weight_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      maximize=maximize))
+        super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, maximize=maximize))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .adam import check_adam_arguments
+from .adam import adam_defaults
 from .optimizer import Optimizer, require
 
 
@@ -27,10 +27,9 @@ class NAdam(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, maximize: bool = False):
-        check_adam_arguments(lr, betas, eps, weight_decay)
         require(momentum_decay >= 0, "momentum_decay value", momentum_decay)
-        super().__init__(params, dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay,
-                                      momentum_decay=momentum_decay, maximize=maximize))
+        super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
+                                               maximize=maximize))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]
