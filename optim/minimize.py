@@ -18,6 +18,8 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .lbfgs import LBFGS
+from .newton import Newton, NewtonCG, TrustRegionNewtonCG
 from .nadam import NAdam
 from .radam import RAdam
 from .rmsprop import RMSprop
@@ -25,6 +27,7 @@ from .sgd import SGD
 
 FIRST_ORDER = {"sgd": SGD, "adagrad": Adagrad, "rmsprop": RMSprop, "adadelta": Adadelta, "adam": Adam,
                "adamw": AdamW, "adamax": Adamax, "nadam": NAdam, "radam": RAdam}
+WITH_CLOSURE = {"lbfgs": LBFGS, "newton-cg": NewtonCG, "trust-ncg": TrustRegionNewtonCG, "newton": Newton}
 
 
 @dataclass
@@ -41,7 +44,7 @@ class OptimizeResult:
     nfev: int
     success: bool
     message: str
-    path: numpy.ndarray = field(repr=False)
+    path: numpy.ndarray | None = field(repr=False)
 
 
 def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-cg", *,
@@ -49,35 +52,52 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
              ) -> OptimizeResult:
     """Minimise the scalar function `fun` of one Tensor from `x0` (which is not modified).
 
-    `method` is an optimizer's lower-case name ("sgd", "adam", ...). `options` holds
-    that optimizer's constructor arguments plus `maxiter` (default 10000 for first-order
-    methods) and `gtol` (default 1e-8): the run succeeds when the gradient's largest
-    absolute entry falls below gtol. `callback(x, result_so_far)` is called after each
-    iteration with a NumPy copy of x.
+    `method` is an optimizer's lower-case name ("sgd", "adam", ..., "lbfgs", "newton-cg",
+    "trust-ncg", "newton"). `options` holds that optimizer's constructor arguments plus
+    `maxiter` (default 10000 for first-order methods, 1000 for the others) and `gtol`
+    (default 1e-8): the run succeeds when the gradient's largest absolute entry falls
+    below gtol. One iteration is one update of x (for "lbfgs": max_iter=1,
+    tolerance_grad=gtol and tolerance_change=0 unless options say otherwise; PyTorch's
+    default tolerance_change=1e-9 would stop L-BFGS from moving once the slope along its
+    direction is that small, short of gtol). `callback(x, result_so_far)` is called after
+    each iteration with a NumPy copy of x (result_so_far.path is None; the path comes with
+    the final result); a callback that returns True stops the run. `nfev` counts
+    evaluations of fun, including those of line searches and trust-region trials.
     """
     if not isinstance(x0, Tensor):
         x0 = Tensor(x0)
     key = method.lower()
-    if key not in FIRST_ORDER:
-        raise ValueError(f"minimize: unknown method {method!r}; available: {', '.join(FIRST_ORDER)}")
+    methods = {**FIRST_ORDER, **WITH_CLOSURE}
+    if key not in methods:
+        raise ValueError(f"minimize: unknown method {method!r}; available: {', '.join(methods)}")
     options = dict(options or {})
-    maxiter = options.pop("maxiter", 10000)
+    maxiter = options.pop("maxiter", 10000 if key in FIRST_ORDER else 1000)
     gtol = options.pop("gtol", 1e-8)
+    if key == "lbfgs":  # one L-BFGS iteration per step, and gtol alone decides when to stop
+        options.setdefault("max_iter", 1)
+        options.setdefault("tolerance_grad", gtol)
+        options.setdefault("tolerance_change", 0.0)
     x = Tensor._make(x0.backend.asarray(x0.data, copy=True), x0.backend).requires_grad_()
-    optimizer = FIRST_ORDER[key]([x], **options)
+    optimizer = methods[key]([x], **options)
     path = [x.numpy().copy()]
     nfev = 0
 
-    def evaluate() -> tuple:
+    def closure() -> Tensor:
         nonlocal nfev
         x.grad = None
         loss = fun(x)
         nfev += 1
         loss.backward()
+        return loss
+
+    def evaluate() -> tuple:
+        loss = closure()
         return loss.item(), float(abs(x.grad.numpy()).max())
 
-    def result(nit: int, value: float, grad_norm: float, success: bool, message: str) -> OptimizeResult:
-        return OptimizeResult(x.detach(), value, grad_norm, nit, nfev, success, message, numpy.array(path))
+    def result(nit: int, value: float, grad_norm: float, success: bool, message: str,
+               final: bool = True) -> OptimizeResult:
+        return OptimizeResult(x.detach(), value, grad_norm, nit, nfev, success, message,
+                              numpy.array(path) if final else None)
 
     value, grad_norm = evaluate()
     for nit in range(maxiter + 1):
@@ -88,11 +108,12 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         if nit == maxiter:
             return result(nit, value, grad_norm, False, f"maximum number of iterations reached ({maxiter})")
         try:
-            optimizer.step()
+            optimizer.step(closure) if key in WITH_CLOSURE else optimizer.step()
         except FloatingPointError as e:
             return result(nit, value, grad_norm, False, f"diverged at iteration {nit + 1}: {e}")
         path.append(x.numpy().copy())
         value, grad_norm = evaluate()
-        if callback is not None:
-            callback(path[-1].copy(), result(nit + 1, value, grad_norm, False, "running"))
+        if callback is not None and callback(path[-1].copy(), result(nit + 1, value, grad_norm, False, "running",
+                                                                     final=False)):
+            return result(nit + 1, value, grad_norm, grad_norm < gtol, f"stopped by the callback after {nit + 1} iterations")
     raise AssertionError("unreachable")

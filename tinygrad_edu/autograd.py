@@ -26,6 +26,7 @@ class _State:
     anomaly = False  # detect_anomaly(): check every op's output for NaN/inf
     order = 0  # differentiation order of the nodes being made (0 outside backward)
     backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
+    backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
 
 
 state = _State()
@@ -83,6 +84,20 @@ class detect_anomaly:
 
     def __exit__(self, *exc: Any) -> None:
         state.anomaly = self.previous
+
+
+class backward_creates_graph:
+    """Context manager: inside, Tensor.backward() acts as backward(create_graph=True), so
+    the gradients a closure leaves in `.grad` are differentiable. Second-order optimizers
+    use it to take Hessian-vector products of the loss their closure computed."""
+
+    def __enter__(self) -> "backward_creates_graph":
+        self.previous = state.backward_creates_graph
+        state.backward_creates_graph = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        state.backward_creates_graph = self.previous
 
 
 class Function:

@@ -211,6 +211,7 @@ class Tensor:
         `create_graph=True` it is kept and the gradients are differentiable.
         """
         seeds = autograd.seed_gradients([self], None if gradient is None else [gradient], "backward")
+        create_graph = create_graph or autograd.state.backward_creates_graph
         autograd.run_backward([self], seeds, None, retain_graph or create_graph, create_graph)
 
     # ---- device and dtype -----------------------------------------------------------

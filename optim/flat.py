@@ -1,0 +1,108 @@
+"""The base of the closure-driven methods (L-BFGS, Newton-CG, trust-region Newton-CG, Newton).
+
+They treat all parameters as one flat vector θ (one parameter group, as PyTorch's LBFGS)
+and call a closure that zeroes the gradients, recomputes the loss, calls backward and
+returns the loss, as many times as their line search or trust region needs. Counters of
+function, gradient and Hessian-vector evaluations live in `state`, and a finished step
+that would turn finite parameters into NaN or inf is refused, as in every optimizer here.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+from tinygrad_edu import Tensor, enable_grad
+from tinygrad_edu.autograd import backward_creates_graph
+from tinygrad_edu.functional import gradients_or_zeros
+
+from .optimizer import Optimizer
+
+
+class FlatOptimizer(Optimizer):
+    """Parameters seen as one flat vector; `step(closure)` is the method's one iteration."""
+
+    def __init__(self, params: Iterable[Any], defaults: dict):
+        super().__init__(params, defaults)
+        if len(self.param_groups) != 1:
+            raise ValueError(f"{type(self).__name__} doesn't support per-parameter options (parameter groups)")
+        self.params: list = self.param_groups[0]["params"]
+        self.xp = self.params[0].backend
+
+    @property
+    def counts(self) -> dict:
+        """The method's state: evaluation counters, iterations, and whatever it keeps."""
+        return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
+
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+        raise TypeError(f"{type(self).__name__} updates all parameters at once in step(closure)")
+
+    # ---- the flat vector ---------------------------------------------------------------
+
+    def flat(self, arrays: list) -> Any:
+        """One vector from the arrays of all parameters, in order."""
+        return self.xp.concatenate([a.reshape(-1) for a in arrays])
+
+    def flat_params(self) -> Any:
+        """θ, a copy."""
+        return self.flat([p.data for p in self.params])
+
+    def flat_grad(self) -> Any:
+        """∇f(θ) as left by the last closure (zeros for parameters without a gradient)."""
+        return self.flat([p.grad.data if p.grad is not None else self.xp.zeros_like(p.data) for p in self.params])
+
+    def set_params(self, theta: Any) -> None:
+        """Write the flat vector θ into the parameters."""
+        offset = 0
+        for p in self.params:
+            p.data[...] = theta[offset:offset + p.numel()].reshape(p.shape)
+            offset += p.numel()
+
+    def commit(self, theta: Any) -> None:
+        """Move to θ for good, unless that would put NaN or inf into finite parameters."""
+        if not bool(self.xp.isfinite(theta).all()) and bool(self.xp.isfinite(self.flat_params()).all()):
+            raise FloatingPointError(f"{type(self).__name__}.step: the new parameters are not finite; "
+                                     "no parameter was changed")
+        self.set_params(theta)
+
+    # ---- evaluations ---------------------------------------------------------------------
+
+    def evaluate(self, closure: Callable[[], Any]) -> tuple:
+        """(f(θ), ∇f(θ)) at the current parameters, through the closure."""
+        with enable_grad():
+            loss = float(closure())
+        self.counts["func_evals"] += 1
+        self.counts["grad_evals"] += 1
+        return loss, self.flat_grad()
+
+    def phi(self, closure: Callable[[], Any], theta: Any, d: Any) -> Callable[[float], tuple]:
+        """φ(t) = (f, ∇f) at θ + t·d, for a line search (the parameters are left at θ + t·d)."""
+        def at(t: float) -> tuple:
+            self.set_params(theta + t * d)
+            return self.evaluate(closure)
+        return at
+
+    def evaluate_with_curvature(self, closure: Callable[[], Any]) -> tuple:
+        """(f, ∇f, hvp): like evaluate, but the closure's backward keeps its graph, and
+        hvp(v) = H(θ)·v is the gradient of ∇f·v through that graph (a double backward)."""
+        with enable_grad(), backward_creates_graph():
+            loss = closure()
+        self.counts["func_evals"] += 1
+        self.counts["grad_evals"] += 1
+        grads = [p.grad if p.grad is not None else Tensor._make(self.xp.zeros_like(p.data), p.backend)
+                 for p in self.params]
+
+        def hvp(v: Any) -> Any:
+            self.counts["hvp_evals"] += 1
+            pieces, offset = [], 0
+            for p in self.params:
+                pieces.append(Tensor._make(v[offset:offset + p.numel()].reshape(p.shape), p.backend))
+                offset += p.numel()
+            g_dot_v = sum((g * piece).sum() for g, piece in zip(grads, pieces))
+            return self.flat([h.data for h in gradients_or_zeros(g_dot_v, self.params)])
+
+        return float(loss), self.flat([g.data for g in grads]), hvp
+
+    def release_graph(self) -> None:
+        """Keep the gradients' values, drop the graph behind them."""
+        for p in self.params:
+            if p.grad is not None:
+                p.grad = p.grad.detach()
