@@ -17,9 +17,10 @@ from .minimize import OptimizeResult, minimize
 from .nadam import NAdam
 from .optimizer import Optimizer
 from .radam import RAdam
+from .scipy_bridge import scipy_fun
 from .rmsprop import RMSprop
 from .sgd import SGD
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adadelta", "Adam", "AdamW", "Adamax", "NAdam", "RAdam",
            "LBFGS", "NewtonCG", "TrustRegionNewtonCG", "Newton",
-           "lr_scheduler", "minimize", "OptimizeResult"]
+           "lr_scheduler", "minimize", "OptimizeResult", "scipy_fun"]

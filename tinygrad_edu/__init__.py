@@ -8,12 +8,14 @@
 
 Where things live: tensor.py (the Tensor), ops.py (every op's forward and backward),
 autograd.py (the graph walk, grad, no_grad), functional.py (hvp, jvp, jacobian,
-hessian), checks.py (gradcheck), backend.py (devices), creation.py (zeros, randn, ...).
+hessian), curvature.py (Hessian eigenvalues, critical points, λmax), checks.py
+(gradcheck), backend.py (devices), creation.py (zeros, randn, ...).
 """
 from .tensor import Tensor
 from .autograd import detect_anomaly, enable_grad, grad, no_grad
 from .backend import cuda_available, get_default_device, manual_seed, set_default_device
 from .checks import GradcheckError, gradcheck, gradgradcheck
+from .curvature import classify_critical_point, condition_number, hessian_eigenvalues, max_stable_lr, top_eigenvalue
 from .creation import (arange, empty, eye, full, linspace, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
 from .dtypes import get_default_dtype, set_default_dtype
@@ -25,5 +27,6 @@ __all__ = [
     "gradcheck", "gradgradcheck", "GradcheckError", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
     "randn", "rand", "randint", "arange", "eye", "linspace", "cat", "stack", "where", "maximum", "minimum",
     "manual_seed", "set_default_dtype", "get_default_dtype", "set_default_device", "get_default_device",
-    "cuda_available",
+    "cuda_available", "hessian_eigenvalues", "classify_critical_point", "condition_number", "top_eigenvalue",
+    "max_stable_lr",
 ]

@@ -1,0 +1,88 @@
+"""Curvature: what the Hessian says about a point (seed 000).
+
+At a critical point (∇f = 0) the Hessian's eigenvalues decide what the point is: all
+positive, a minimum; all negative, a maximum; both signs, a saddle; a zero eigenvalue
+leaves it undecided by second derivatives. Away from critical points the eigenvalues set
+the pace of gradient descent: along an eigenvector with eigenvalue λ, a step of size η
+multiplies the error by (1 − ηλ), so GD converges only when η < 2/λmax, and the condition
+number λmax/λmin measures how much slower the flattest direction goes than the steepest.
+
+Small problems get the full Hessian (n Hessian-vector products) and all its eigenvalues;
+a network's parameters get the largest eigenvalue by power iteration, one
+Hessian-vector product per iteration through a single gradient graph.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy
+
+from .autograd import enable_grad, grad
+from .functional import gradients_or_zeros, hessian
+from .tensor import Tensor
+
+
+def hessian_eigenvalues(f: Callable, x: Tensor) -> numpy.ndarray:
+    """All eigenvalues of the Hessian of the scalar function f at x, ascending (a NumPy array)."""
+    h = hessian(f, x)
+    n = x.numel()
+    matrix = h.data.reshape(n, n)
+    return h.backend.to_host(h.backend.linalg.eigvalsh((matrix + matrix.T) / 2))
+
+
+def classify_critical_point(f: Callable, x: Tensor, tol: float = 1e-8) -> str:
+    """"minimum", "maximum", "saddle", or "degenerate" (an eigenvalue within tol of 0, so
+    second derivatives cannot tell) at a critical point x; "not critical" when the
+    gradient's largest entry exceeds tol."""
+    leaf = x.detach().requires_grad_()
+    with enable_grad():
+        g, = grad(f(leaf), leaf)
+    if float(abs(g.numpy()).max()) > tol:
+        return "not critical"
+    eigenvalues = hessian_eigenvalues(f, x)
+    scale = max(1.0, float(abs(eigenvalues).max()))
+    if (abs(eigenvalues) <= tol * scale).any():
+        return "degenerate"
+    if (eigenvalues > 0).all():
+        return "minimum"
+    return "maximum" if (eigenvalues < 0).all() else "saddle"
+
+
+def condition_number(f: Callable, x: Tensor) -> float:
+    """max |λ| / min |λ| of the Hessian at x (inf when an eigenvalue is 0)."""
+    magnitudes = abs(hessian_eigenvalues(f, x))
+    smallest = float(magnitudes.min())
+    return float(magnitudes.max()) / smallest if smallest > 0 else float("inf")
+
+
+def top_eigenvalue(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], iters: int = 100, tol: float = 1e-6,
+                   seed: int = 0) -> float:
+    """The Hessian eigenvalue of largest magnitude of loss_fn() with respect to params, by
+    power iteration: v ← Hv / ‖Hv‖, λ ← vᵀHv, until λ changes by less than tol·|λ|.
+
+    loss_fn recomputes the loss from the parameters (a model's loss on a batch, say);
+    it is called once, and every product Hv is a backward through its gradient's graph.
+    """
+    params = list(params)
+    with enable_grad():
+        grads = gradients_or_zeros(loss_fn(), params, create_graph=True)
+    rng = numpy.random.default_rng(seed)
+    v = [Tensor._make(p.backend.asarray(rng.standard_normal(p.shape), dtype=p.dtype), p.backend) for p in params]
+    eigenvalue = 0.0
+    for _ in range(iters):
+        norm = sum(float((vi * vi).sum().item()) for vi in v) ** 0.5
+        if norm == 0:  # Hv = 0: v lies in the null space, and λ = 0
+            return 0.0
+        v = [vi / norm for vi in v]
+        hv = gradients_or_zeros(sum((g * vi).sum() for g, vi in zip(grads, v)), params)
+        previous, eigenvalue = eigenvalue, sum(float((vi * hvi).sum().item()) for vi, hvi in zip(v, hv))
+        v = hv
+        if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
+            break
+    return eigenvalue
+
+
+def max_stable_lr(eigenvalue: float) -> float:
+    """2 / λmax: the largest learning rate for which gradient descent does not diverge on a
+    quadratic whose largest curvature is λmax (seed 000: why too high a rate diverges)."""
+    return 2.0 / eigenvalue
