@@ -9,7 +9,7 @@
 Where things live: tensor.py (the Tensor), ops.py (every op's forward and backward),
 autograd.py (the graph walk, grad, no_grad), functional.py (hvp, jvp, jacobian,
 hessian), curvature.py (Hessian eigenvalues, critical points, λmax), checks.py
-(gradcheck), backend.py (devices), creation.py (zeros, randn, ...).
+(gradcheck), draw.py (draw_graph), backend.py (devices), creation.py (zeros, randn, ...).
 """
 from .tensor import Tensor
 from .autograd import detect_anomaly, enable_grad, grad, no_grad
@@ -18,6 +18,7 @@ from .checks import GradcheckError, gradcheck, gradgradcheck
 from .curvature import classify_critical_point, condition_number, hessian_eigenvalues, max_stable_lr, top_eigenvalue
 from .creation import (arange, empty, eye, full, linspace, ones, ones_like, rand, randint, randn, tensor, zeros,
                        zeros_like)
+from .draw import draw_graph
 from .dtypes import get_default_dtype, set_default_dtype
 from .functional import hessian, hvp, jacobian, jvp
 from .ops import cat, maximum, minimum, stack, where
@@ -28,5 +29,5 @@ __all__ = [
     "randn", "rand", "randint", "arange", "eye", "linspace", "cat", "stack", "where", "maximum", "minimum",
     "manual_seed", "set_default_dtype", "get_default_dtype", "set_default_device", "get_default_device",
     "cuda_available", "hessian_eigenvalues", "classify_critical_point", "condition_number", "top_eigenvalue",
-    "max_stable_lr",
+    "max_stable_lr", "draw_graph",
 ]
