@@ -37,7 +37,7 @@ def test_neuron_structure_labels_and_leaf_style():
     tensors = [label for _, label in nodes(source, "ellipse")]
     assert len(tensors) == 7  # x, w, x*w, its sum, b, the sum plus b, out
     assert any(label.startswith("out") for label in tensors)
-    assert len(edges(source)) == 4 + 5  # each op to its output, each input to its op
+    assert len(edges(source)) == 4 + 6  # each op to its output; inputs: Tanh 1, Add 2, Sum 1, Mul 2
     assert source.count("peripheries=2") == 3  # the three leaves that require grad
     assert ORDER_COLOURS[0] in source and ORDER_COLOURS[1] not in source
 
