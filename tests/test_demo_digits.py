@@ -1,0 +1,67 @@
+"""The digits demos: demos/train_digits.py trains, checkpoints and resumes exactly;
+demos/gradient_flow.py measures vanishing and exploding gradients (seed 004)."""
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nn
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("tqdm")
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "demos"))
+
+import gradient_flow  # noqa: E402
+import train_digits  # noqa: E402
+
+
+def test_quick_mlp_run_learns_and_writes_its_outputs(tmp_path):
+    result = train_digits.main(["--quick", "--model", "mlp", "--out", str(tmp_path)])
+    assert result["epochs"] == train_digits.QUICK_EPOCHS
+    assert result["test_accuracy"] >= 0.85
+    assert result["seconds"] < 10
+    assert (tmp_path / "digits_mlp.png").stat().st_size > 0
+    checkpoint = nn.load(tmp_path / "digits_mlp.npz")
+    assert checkpoint["epoch"] == train_digits.QUICK_EPOCHS
+    assert checkpoint["history"]["test_accuracy"][-1] == result["test_accuracy"]
+    assert set(checkpoint["optimizer"]) == {"state", "param_groups"}
+
+
+def test_resuming_half_way_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    # a batch size other than the default: the resumed run must take it from the checkpoint
+    common = ["--model", "mlp", "--optimizer", "adam", "--batch-size", "64"]
+    whole = train_digits.main(common + ["--epochs", "4", "--out", str(tmp_path / "whole")])
+    train_digits.main(common + ["--epochs", "2", "--out", str(tmp_path / "halves")])
+    resumed = train_digits.main(["--resume", str(tmp_path / "halves" / "digits_mlp.npz"), "--epochs", "4",
+                                 "--out", str(tmp_path / "halves")])
+    a, b = nn.load(whole["checkpoint"]), nn.load(resumed["checkpoint"])
+    assert a["epoch"] == b["epoch"] == 4
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        np.testing.assert_array_equal(a["model"][name], b["model"][name], err_msg=name)
+    assert a["history"] == b["history"]
+    for index, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(value, b["optimizer"]["state"][index][key])
+
+
+def test_resume_refuses_settings_that_contradict_the_checkpoint(tmp_path):
+    train_digits.main(["--quick", "--epochs", "1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="optimizer"):
+        train_digits.main(["--resume", str(tmp_path / "digits_mlp.npz"), "--optimizer", "sgd", "--out", str(tmp_path)])
+
+
+def test_gradient_flow_shows_vanishing_and_clipping_tames_an_explosion(tmp_path):
+    result = gradient_flow.main(["--quick", "--out", str(tmp_path)])
+    assert Path(result["figure"]).stat().st_size > 0
+    ratio = result["ratio_first_to_last"]
+    assert 1e-3 < ratio["relu"]["default"] < 1e3  # within a few orders of magnitude
+    assert 1e-1 < ratio["relu"]["matched"] < 1e1  # Kaiming: about the same
+    assert ratio["sigmoid"]["tiny"] < 1e-10  # vanishing: layer 1 gets almost nothing
+    assert ratio["sigmoid"]["default"] < 1e-5
+    unclipped, clipped = result["clipping"]["unclipped"], result["clipping"]["clipped"]
+    assert not np.isfinite(unclipped["loss"]).all()
+    assert np.isfinite(clipped["loss"]).all() and np.isfinite(clipped["grad_norm"]).all()
+    assert clipped["loss"][-1] < clipped["loss"][0] / 2
