@@ -10,7 +10,7 @@ TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 .PHONY: demo test clean
 
 demo: $(VENV)/.installed-demo
-	$(PY) demos/linear_regression.py
+	$(PY) demos/tour.py
 
 test: $(VENV)/.installed-test
 	$(TEST_ENV) $(PY) -m pytest -q
