@@ -128,6 +128,9 @@ class LeakyReLU(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x.leaky_relu(self.negative_slope)
 
+    def extra_repr(self) -> str:
+        return f"negative_slope={self.negative_slope}"
+
 
 class Tanh(Module):
     """Hyperbolic tangent."""
@@ -160,6 +163,9 @@ class Softmax(Module):
     def forward(self, x: Tensor) -> Tensor:
         return x.softmax(self.axis)
 
+    def extra_repr(self) -> str:
+        return f"axis={self.axis}"
+
 
 class Dropout(Module):
     """Inverted dropout in training mode (see nn.functional.dropout); identity in eval mode."""
@@ -172,6 +178,9 @@ class Dropout(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return F.dropout(x, self.p, self.training)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
 
 
 class BatchNorm1d(Module):

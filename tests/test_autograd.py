@@ -477,3 +477,9 @@ def test_node_order_attribute(device):
     np.testing.assert_allclose(hv.numpy(), (2 + xn) * np.exp(xn) * v.numpy(), rtol=1e-14)
     z = x * 2  # forward again after all that: order 0
     assert z.grad_fn.order == 0
+
+
+def test_a_0d_leaf_keeps_its_shape_in_grad(device):
+    b = tg.tensor(0.5, device=device, requires_grad=True)
+    b.tanh().backward()
+    assert b.grad.shape == ()

@@ -230,7 +230,7 @@ def run_backward(
     def deliver_to_leaf(leaf: Tensor, g: Tensor) -> None:
         if wanted_leaves is None:
             if not create_graph:  # a transposed or broadcast view would slow (or refuse) later updates
-                g = Tensor._make(g.backend.ascontiguousarray(g.data), g.backend)
+                g = Tensor._make(g.backend.xp.asarray(g.data, order="C"), g.backend)  # copies only if needed
             leaf.grad = g if leaf.grad is None else leaf.grad + g
         elif id(leaf) in wanted_leaves:
             found[id(leaf)] = g if id(leaf) not in found else found[id(leaf)] + g

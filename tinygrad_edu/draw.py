@@ -90,11 +90,16 @@ def draw_graph(root: Tensor | list, *, show_values: bool = False, rankdir: str =
     stack = list(reversed(roots))
     left_out = 0
 
-    def tensor_node(t: Tensor) -> str:
+    def tensor_node(t: Tensor, user_order: int = 0) -> str:
+        """The drawing id of t; a constant (a leaf without grad) takes the order of the op
+        that uses it, so the ones and scalars a backward creates are coloured with it."""
         key = id(t.grad_fn) if t.grad_fn is not None else id(t)
         if key not in tensor_ids:
             tensor_ids[key] = f"t{len(tensor_ids)}"
-            order = t.grad_fn.order if t.grad_fn is not None and hasattr(t.grad_fn, "order") else 0
+            if t.grad_fn is not None:
+                order = getattr(t.grad_fn, "order", 0)
+            else:
+                order = 0 if t.requires_grad else user_order
             orders.add(order)
             attrs = {"shape": "ellipse", "fillcolor": _colour(order)}
             if t.is_leaf and t.requires_grad:
@@ -123,7 +128,7 @@ def draw_graph(root: Tensor | list, *, show_values: bool = False, rankdir: str =
                  fillcolor=_colour(order), style="filled,rounded" + (",dashed" if freed else ""))
         dot.edge(op_id, tensor_node(t))
         for inp in node.inputs or ():
-            dot.edge(tensor_node(inp), op_id)
+            dot.edge(tensor_node(inp, order), op_id)
             if inp.grad_fn is not None and id(inp.grad_fn) not in drawn_ops:
                 stack.append(inp)
     if left_out:
