@@ -51,7 +51,7 @@ def armijo(phi: Callable[[float], tuple], d: Any, start: Point, t: float, c1: fl
     """Backtracking from t, halving until sufficient decrease; returns (point, evaluations)."""
     point = evaluate(phi, d, t)
     evals = 1
-    while point.f > start.f + c1 * point.t * start.gtd and evals < max_evals:
+    while not point.f <= start.f + c1 * point.t * start.gtd and evals < max_evals:  # NaN is no decrease
         point = evaluate(phi, d, point.t / 2)
         evals += 1
     return point, evals

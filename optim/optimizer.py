@@ -26,6 +26,24 @@ from typing import Any, Callable, Iterable
 from tinygrad_edu import Tensor, enable_grad
 
 
+def _to_host(value: Any, backend: Any) -> Any:
+    """A copy of a state entry with its arrays (also inside lists and tuples) on the host."""
+    if isinstance(value, backend.array_type):
+        return backend.to_host(value).copy()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_host(v, backend) for v in value)
+    return value
+
+
+def _to_parameter(value: Any, p: Tensor) -> Any:
+    """A copy of a saved state entry on p's device, floating-point arrays in p's dtype."""
+    if hasattr(value, "shape"):
+        return p.backend.asarray(value, dtype=p.dtype if value.dtype.kind == "f" else None, copy=True)
+    if isinstance(value, (list, tuple)):
+        return type(value)(_to_parameter(v, p) for v in value)
+    return value
+
+
 def require(ok: bool, what: str, value: Any) -> None:
     """Raise ValueError("Invalid <what>: <value>") unless ok (PyTorch's wording)."""
     if not ok:
@@ -141,8 +159,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = {k: p.backend.to_host(v) if isinstance(v, p.backend.array_type) else v
-                                           for k, v in self.state[p].items()}
+                    state[index[id(p)]] = {k: _to_host(v, p.backend) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -157,8 +174,7 @@ class Optimizer:
         self.state = {}
         for key, saved in state_dict["state"].items():
             p = params[int(key)]
-            self.state[p] = {k: p.backend.asarray(v, dtype=p.dtype if v.dtype.kind == "f" else None, copy=True)
-                             if hasattr(v, "shape") else v for k, v in saved.items()}
+            self.state[p] = {k: _to_parameter(v, p) for k, v in saved.items()}
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 

@@ -31,17 +31,19 @@ def hessian_eigenvalues(f: Callable, x: Tensor) -> numpy.ndarray:
 
 
 def classify_critical_point(f: Callable, x: Tensor, tol: float = 1e-8) -> str:
-    """"minimum", "maximum", "saddle", or "degenerate" (an eigenvalue within tol of 0, so
-    second derivatives cannot tell) at a critical point x; "not critical" when the
-    gradient's largest entry exceeds tol."""
+    """"minimum", "maximum", "saddle", or "degenerate" at a critical point x; "not
+    critical" when the gradient's largest entry exceeds tol.
+
+    "degenerate" means an eigenvalue within tol·max|λ| of 0: relative to the largest
+    curvature, so that rescaling f does not change the answer; second
+    derivatives cannot tell what such a point is (the monkey saddle)."""
     leaf = x.detach().requires_grad_()
     with enable_grad():
         g, = grad(f(leaf), leaf)
     if float(abs(g.numpy()).max()) > tol:
         return "not critical"
     eigenvalues = hessian_eigenvalues(f, x)
-    scale = max(1.0, float(abs(eigenvalues).max()))
-    if (abs(eigenvalues) <= tol * scale).any():
+    if (abs(eigenvalues) <= tol * float(abs(eigenvalues).max())).any():
         return "degenerate"
     if (eigenvalues > 0).all():
         return "minimum"
