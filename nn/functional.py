@@ -194,7 +194,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Binary cross-entropy of sigmoid(x), in the stable form max(x, 0) − x·y + log(1 + e^−|x|)
-    (no exp of a large positive number, no log of 0)."""
+    """Binary cross-entropy of sigmoid(x): softplus(x) − x·y, with softplus(x) = log(1 + eˣ)
+    computed without overflow. (The textbook stable form max(x, 0) − x·y + log(1 + e^−|x|)
+    has the same value, but its kinks at 0 give the wrong derivative there.)"""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
-    return _reduce(input.relu() - input * target + (1 + (-input.abs()).exp()).log(), reduction)
+    return _reduce(input.softplus() - input * target, reduction)

@@ -21,7 +21,9 @@ class LBFGS(FlatOptimizer):
         θ ← θ + t·d, t = lr (the very first step: min(1, 1/‖g‖₁)·lr), or from a strong-Wolfe
             line search with line_search_fn="strong_wolfe"
 
-    H never exists as a matrix: each direction costs O(n · history_size). One `step` runs
+    H never exists as a matrix: each direction costs O(n · history_size). The pair test
+    yᵀs > 1e-10 is absolute, as PyTorch's: when the loss is tiny (or scaled down) new pairs
+    stop being stored and the memory freezes, and convergence turns linear. One `step` runs
     up to max_iter iterations (max_eval closure calls), stopping early when the largest
     gradient entry is ≤ tolerance_grad or the step or loss change is ≤ tolerance_change.
 

@@ -192,6 +192,9 @@ class Newton(FlatOptimizer):
 
     Cost, as seed 000's table says: n products and O(n²) memory to form H, O(n³) to
     decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
+    The full step has no line search: far from a minimum, or near a nearly singular H,
+    it can overshoot and raise the loss; lower lr, add damping, or use NewtonCG (line
+    search) or TrustRegionNewtonCG (trust region) there.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 0.0):

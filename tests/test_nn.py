@@ -272,3 +272,14 @@ def test_a_small_mlp_learns_xor(device):
         opt.step()
     assert loss.item() < 0.05
     assert model[0].weight.dtype == np.float32 and model[0].weight.device == device
+
+
+def test_bce_with_logits_is_smooth_at_zero():
+    """softplus(z) − z·y has derivative σ(z) − y and second derivative σ(1 − σ), also at z = 0,
+    where a relu/abs form of the same value would give the wrong subgradient."""
+    z = tg.tensor([0.0, 0.0, 0.3], requires_grad=True)
+    y = tg.tensor([1.0, 0.0, 1.0])
+    assert tg.gradcheck(lambda z: nn.F.binary_cross_entropy_with_logits(z, y, reduction="sum"), [z])
+    assert tg.gradgradcheck(lambda z: nn.F.binary_cross_entropy_with_logits(z, y, reduction="sum"), [z])
+    nn.F.binary_cross_entropy_with_logits(z, y, reduction="sum").backward()
+    np.testing.assert_allclose(z.grad.numpy()[:2], [-0.5, 0.5])

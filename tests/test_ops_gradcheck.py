@@ -79,6 +79,7 @@ CASES = [
     ("cos", lambda a: a.cos(), np.cos, [A34]),
     ("tanh", lambda a: a.tanh(), np.tanh, [A34]),
     ("sigmoid", lambda a: a.sigmoid(), lambda a: 1 / (1 + np.exp(-a)), [A34]),
+    ("softplus", lambda a: a.softplus(), lambda a: np.logaddexp(0, a), [A34]),
     ("relu", lambda a: a.relu(), lambda a: np.maximum(a, 0), [("kink", A34)]),
     ("leaky_relu", lambda a: a.leaky_relu(0.1), lambda a: np.where(a > 0, a, 0.1 * a), [("kink", A34)]),
     ("gelu", lambda a: a.gelu(), np_gelu, [A34]),

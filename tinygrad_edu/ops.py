@@ -290,6 +290,16 @@ class Sigmoid(Function):
         return (grad * y * (1 - y),)
 
 
+class Softplus(Function):
+    """log(1 + eˣ), computed as logaddexp(0, x) so it cannot overflow;  d/dx = σ(x)."""
+
+    def forward(self, xp, x):
+        return xp.logaddexp(0, x)
+
+    def backward(self, grad):
+        return (grad * self.inputs[0].sigmoid(),)
+
+
 class Relu(Function):
     """max(x, 0);  d/dx = 1 where x > 0, else 0."""
 

@@ -351,6 +351,10 @@ class Tensor:
         """Logistic sigmoid 1 / (1 + exp(-x))."""
         return ops.Sigmoid.apply(self)
 
+    def softplus(self) -> "Tensor":
+        """log(1 + exp(x)), a smooth relu (its derivative is sigmoid)."""
+        return ops.Softplus.apply(self)
+
     def relu(self) -> "Tensor":
         """max(x, 0)."""
         return ops.Relu.apply(self)

@@ -1,0 +1,64 @@
+"""Smoke test of the second-order demos (demos/newton_vs_first_order.py, critical_points.py,
+hvp_three_ways.py): each quick run draws its figures, and its numbers say what seed 000 claims:
+Newton converges quadratically and GD linearly; the Hessian classifies the four critical points;
+GD converges just below 2/λmax and diverges just above; an HVP by automatic differentiation is
+exact where finite differences are not."""
+import runpy
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("matplotlib", reason="matplotlib is a demo extra (pip install -e '.[demo]')")
+
+DEMOS = Path(__file__).resolve().parents[1] / "demos"
+
+
+def run_quick(name: str, out: Path) -> dict:
+    main = runpy.run_path(str(DEMOS / f"{name}.py"), run_name=name)["main"]
+    return main(["--quick", "--out", str(out)])
+
+
+def assert_figures(out: Path, names: list) -> None:
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(names)
+    assert all((out / name).stat().st_size > 10_000 for name in names)
+
+
+def test_newton_is_quadratic_and_gd_linear(tmp_path):
+    result = run_quick("newton_vs_first_order", tmp_path)
+    assert_figures(tmp_path, ["newton_vs_first_order.png", "convergence_order.png"])
+    rows = {row["method"]: row for row in result["rows"]}
+    assert set(rows) == {"GD", "Adam", "L-BFGS", "NewtonCG", "TrustRegionNewtonCG", "Newton"}
+    assert rows["Newton"]["order"] > 1.5
+    assert 0.8 < rows["GD"]["order"] < 1.2
+    for name in ("Newton", "NewtonCG", "TrustRegionNewtonCG"):
+        assert rows[name]["iterations"] <= 10 and rows[name]["grad_norm"] < 1e-12
+        assert rows[name]["hvp_evals"] > 0
+    assert rows["Newton"]["hvp_evals"] == 65 * rows["Newton"]["iterations"]  # the full Hessian each step
+    assert rows["GD"]["hvp_evals"] == rows["L-BFGS"]["hvp_evals"] == 0
+
+
+def test_critical_points_and_the_learning_rate_limit(tmp_path):
+    result = run_quick("critical_points", tmp_path)
+    assert_figures(tmp_path, ["critical_points.png", "lr_limit.png"])
+    assert result["classifications"] == ["minimum", "saddle", "maximum", "degenerate"]
+    bowl, saddle, cap, _ = result["critical_points"]
+    assert set(bowl["gd_outcomes"]) == {"→ (0, 0)"} and set(cap["gd_outcomes"]) == {"escapes"}
+    assert saddle["gd_outcomes"].count("→ (0, 0)") == 2  # the two starts on the stable axis
+    verdicts = {(row["problem"], row["factor"]): row for row in result["lr_limit"]}
+    for problem in ("quadratic", "mlp"):
+        assert verdicts[problem, 0.99]["verdict"] == "converges"
+        assert verdicts[problem, 1.01]["verdict"] == "diverges"
+        row = verdicts[problem, 0.99]
+        assert row["lam"] == pytest.approx(row["exact"], rel=1e-6)  # power iteration found λmax
+
+
+def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path):
+    result = run_quick("hvp_three_ways", tmp_path)
+    assert_figures(tmp_path, ["hvp_three_ways.png"])
+    for problem in {row["problem"] for row in result["rows"]}:
+        errors = {row["short"]: row["error"] for row in result["rows"] if row["problem"] == problem}
+        reverse = errors["reverse-over-reverse"]
+        forward_over_reverse = errors["jvp of ∇f (double-vjp)"]
+        differences = [errors["finite diff., forward"], errors["finite diff., central"]]
+        assert reverse < 1e-10 and forward_over_reverse < 1e-10
+        assert len(differences) == 2 and min(differences) > 10 * reverse
