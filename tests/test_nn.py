@@ -283,3 +283,23 @@ def test_bce_with_logits_is_smooth_at_zero():
     assert tg.gradgradcheck(lambda z: nn.F.binary_cross_entropy_with_logits(z, y, reduction="sum"), [z])
     nn.F.binary_cross_entropy_with_logits(z, y, reduction="sum").backward()
     np.testing.assert_allclose(z.grad.numpy()[:2], [-0.5, 0.5])
+
+
+def test_embedding_and_dropout_gradcheck(device):
+    emb = nn.Embedding(5, 3).to(device)
+    idx = tg.tensor([[0, 4], [4, 2]], device=device)
+    assert tg.gradcheck(lambda w: emb(idx), [emb.weight])
+    assert tg.gradgradcheck(lambda w: emb(idx).square(), [emb.weight])
+    drop = nn.Dropout(0.4).to(device)
+    x = rand(4, 5, device=device)
+
+    def dropped(x):
+        tg.manual_seed(3)  # the same mask at every evaluation, so finite differences see one function
+        return drop(x)
+
+    for training in (True, False):
+        drop.train(training)
+        assert tg.gradcheck(dropped, [x])
+        assert tg.gradgradcheck(lambda x: dropped(x).square(), [x])
+    drop.train()
+    assert (dropped(x).numpy() == 0).any()  # the mask really dropped something
