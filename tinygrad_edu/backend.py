@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy
 
+from .dtypes import scalar_dtype
+
 
 class Backend:
     """One device: its name and its array library `xp`.
@@ -26,6 +28,7 @@ class Backend:
         self.name = name
         self.xp = xp
         self.array_type = xp.ndarray
+        self.constants: dict = {}
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or "xp" not in self.__dict__:
@@ -42,6 +45,24 @@ class Backend:
 
     def to_host(self, array: Any) -> numpy.ndarray:
         """The array as a NumPy array (a copy when it lives on a GPU)."""
+        return array
+
+    def constant(self, value: Any, partner_dtype: Any) -> Any:
+        """A 0-d array holding the Python number `value` for an op with an array of
+        `partner_dtype` (its dtype by dtypes.scalar_dtype), made once per (type, value,
+        partner dtype).
+
+        The 2 of x * 2 and the 1 of 1 − y² recur at every step; building their arrays each
+        time cost more than the arithmetic on a small tensor (and a host-to-device copy on
+        a GPU). The engine never writes into an array it did not allocate, so sharing is
+        safe. Zeros and NaN are not kept: −0.0 == 0.0 and NaN != NaN would confuse the dict.
+        """
+        key = (value.__class__, value, partner_dtype)
+        array = self.constants.get(key)
+        if array is None:
+            array = self.asarray(value, dtype=scalar_dtype(value, partner_dtype))
+            if value and value == value and len(self.constants) < 10_000:
+                self.constants[key] = array
         return array
 
     def scatter_add(self, target: Any, index: Any, values: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any, Iterator
 import numpy
 
 from .backend import CPU, Backend, backend_of, get_backend, get_default_device
-from .dtypes import as_dtype, get_default_dtype, is_float, scalar_dtype
+from .dtypes import as_dtype, get_default_dtype, is_float
 
 _GELU_C = math.sqrt(2 / math.pi)
 
@@ -89,7 +89,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (bool, int, float)):
-            return Tensor._make(self.backend.asarray(other, dtype=scalar_dtype(other, self.dtype)), self.backend)
+            return Tensor._make(self.backend.constant(other, self.data.dtype), self.backend)
         return Tensor(other, device=self.device)
 
     def _arithmetic(self, op: Any, other: Any, reflected: bool = False) -> "Tensor":
