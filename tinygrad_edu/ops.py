@@ -139,8 +139,16 @@ class MatMul(Function):
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
         g2 = grad.reshape(a2.shape[:-1] + b2.shape[-1:]) if a.ndim == 1 or b.ndim == 1 else grad
-        return (unbroadcast(g2 @ b2.swapaxes(-1, -2), a2).reshape(a.shape) if a.requires_grad else None,
-                unbroadcast(a2.swapaxes(-1, -2) @ g2, b2).reshape(b.shape) if b.requires_grad else None)
+        grad_b = None
+        if b.requires_grad:
+            if b2.ndim == 2 and not b2.data.flags.c_contiguous:
+                # b is a transposed weight (Linear's x @ W.T): aᵀg = (gᵀa)ᵀ comes out in b's
+                # own layout, so W's gradient is contiguous and later updates run at full speed
+                grad_b = (g2.swapaxes(-1, -2) @ a2).swapaxes(-1, -2)
+            else:
+                grad_b = a2.swapaxes(-1, -2) @ g2
+            grad_b = unbroadcast(grad_b, b2).reshape(b.shape)
+        return (unbroadcast(g2 @ b2.swapaxes(-1, -2), a2).reshape(a.shape) if a.requires_grad else None, grad_b)
 
 
 class Maximum(Function):
