@@ -32,72 +32,62 @@ class _State:
 state = _State()
 
 
-class _GradMode:
-    """Sets whether ops record graphs: a context manager, and a decorator with or without
-    parentheses (@no_grad and @no_grad() alike)."""
+class _Switch:
+    """Sets one of the engine's switches (an attribute of `state`) to `value` inside a
+    `with` block, or around a function as a decorator (@no_grad and @no_grad() alike)."""
 
-    enabled: bool
+    flag: str
+    value: bool
 
     def __new__(cls, func: Callable | None = None) -> Any:
-        mode = super().__new__(cls)
-        return mode if func is None else mode(func)
+        switch = super().__new__(cls)
+        return switch if func is None else switch(func)
 
-    def __enter__(self) -> None:
-        self.previous = state.grad_enabled
-        state.grad_enabled = self.enabled
+    def __enter__(self) -> "_Switch":
+        self.previous = getattr(state, self.flag)
+        setattr(state, self.flag, self.value)
+        return self
 
     def __exit__(self, *exc: Any) -> None:
-        state.grad_enabled = self.previous
+        setattr(state, self.flag, self.previous)
 
     def __call__(self, func: Callable) -> Callable:
-        mode = type(self)
+        switch = type(self)
 
         @functools.wraps(func)
         def wrapper(*args: Any, **kwargs: Any) -> Any:
-            with mode():
+            with switch():
                 return func(*args, **kwargs)
 
         return wrapper
 
 
-class no_grad(_GradMode):
+class no_grad(_Switch):
     """Ops inside record no graph (evaluation, optimizer steps)."""
 
-    enabled = False
+    flag, value = "grad_enabled", False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_Switch):
     """Ops inside record graphs again, even within no_grad."""
 
-    enabled = True
+    flag, value = "grad_enabled", True
 
 
-class detect_anomaly:
-    """Context manager: raise FloatingPointError at the first op that turns finite inputs
-    into NaN or inf, in forward or in backward, naming the op (and, in backward, the node
-    whose gradient was being computed)."""
+class detect_anomaly(_Switch):
+    """Raise FloatingPointError at the first op that turns finite inputs into NaN or inf,
+    in forward or in backward, naming the op (and, in backward, the node whose gradient
+    was being computed)."""
 
-    def __enter__(self) -> "detect_anomaly":
-        self.previous = state.anomaly
-        state.anomaly = True
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        state.anomaly = self.previous
+    flag, value = "anomaly", True
 
 
-class backward_creates_graph:
-    """Context manager: inside, Tensor.backward() acts as backward(create_graph=True), so
-    the gradients a closure leaves in `.grad` are differentiable. Second-order optimizers
-    use it to take Hessian-vector products of the loss their closure computed."""
+class backward_creates_graph(_Switch):
+    """Inside, Tensor.backward() acts as backward(create_graph=True), so the gradients a
+    closure leaves in `.grad` are differentiable. Second-order optimizers use it to take
+    Hessian-vector products of the loss their closure computed."""
 
-    def __enter__(self) -> "backward_creates_graph":
-        self.previous = state.backward_creates_graph
-        state.backward_creates_graph = True
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        state.backward_creates_graph = self.previous
+    flag, value = "backward_creates_graph", True
 
 
 class Function:
