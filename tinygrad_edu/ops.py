@@ -37,6 +37,13 @@ def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
     return grad
 
 
+def indicator(condition: Any, like: Tensor) -> Tensor:
+    """1 where the boolean array `condition` holds, else 0: a constant factor in the
+    derivatives of piecewise functions (relu, clip, max), which are 0 or 1 piece by piece.
+    (Multiplying by it is also several times faster than numpy.where.)"""
+    return Tensor._make(condition.astype(like.dtype), like.backend)
+
+
 def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
     """`axis` (None, an int or a tuple, negatives allowed) as a sorted tuple of axes."""
     if axis is None:
@@ -196,8 +203,8 @@ class Where(Function):
     def backward(self, grad):
         cond, a, b = self.inputs
         return (None,
-                unbroadcast(where(cond, grad, 0), a) if a.requires_grad else None,
-                unbroadcast(where(cond, 0, grad), b) if b.requires_grad else None)
+                unbroadcast(grad * indicator(cond.data, grad), a) if a.requires_grad else None,
+                unbroadcast(grad * indicator(~cond.data, grad), b) if b.requires_grad else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -315,7 +322,7 @@ class Relu(Function):
         return xp.maximum(x, 0)
 
     def backward(self, grad):
-        return (where(self.inputs[0].data > 0, grad, 0),)
+        return (grad * indicator(self.inputs[0].data > 0, grad),)
 
 
 class LeakyRelu(Function):
@@ -327,7 +334,8 @@ class LeakyRelu(Function):
         return xp.where(x > 0, x, x * self.slope)
 
     def backward(self, grad):
-        return (where(self.inputs[0].data > 0, grad, grad * self.slope),)
+        positive = indicator(self.inputs[0].data > 0, grad)
+        return (grad * (positive + (1 - positive) * self.slope),)
 
 
 class Square(Function):
@@ -362,7 +370,7 @@ class Clip(Function):
     def backward(self, grad):
         x = self.inputs[0].data
         inside = (x >= self.low if self.low is not None else True) & (x <= self.high if self.high is not None else True)
-        return (where(inside, grad, 0),)
+        return (grad * indicator(inside, grad),)
 
 
 class Cast(Function):
@@ -420,7 +428,7 @@ class Max(Function):
         kept = reduced_shape(x.shape, self.axis)
         is_max = x.data == self.out.reshape(kept)
         ties = is_max.sum(axis=self.axis, keepdims=True).astype(grad.dtype)
-        return (where(is_max, grad.reshape(kept) / ties, 0),)
+        return (grad.reshape(kept) / ties * indicator(is_max, grad),)
 
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
