@@ -303,3 +303,11 @@ def test_embedding_and_dropout_gradcheck(device):
         assert tg.gradgradcheck(lambda x: dropped(x).square(), [x])
     drop.train()
     assert (dropped(x).numpy() == 0).any()  # the mask really dropped something
+
+
+def test_max_pool_shares_ties_evenly():
+    x = tg.tensor([[[[1.0, 1.0, 0.0, 2.0], [1.0, 1.0, 2.0, -1.0]]]], requires_grad=True)  # (1, 1, 2, 4)
+    out = nn.F.max_pool2d(x, 2)
+    np.testing.assert_array_equal(out.numpy(), [[[[1.0, 2.0]]]])
+    out.sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [[[[0.25, 0.25, 0, 0.5], [0.25, 0.25, 0.5, 0]]]])
