@@ -56,7 +56,7 @@ class LBFGS(FlatOptimizer):
 
     def step(self, closure: Callable[[], Any]) -> float:
         """Up to max_iter L-BFGS iterations; returns the loss at the start."""
-        group, xp, state = self.param_groups[0], self.xp, self.counts
+        group, state = self.param_groups[0], self.counts
         lr, tolerance_change = group["lr"], group["tolerance_change"]
         start_loss, g = self.evaluate(closure)
         loss, evals = start_loss, 1

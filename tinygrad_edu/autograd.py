@@ -279,7 +279,8 @@ def run_backward(
     return {id(t): found.get(id(t) if t.grad_fn is None else t.grad_fn) for t in inputs}
 
 
-def _as_tuple(x: Any) -> tuple:
+def as_tuple(x: Any) -> tuple:
+    """x itself if a list or tuple (as a tuple), else the 1-tuple (x,)."""
     return tuple(x) if isinstance(x, (list, tuple)) else (x,)
 
 
@@ -287,7 +288,7 @@ def seed_gradients(outputs: Sequence[Tensor], grad_outputs: Any, caller: str) ->
     """The gradients to start backward from: ones for scalar outputs, else those given."""
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
-    grad_outputs = _as_tuple(grad_outputs)
+    grad_outputs = as_tuple(grad_outputs)
     if len(grad_outputs) != len(outputs):
         raise ValueError(f"{caller}: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
     seeds = []
@@ -328,7 +329,7 @@ def grad(
     `create_graph=True` the results are themselves differentiable. An input the outputs
     do not depend on raises, or gives None with `allow_unused=True`.
     """
-    outputs, inputs = _as_tuple(outputs), _as_tuple(inputs)
+    outputs, inputs = as_tuple(outputs), as_tuple(inputs)
     for t in inputs:
         if not isinstance(t, Tensor) or not t.requires_grad:
             raise RuntimeError("grad: every input must be a Tensor that requires grad")

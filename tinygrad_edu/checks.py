@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 import numpy
 
-from .autograd import enable_grad
+from .autograd import as_tuple, enable_grad
 from .functional import gradients_or_zeros
 from .tensor import Tensor
 
@@ -20,12 +20,9 @@ class GradcheckError(AssertionError):
     """An analytic derivative disagrees with its finite-difference estimate."""
 
 
-def _as_tuple(x: Any) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
-
 
 def _float_outputs(value: Any) -> list:
-    return [y for y in _as_tuple(value) if isinstance(y, Tensor) and y.dtype.kind == "f"]
+    return [y for y in as_tuple(value) if isinstance(y, Tensor) and y.dtype.kind == "f"]
 
 
 def _float64(x: Any) -> Any:
@@ -103,7 +100,7 @@ def gradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, r
     or raises GradcheckError naming the input, the worst element and both values (returns
     False instead when raise_exception=False).
     """
-    args = [_float64(x) for x in _as_tuple(inputs)]
+    args = [_float64(x) for x in as_tuple(inputs)]
     checked = [i for i, x in enumerate(args) if isinstance(x, Tensor) and x.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
@@ -114,8 +111,8 @@ def gradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, r
     numerical = _numerical(f, args, diff_inputs, len(outputs), eps)
 
     worst = None
-    for o, y in enumerate(outputs):
-        for i, x in enumerate(diff_inputs):
+    for o in range(len(outputs)):
+        for i in range(len(diff_inputs)):
             a, n = analytic[o][i], numerical[o][i]
             excess = numpy.abs(a - n) - (atol + rtol * numpy.abs(n))
             excess = numpy.where(numpy.isnan(excess), numpy.inf, excess)  # NaN never passes
@@ -146,7 +143,7 @@ def gradgradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-
     with respect to the inputs is the second derivative of f; the one with respect to u
     checks that backward is linear in the incoming gradient.
     """
-    args = [_float64(x) for x in _as_tuple(inputs)]
+    args = [_float64(x) for x in as_tuple(inputs)]
     with enable_grad():
         outputs = _float_outputs(f(*args))
     rng = numpy.random.default_rng(0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
-from .autograd import enable_grad, grad
+from .autograd import as_tuple, enable_grad, grad
 from .creation import eye, zeros_like
 from .ops import stack
 from .tensor import Tensor
@@ -22,16 +22,13 @@ def _leaves(x: Any) -> tuple:
     return tuple(t.detach().requires_grad_() for t in xs), is_tuple
 
 
-def _as_tuple(x: Any) -> tuple:
-    return tuple(x) if isinstance(x, (tuple, list)) else (x,)
-
 
 def gradients_or_zeros(outputs: Any, inputs: Sequence[Tensor], grad_outputs: Any = None,
                        create_graph: bool = False) -> tuple:
     """grad(outputs, inputs) where an input the outputs do not depend on (or outputs that
     depend on nothing) get a zero gradient instead of an error."""
-    outputs = _as_tuple(outputs)
-    grad_outputs = _as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
+    outputs = as_tuple(outputs)
+    grad_outputs = as_tuple(grad_outputs) if grad_outputs is not None else (None,) * len(outputs)
     live = [(y, g) for y, g in zip(outputs, grad_outputs) if y.requires_grad]
     found = (None,) * len(inputs)
     if live:
@@ -51,7 +48,7 @@ def hvp(f: Callable, x: Any, v: Any) -> Any:
     """H(x)·v, the Hessian of the scalar function f at x times v, from the graph:
     the gradient of (∇f(x) · v), a double backward, never finite differences."""
     xs, is_tuple = _leaves(x)
-    vs = _as_tuple(v)
+    vs = as_tuple(v)
     with enable_grad():
         y = _scalar(f(*xs), "hvp")
         gs = gradients_or_zeros(y, xs, create_graph=True)
@@ -68,10 +65,10 @@ def jvp(f: Callable, x: Any, v: Any) -> tuple:
     gradient of g(u)·v with respect to u is J v. It costs about two backward passes.
     """
     xs, is_tuple = _leaves(x)
-    vs = _as_tuple(v)
+    vs = as_tuple(v)
     with enable_grad():
         y = f(*xs)
-        ys = _as_tuple(y)
+        ys = as_tuple(y)
         us = tuple(zeros_like(yi, requires_grad=True) for yi in ys)
         gs = gradients_or_zeros(ys, xs, grad_outputs=us, create_graph=True)
         g_dot_v = sum((g * vi).sum() for g, vi in zip(gs, vs))
@@ -89,7 +86,7 @@ def jacobian(f: Callable, x: Any) -> Any:
     xs, is_tuple = _leaves(x)
     with enable_grad():
         y = f(*xs)
-    ys = _as_tuple(y)
+    ys = as_tuple(y)
     per_output = []
     for yi in ys:
         basis = eye(yi.numel(), dtype=yi.dtype, device=yi.device)
