@@ -18,10 +18,11 @@ def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float) -> T
     if not params:
         return Tensor(0.0)
     total = sum((p.grad.detach() * p.grad.detach()).sum() for p in params).sqrt()
-    scale = max_norm / (total.item() + 1e-6)
-    if scale < 1:
-        for p in params:
-            p.grad = p.grad * scale
+    # min(1, max_norm / ‖g‖) stays on the device: comparing on the host would make every
+    # training step wait for the GPU; a factor of exactly 1 leaves small gradients as they are
+    scale = (max_norm / (total + 1e-6)).clip(max=1.0)
+    for p in params:
+        p.grad = p.grad * scale.astype(p.grad.dtype)
     return total
 
 

@@ -30,10 +30,10 @@ class Adadelta(Optimizer):
         require(weight_decay >= 0, "weight_decay value", weight_decay)
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, rho, eps = group["lr"], group["rho"], group["eps"]
         u = state["u"] if "u" in state else xp.zeros_like(theta)  # an array, so √(u + ε) keeps θ's dtype
         state["v"] = v = rho * state.get("v", 0.0) + (1 - rho) * g * g
         delta = xp.sqrt(u + eps) / xp.sqrt(v + eps) * g
         state["u"] = rho * u + (1 - rho) * delta * delta
-        return theta - lr * delta
+        theta -= lr * delta

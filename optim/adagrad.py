@@ -37,9 +37,9 @@ class Adagrad(Optimizer):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         t, eps = state["step"], group["eps"]
         lr = group["lr"] / (1 + (t - 1) * group["lr_decay"])
         r = state.get("r", group["initial_accumulator_value"]) + g * g
         state["r"] = r
-        return theta - lr * (g / (xp.sqrt(r) + eps))
+        theta -= lr * (g / (xp.sqrt(r) + eps))

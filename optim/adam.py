@@ -43,16 +43,16 @@ class Adam(Optimizer):
         super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize,
                                                decoupled_weight_decay=decoupled_weight_decay))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]
         if group["decoupled_weight_decay"]:
-            theta = theta * (1 - lr * group["weight_decay"])
+            theta *= 1 - lr * group["weight_decay"]
         state["m"] = m = beta1 * state.get("m", 0.0) + (1 - beta1) * g
         state["v"] = v = beta2 * state.get("v", 0.0) + (1 - beta2) * g * g
         if group["amsgrad"]:
             state["v_max"] = v = xp.maximum(state.get("v_max", 0.0), v)
         denominator = xp.sqrt(v) / (1 - beta2 ** t) ** 0.5 + eps
-        return theta - lr / (1 - beta1 ** t) * (m / denominator)
+        theta -= lr / (1 - beta1 ** t) * (m / denominator)
 
 
 class AdamW(Adam):

@@ -27,8 +27,8 @@ class Adamax(Optimizer):
                  weight_decay: float = 0, maximize: bool = False):
         super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]
         state["m"] = m = beta1 * state.get("m", 0.0) + (1 - beta1) * g
         state["u"] = u = xp.maximum(beta2 * state.get("u", 0.0), xp.abs(g) + eps)
-        return theta - lr / (1 - beta1 ** t) * (m / u)
+        theta -= lr / (1 - beta1 ** t) * (m / u)

@@ -4,7 +4,9 @@ They treat all parameters as one flat vector θ (one parameter group, as PyTorch
 and call a closure that zeroes the gradients, recomputes the loss, calls backward and
 returns the loss, as many times as their line search or trust region needs. Counters of
 function, gradient and Hessian-vector evaluations live in `state`, and a finished step
-that would turn finite parameters into NaN or inf is refused, as in every optimizer here.
+that would turn finite parameters into NaN or inf is refused: these methods read the
+loss on the host at every step anyway, so the check costs no extra synchronisation (the
+first-order optimizers check only inside detect_anomaly()).
 """
 from __future__ import annotations
 
@@ -32,7 +34,7 @@ class FlatOptimizer(Optimizer):
         """The method's state: evaluation counters, iterations, and whatever it keeps."""
         return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         raise TypeError(f"{type(self).__name__} updates all parameters at once in step(closure)")
 
     # ---- the flat vector ---------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy
 
-from tinygrad_edu import Tensor
+from tinygrad_edu import Tensor, detect_anomaly
 
 from .adadelta import Adadelta
 from .adagrad import Adagrad
@@ -108,7 +108,11 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         if nit == maxiter:
             return result(nit, value, grad_norm, False, f"maximum number of iterations reached ({maxiter})")
         try:
-            optimizer.step(closure) if key in WITH_CLOSURE else optimizer.step()
+            if key in WITH_CLOSURE:
+                optimizer.step(closure)
+            else:
+                with detect_anomaly():  # let step refuse a non-finite update (minimize waits for the loss anyway)
+                    optimizer.step()
         except FloatingPointError as e:
             return result(nit, value, grad_norm, False, f"diverged at iteration {nit + 1}: {e}")
         path.append(x.numpy().copy())

@@ -31,7 +31,7 @@ class NAdam(Optimizer):
         super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
                                                maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]
         psi = group["momentum_decay"]
         mu_t = beta1 * (1 - 0.5 * 0.96 ** (t * psi))
@@ -40,5 +40,5 @@ class NAdam(Optimizer):
         state["m"] = m = beta1 * state.get("m", 0.0) + (1 - beta1) * g
         state["v"] = v = beta2 * state.get("v", 0.0) + (1 - beta2) * g * g
         denominator = xp.sqrt(v / (1 - beta2 ** t)) + eps
-        theta = theta - lr * (1 - mu_t) / (1 - mu_product) * (g / denominator)
-        return theta - lr * mu_next / (1 - mu_product * mu_next) * (m / denominator)
+        theta -= lr * (1 - mu_t) / (1 - mu_product) * (g / denominator)
+        theta -= lr * mu_next / (1 - mu_product * mu_next) * (m / denominator)

@@ -2,8 +2,7 @@
 
 A subclass writes one method, `update(xp, theta, g, state, group)`: the algorithm's lines
 on the arrays of one parameter (with `xp`, the device's array functions, as in the ops),
-returning the new θ. Everything the algorithms share lives
-here, once:
+moving θ in place. Everything the algorithms share lives here, once:
 
 - parameter groups, each with its own hyper-parameters (missing ones from `defaults`);
 - per-parameter state, created on first use (a state entry absent before the first
@@ -11,19 +10,22 @@ here, once:
   once per step for every parameter that has a gradient;
 - `maximize` (g ← −g) and PyTorch's L2 `weight_decay` (g ← g + λθ), applied to g before
   `update` sees it (AdamW decouples the decay and handles it itself);
-- a guard: when an update turns finite parameters and gradients into NaN or inf, `step`
-  raises FloatingPointError and leaves every parameter and all state unchanged, instead
-  of writing NaN silently;
+- a guard, inside `detect_anomaly()`: when an update turns finite parameters and
+  gradients into NaN or inf, `step` raises FloatingPointError and leaves every parameter
+  and all state unchanged. Outside it, `step` never waits for the device: asking whether
+  an array is finite is a host synchronisation, which a GPU training step must not have
+  (PyTorch has no such check);
 - `state_dict` / `load_state_dict`, so a resumed run continues exactly.
 
-Updates are computed on the parameters' arrays with their device's functions, outside
-any graph, and written back in place.
+Updates run on the parameters' arrays with their device's functions, outside any graph,
+and in place, as a hand-written `theta -= lr * g` would.
 """
 from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
 from tinygrad_edu import Tensor, enable_grad
+from tinygrad_edu.autograd import state as engine_state
 
 
 def _to_host(value: Any, backend: Any) -> Any:
@@ -98,11 +100,12 @@ class Optimizer:
                 if p.grad is not None:
                     p.grad = None if set_to_none else Tensor._make(p.backend.zeros_like(p.data), p.backend)
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
-        """The algorithm for one parameter: its array θ, its gradient g (after maximize and
-        weight decay), its state (t = state["step"], already advanced) and its group's
-        hyper-parameters; `xp` holds the device's array functions (xp.sqrt, ...). Returns
-        the new θ and writes the new state entries."""
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
+        """The algorithm for one parameter: moves its array θ in place (θ -= ...), given
+        its gradient g (after maximize and weight decay), its state (t = state["step"],
+        already advanced) and its group's hyper-parameters; `xp` holds the device's array
+        functions (xp.sqrt, ...). New state entries are new arrays written into `state`,
+        never old ones changed in place, so a refused step can keep the old state."""
         raise NotImplementedError
 
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -112,7 +115,8 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        staged = []  # compute every update first, so a refused one leaves everything as it was
+        checking = engine_state.anomaly  # detect_anomaly(): update copies, commit only finite ones
+        staged = []
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
@@ -124,11 +128,15 @@ class Optimizer:
                     g = g + group["weight_decay"] * p.data
                 new_state = dict(self.state.get(p, {}))
                 new_state["step"] = new_state.get("step", 0) + 1
-                staged.append((p, self.update(p.backend, p.data, g, new_state, group), new_state))
-        for p, new_theta, _ in staged:
-            self._check_finite(p, new_theta)
-        for p, new_theta, new_state in staged:
-            p.data[...] = new_theta
+                theta = p.data.copy() if checking else p.data
+                self.update(p.backend, theta, g, new_state, group)
+                staged.append((p, theta, new_state))
+        if checking:
+            for p, theta, _ in staged:
+                self._check_finite(p, theta)
+        for p, theta, new_state in staged:
+            if theta is not p.data:
+                p.data[...] = theta
             self.state[p] = new_state
         return loss
 

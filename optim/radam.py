@@ -30,14 +30,15 @@ class RAdam(Optimizer):
                  weight_decay: float = 0, maximize: bool = False):
         super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]
         state["m"] = m = beta1 * state.get("m", 0.0) + (1 - beta1) * g
         state["v"] = v = beta2 * state.get("v", 0.0) + (1 - beta2) * g * g
         m_hat = m / (1 - beta1 ** t)
         rho_inf = 2 / (1 - beta2) - 1
         rho_t = rho_inf - 2 * t * beta2 ** t / (1 - beta2 ** t)
-        if rho_t <= 5:
-            return theta - m_hat * lr
-        r_t = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
-        return theta - m_hat * lr * ((1 - beta2 ** t) ** 0.5 / (xp.sqrt(v) + eps)) * r_t
+        if rho_t > 5:
+            r_t = ((rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)) ** 0.5
+            theta -= m_hat * lr * ((1 - beta2 ** t) ** 0.5 / (xp.sqrt(v) + eps)) * r_t
+        else:
+            theta -= m_hat * lr

@@ -35,7 +35,7 @@ class RMSprop(Optimizer):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=centered, maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, alpha, eps, mu = group["lr"], group["alpha"], group["eps"], group["momentum"]
         state["sigma2"] = sigma2 = alpha * state.get("sigma2", 0.0) + (1 - alpha) * g * g
         if group["centered"]:
@@ -44,4 +44,4 @@ class RMSprop(Optimizer):
         step = g / (xp.sqrt(sigma2) + eps)
         if mu > 0:
             state["b"] = step = mu * state.get("b", 0.0) + step
-        return theta - lr * step
+        theta -= lr * step

@@ -43,10 +43,10 @@ class SGD(Optimizer):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
 
-    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> Any:
+    def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, mu, tau = group["lr"], group["momentum"], group["dampening"]
         if mu:
             b = g.copy() if "b" not in state else mu * state["b"] + (1 - tau) * g
             state["b"] = b
             g = g + mu * b if group["nesterov"] else b
-        return theta - lr * g
+        theta -= lr * g

@@ -76,6 +76,13 @@ def test_divergence_is_reported_with_the_iteration():
     assert np.isfinite(result.path).all()  # nothing non-finite was written
 
 
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")
+def test_a_first_order_step_to_inf_is_refused():
+    result = optim.minimize(quadratic, tg.tensor([2.0, -3.0], dtype="float64"), "sgd", options=dict(lr=1e308))
+    assert not result.success and "diverged at iteration 1" in result.message
+    np.testing.assert_array_equal(result.x.numpy(), [2.0, -3.0])
+
+
 def test_already_at_the_minimum_takes_no_step():
     result = optim.minimize(quadratic, tg.tensor(X_STAR), "adam")
     assert result.success and result.nit == 0 and result.path.shape == (1, 2)

@@ -231,9 +231,31 @@ def test_clip_grad_norm_and_value():
     assert nn.utils.clip_grad_norm_([a, b], max_norm=10.0).item() == pytest.approx(1.0, rel=1e-5)
     np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)  # below max_norm: unchanged
     b.grad = tg.tensor([[-7.0]])
+    kept = a.grad.numpy().copy()
+    nn.utils.clip_grad_norm_([a], max_norm=10.0)
+    np.testing.assert_array_equal(a.grad.numpy(), kept)  # exactly: the factor is 1
     nn.utils.clip_grad_value_([a, b], 0.5)
     np.testing.assert_allclose(a.grad.numpy(), [0.5, 0.0])
     np.testing.assert_allclose(b.grad.numpy(), [[-0.5]])
+
+
+def test_clip_grad_norm_keeps_dtypes_and_never_reads_the_device(device, monkeypatch):
+    a = nn.Parameter(tg.tensor([3.0, 0.0], dtype="float32", device=device))
+    b = nn.Parameter(tg.tensor([[4.0]], dtype="float64", device=device))
+    a.grad = tg.tensor([3.0, 0.0], dtype="float32", device=device)
+    b.grad = tg.tensor([[4.0]], dtype="float64", device=device)
+
+    def no_sync(self):
+        raise AssertionError("clip_grad_norm_ waited for the device")
+
+    monkeypatch.setattr(tg.Tensor, "item", no_sync)
+    monkeypatch.setattr(tg.Tensor, "__bool__", no_sync)
+    total = nn.utils.clip_grad_norm_([a, b], max_norm=1.0)
+    monkeypatch.undo()
+    assert (a.grad.dtype, b.grad.dtype) == (np.float32, np.float64)
+    assert total.item() == pytest.approx(5.0)
+    np.testing.assert_allclose(a.grad.numpy(), [0.6, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), [[0.8]], rtol=1e-5)
 
 
 def test_embedding_gathers_and_scatters_gradients(device):

@@ -775,7 +775,7 @@ def test_nan_guard_adagrad_zero_over_zero(device):
     opt = optim.Adagrad([y, x], lr=0.1, eps=0.0)
     opt.zero_grad()
     (x[0] * x[0] + f_tensor(y, device)).backward()  # ∂/∂x₁ = 0: 0/(√0 + 0) = NaN
-    with pytest.raises(FloatingPointError, match="Adagrad"):
+    with tg.detect_anomaly(), pytest.raises(FloatingPointError, match="Adagrad"):
         opt.step()
     np.testing.assert_array_equal(x.numpy(), [1.0, 0.0])
     np.testing.assert_array_equal(y.numpy(), THETA0)  # the finite update of y was not written either
@@ -794,7 +794,7 @@ def test_nan_guard_sgd_overflow_keeps_state(device):
     opt.param_groups[1]["lr"] = 1e308  # y's update overflows to inf
     opt.zero_grad()
     (f_tensor(x, device) + f_tensor(y, device)).backward()
-    with pytest.raises(FloatingPointError, match="SGD"):
+    with tg.detect_anomaly(), pytest.raises(FloatingPointError, match="SGD"):
         opt.step()
     np.testing.assert_array_equal(x.numpy(), theta_x)
     np.testing.assert_array_equal(y.numpy(), theta_y)
@@ -809,10 +809,38 @@ def test_nan_guard_plain_sgd_huge_lr(device):
     x = make_param(device)
     opt = optim.SGD([x], lr=1e308)
     f_tensor(x, device).backward()
-    with pytest.raises(FloatingPointError, match=r"^SGD"):
+    with tg.detect_anomaly(), pytest.raises(FloatingPointError, match=r"^SGD"):
         opt.step()
     np.testing.assert_array_equal(x.numpy(), THETA0)
     assert x not in opt.state
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+def test_step_outside_detect_anomaly_never_asks_the_device(device, monkeypatch):
+    """No host synchronisation in a step: the finiteness guard runs only inside
+    detect_anomaly(); outside it an overflowing update is written, as PyTorch does."""
+    x = make_param(device)
+    backend = x.backend
+    calls = []
+    monkeypatch.setattr(backend, "isfinite", lambda a: calls.append(a) or backend.xp.isfinite(a), raising=False)
+    opt = optim.Adam([x], lr=0.1)
+    f_tensor(x, device).backward()
+    opt.step()
+    opt = optim.SGD([x], lr=1e308)
+    opt.step()
+    assert calls == []
+    assert not np.isfinite(x.numpy()).all()  # the update of θ₁ overflowed and was written
+
+
+def test_step_updates_the_parameter_array_in_place(device):
+    x = make_param(device)
+    array = x.data
+    opt = optim.SGD([x], lr=0.1, momentum=0.9)
+    f_tensor(x, device).backward()
+    g = x.grad.numpy().copy()
+    opt.step()
+    assert x.data is array
+    np.testing.assert_allclose(x.numpy(), np.array(THETA0) - 0.1 * g)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
