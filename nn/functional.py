@@ -99,9 +99,9 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     ph, pw = _pair(padding)
     if ph or pw:
         x = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = Windows.apply(x, kernel=(kh, kw), stride=_pair(stride))  # (N, C, OH, OW, kh, kw)
-    n, _, oh, ow = windows.shape[:4]
-    rows = windows.transpose(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, in_channels * kh * kw)
+    windows = Windows.apply(x, kernel=(kh, kw), stride=_pair(stride))  # (kh, kw, N, C, OH, OW)
+    n, oh, ow = windows.shape[2], windows.shape[4], windows.shape[5]
+    rows = windows.transpose(2, 4, 5, 3, 0, 1).reshape(n * oh * ow, in_channels * kh * kw)
     out = (rows @ weight.reshape(out_channels, -1).T).reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2)
     return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
 
@@ -111,14 +111,14 @@ def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     gradient is shared evenly (PyTorch gives it all to one element)."""
     _check_image(x, "max_pool2d")
     kernel = _pair(kernel_size)
-    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).max(axis=(4, 5))
+    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).max(axis=(0, 1))
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     """The mean of each kh×kw window (stride defaults to the kernel size)."""
     _check_image(x, "avg_pool2d")
     kernel = _pair(kernel_size)
-    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).mean(axis=(4, 5))
+    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).mean(axis=(0, 1))
 
 
 # ---- losses ------------------------------------------------------------------------------

@@ -277,6 +277,8 @@ def test_layer_errors_name_the_shapes():
         nn.MaxPool2d(2)(tg.ones(4, 4))
     with pytest.raises(ValueError, match="BatchNorm1d"):
         nn.BatchNorm1d(3)(tg.ones(2, 4))
+    with pytest.raises(ValueError, match=r"Windows: a 3×3 window does not fit in a 2×5 image \(input shapes \(1, 1, 2, 5\)\)"):
+        nn.MaxPool2d(3)(tg.ones(1, 1, 2, 5))
 
 
 def test_a_small_mlp_learns_xor(device):
