@@ -26,13 +26,13 @@ def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
     received 4 gradient contributions per element, and they add up. The adjoint of a
     type promotion (float32 * float64) is the cast back.
     """
-    if grad.shape != like.shape:
+    if grad.data.shape != like.data.shape:
         lead = grad.ndim - like.ndim
         axes = tuple(range(lead)) + tuple(
             lead + i for i, n in enumerate(like.shape) if n == 1 and grad.shape[lead + i] != 1
         )
         grad = grad.sum(axis=axes, keepdims=True).reshape(like.shape)
-    if grad.dtype != like.dtype:
+    if grad.data.dtype != like.data.dtype:
         grad = grad.astype(like.dtype)
     return grad
 
@@ -145,8 +145,11 @@ class MatMul(Function):
         # A 1-D a is a row (1, n) and a 1-D b a column (n, 1), as matmul treats them.
         a2 = a.reshape(1, -1) if a.ndim == 1 else a
         b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-        g2 = grad.reshape(a2.shape[:-1] + b2.shape[-1:]) if a.ndim == 1 or b.ndim == 1 else grad
-        grad_b = None
+        g2 = grad if a2 is a and b2 is b else grad.reshape(a2.shape[:-1] + b2.shape[-1:])
+        grad_a = grad_b = None
+        if a.requires_grad:
+            grad_a = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2)
+            grad_a = grad_a if a2 is a else grad_a.reshape(a.shape)
         if b.requires_grad:
             if b2.ndim == 2 and not b2.data.flags.c_contiguous:
                 # b is a transposed weight (Linear's x @ W.T): aᵀg = (gᵀa)ᵀ comes out in b's
@@ -154,8 +157,9 @@ class MatMul(Function):
                 grad_b = (g2.swapaxes(-1, -2) @ a2).swapaxes(-1, -2)
             else:
                 grad_b = a2.swapaxes(-1, -2) @ g2
-            grad_b = unbroadcast(grad_b, b2).reshape(b.shape)
-        return (unbroadcast(g2 @ b2.swapaxes(-1, -2), a2).reshape(a.shape) if a.requires_grad else None, grad_b)
+            grad_b = unbroadcast(grad_b, b2)
+            grad_b = grad_b if b2 is b else grad_b.reshape(b.shape)
+        return grad_a, grad_b
 
 
 class Maximum(Function):
@@ -408,7 +412,7 @@ class Sum(Function):
     __slots__ = ("axis", "keepdims")
 
     def forward(self, xp, x):
-        return xp.sum(x, axis=self.axis, keepdims=self.keepdims)
+        return x.sum(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):
         x = self.inputs[0]
@@ -421,7 +425,7 @@ class Max(Function):
     __slots__ = ("axis", "keepdims")
 
     def forward(self, xp, x):
-        return xp.max(x, axis=self.axis, keepdims=self.keepdims)
+        return x.max(axis=self.axis, keepdims=self.keepdims)
 
     def backward(self, grad):
         x = self.inputs[0]
@@ -433,9 +437,9 @@ class Max(Function):
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
     """log Σ exp(x) over axis with keepdims, shifted by the max so exp cannot overflow."""
-    m = xp.max(x, axis=axis, keepdims=True)
+    m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf slice stays -inf instead of NaN
-    return m + xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True))
+    return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
 
 
 class LogSumExp(Function):
@@ -516,7 +520,7 @@ class Transpose(Function):
         inverse = [0] * len(self.axes)
         for i, a in enumerate(self.axes):
             inverse[a] = i
-        return (grad.transpose(*inverse),)
+        return (Transpose.apply(grad, axes=tuple(inverse)),)
 
 
 class BroadcastTo(Function):

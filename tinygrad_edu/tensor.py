@@ -10,6 +10,7 @@ import math
 from typing import Any, Iterator
 
 import numpy
+from numpy.exceptions import AxisError
 
 from .backend import CPU, Backend, backend_of, get_backend, get_default_device
 from .dtypes import as_dtype, get_default_dtype, is_float
@@ -23,7 +24,7 @@ def _shape_args(shape: tuple, op: str) -> tuple:
         shape = tuple(shape[0])
     if not all(isinstance(n, (int, numpy.integer)) for n in shape):
         raise TypeError(f"{op}: a shape is ints, got {shape}")
-    return tuple(int(n) for n in shape)
+    return tuple(map(int, shape))
 
 
 class Tensor:
@@ -130,7 +131,7 @@ class Tensor:
     @property
     def T(self) -> "Tensor":
         """The tensor with its axes reversed (NumPy's .T)."""
-        return self.transpose()
+        return ops.Transpose.apply(self, axes=tuple(reversed(range(self.ndim))))
 
     def numel(self) -> int:
         """The number of elements."""
@@ -455,9 +456,13 @@ class Tensor:
 
     def swapaxes(self, axis1: int, axis2: int) -> "Tensor":
         """Two axes exchanged."""
-        axes = list(range(self.ndim))
+        n = self.ndim
+        for a in (axis1, axis2):
+            if not -n <= a < n:
+                raise AxisError(f"swapaxes: axis {a} is out of range for a tensor with {n} dimensions")
+        axes = list(range(n))
         axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-        return self.transpose(*axes)
+        return ops.Transpose.apply(self, axes=tuple(axes))  # a permutation by construction
 
     def flatten(self, start_axis: int = 0) -> "Tensor":
         """The axes from start_axis on merged into one."""
