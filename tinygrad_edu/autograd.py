@@ -115,8 +115,9 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op forward on `inputs` and, when gradients are needed, record the node."""
         node = object.__new__(cls)
-        for key, value in params.items():
-            setattr(node, key, value)
+        if params:
+            for key, value in params.items():
+                setattr(node, key, value)
         backend = inputs[0].backend
         arrays, requires_grad = [], False
         for t in inputs:
@@ -247,20 +248,24 @@ def run_backward(
     saved = state.grad_enabled, state.order, state.backward_of
     state.grad_enabled = create_graph
     state.order = 1 + max((node.order for node in order), default=0)
+    anomaly = state.anomaly
     try:
         for node in reversed(order):
             g = node_grads.pop(node, None)
-            if g is None or (needed is not None and node not in needed):
+            if g is None:
                 continue
-            if node in wanted_nodes:
-                found[node] = g
-            if state.anomaly:
+            if needed is not None:
+                if node not in needed:
+                    continue
+                if node in wanted_nodes:
+                    found[node] = g
+            if anomaly:
                 state.backward_of = node
-            input_grads = node.backward(g)
-            for t, gi in zip(node.inputs, input_grads):
+            for t, gi in zip(node.inputs, node.backward(g)):
                 if gi is None or not t.requires_grad:
                     continue
-                if gi.data.shape != t.data.shape or gi.data.dtype != t.data.dtype or gi.backend is not t.backend:
+                a, b = gi.data, t.data
+                if a.shape != b.shape or (a.dtype is not b.dtype and a.dtype != b.dtype) or gi.backend is not t.backend:
                     raise RuntimeError(
                         f"{node.name}.backward returned a gradient of shape {gi.shape}, dtype {gi.dtype} on "
                         f"{gi.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}"
@@ -269,7 +274,8 @@ def run_backward(
                 if parent is None:
                     deliver_to_leaf(t, gi)
                 else:
-                    node_grads[parent] = gi if parent not in node_grads else node_grads[parent] + gi
+                    earlier = node_grads.get(parent)
+                    node_grads[parent] = gi if earlier is None else earlier + gi
             if not retain_graph:
                 node.inputs = node.out = None
     finally:
