@@ -832,7 +832,8 @@ def test_step_outside_detect_anomaly_never_asks_the_device(device, monkeypatch):
     assert not np.isfinite(x.numpy()).all()  # the update of θ₁ overflowed and was written
 
 
-def test_step_updates_the_parameter_array_in_place(device):
+def test_step_writes_into_the_parameters_own_array(device):
+    """Views of a parameter (p.numpy() on the CPU) see the update; the values are SGD's."""
     x = make_param(device)
     array = x.data
     opt = optim.SGD([x], lr=0.1, momentum=0.9)

@@ -264,8 +264,7 @@ def run_backward(
             for t, gi in zip(node.inputs, node.backward(g)):
                 if gi is None or not t.requires_grad:
                     continue
-                a, b = gi.data, t.data
-                if a.shape != b.shape or (a.dtype is not b.dtype and a.dtype != b.dtype) or gi.backend is not t.backend:
+                if gi.data.shape != t.data.shape or gi.data.dtype != t.data.dtype or gi.backend is not t.backend:
                     raise RuntimeError(
                         f"{node.name}.backward returned a gradient of shape {gi.shape}, dtype {gi.dtype} on "
                         f"{gi.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}"
