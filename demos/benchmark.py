@@ -622,7 +622,7 @@ def w3_hvp(device: str, repeats: int, quick: bool) -> dict:
     kept_gradient = tg.grad(loss_of(*leaves), leaves, create_graph=True)  # built once, as NewtonCG does at a point
 
     def kept_graph_hvp() -> tuple:
-        return tg.grad(sum((g * d).sum() for g, d in zip(kept_gradient, tv)), leaves, retain_graph=True)
+        return tg.grad(kept_gradient, leaves, grad_outputs=tv, retain_graph=True)
 
     gradient, kept, rebuilt = "tinygrad_edu gradient", "tinygrad_edu H·v, kept graph (NewtonCG)", "tinygrad_edu.hvp"
     floor = floor_name(device).replace("by hand", "R-operator")
@@ -641,7 +641,7 @@ def w3_hvp(device: str, repeats: int, quick: bool) -> dict:
 
         def torch_hvp() -> tuple:
             gs = torch.autograd.grad(tanh_mlp_loss(torch_X, torch_y, *torch_leaves), torch_leaves, create_graph=True)
-            return torch.autograd.grad(sum((g * d).sum() for g, d in zip(gs, torch_v)), torch_leaves)
+            return torch.autograd.grad(gs, torch_leaves, grad_outputs=torch_v)
 
         cases[torch_gradient_name], cases[torch_hvp_name] = torch_gradient, torch_hvp
         gradient_of[torch_hvp_name] = torch_gradient_name

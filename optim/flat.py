@@ -84,7 +84,8 @@ class FlatOptimizer(Optimizer):
 
     def evaluate_with_curvature(self, closure: Callable[[], Any]) -> tuple:
         """(f, ∇f, hvp): like evaluate, but the closure's backward keeps its graph, and
-        hvp(v) = H(θ)·v is the gradient of ∇f·v through that graph (a double backward)."""
+        hvp(v) = H(θ)·v is a backward through that graph with v as the gradients' output
+        gradient (a double backward: Hᵀv, and H is symmetric)."""
         with enable_grad(), backward_creates_graph():
             loss = closure()
         self.counts["func_evals"] += 1
@@ -98,8 +99,7 @@ class FlatOptimizer(Optimizer):
             for p in self.params:
                 pieces.append(Tensor._make(v[offset:offset + p.numel()].reshape(p.shape), p.backend))
                 offset += p.numel()
-            g_dot_v = sum((g * piece).sum() for g, piece in zip(grads, pieces))
-            return self.flat([h.data for h in gradients_or_zeros(g_dot_v, self.params)])
+            return self.flat([h.data for h in gradients_or_zeros(grads, self.params, grad_outputs=pieces)])
 
         return float(loss), self.flat([g.data for g in grads]), hvp
 

@@ -337,6 +337,17 @@ def test_float32_results_stay_float32(device):
     assert tg.jvp(lambda t: t.exp(), x, v)[1].dtype == np.float32
 
 
+def test_direction_must_match_the_input(device):
+    x = f64([0.3, 0.1, -0.2], device)
+    cube = lambda t: (t ** 3).sum()  # noqa: E731
+    with pytest.raises(ValueError, match=r"hvp: v has shape \(2,\) where the input has shape \(3,\)"):
+        tg.hvp(cube, x, f64([1.0, 1.0], device))
+    with pytest.raises(ValueError, match=r"jvp: v must hold one direction per input \(2\), got 1"):
+        tg.jvp(lambda s, t: s * t, (x, x), (f64([1.0, 1.0, 1.0], device),))
+    hv = tg.hvp(cube, x, [1.0, 0.0, 2.0])  # a list is a direction too, on x's device
+    np.testing.assert_allclose(hv.numpy(), 6 * np.array([0.3, 0.0, -0.4]), rtol=1e-12)
+
+
 # ---------------------------------------------------------------------------------------
 # Against PyTorch
 # ---------------------------------------------------------------------------------------

@@ -76,7 +76,7 @@ def top_eigenvalue(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], iter
         if norm == 0:  # Hv = 0: v lies in the null space, and λ = 0
             return 0.0
         v = [vi / norm for vi in v]
-        hv = gradients_or_zeros(sum((g * vi).sum() for g, vi in zip(grads, v)), params)
+        hv = gradients_or_zeros(grads, params, grad_outputs=v)
         previous, eigenvalue = eigenvalue, sum(float((vi * hvi).sum().item()) for vi, hvi in zip(v, hv))
         v = hv
         if abs(eigenvalue - previous) <= tol * abs(eigenvalue):

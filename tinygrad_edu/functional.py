@@ -44,16 +44,29 @@ def _scalar(y: Tensor, caller: str) -> Tensor:
     return y
 
 
+def _directions(v: Any, xs: Sequence[Tensor], is_tuple: bool, caller: str) -> tuple:
+    """v as a tuple of one direction per tensor of xs, each of that tensor's shape (for a
+    single x, v is one direction even when it is a list of numbers)."""
+    vs = as_tuple(v) if is_tuple else (v,)
+    if len(vs) != len(xs):
+        raise ValueError(f"{caller}: v must hold one direction per input ({len(xs)}), got {len(vs)}")
+    vs = tuple(x._coerce(vi) for x, vi in zip(xs, vs))
+    for x, vi in zip(xs, vs):
+        if vi.shape != x.shape:
+            raise ValueError(f"{caller}: v has shape {vi.shape} where the input has shape {x.shape}")
+    return vs
+
+
 def hvp(f: Callable, x: Any, v: Any) -> Any:
-    """H(x)·v, the Hessian of the scalar function f at x times v, from the graph:
-    the gradient of (∇f(x) · v), a double backward, never finite differences."""
+    """H(x)·v, the Hessian of the scalar function f at x times v, from the graph, never
+    finite differences: a double backward. The gradient of g(x) = ∇f(x) along v is the
+    vector-Jacobian product of g with v, Hᵀv, which is Hv because H is symmetric; it is
+    one backward through the graph of g with v as the output gradient."""
     xs, is_tuple = _leaves(x)
-    vs = as_tuple(v)
+    vs = _directions(v, xs, is_tuple, "hvp")
     with enable_grad():
-        y = _scalar(f(*xs), "hvp")
-        gs = gradients_or_zeros(y, xs, create_graph=True)
-        g_dot_v = sum((g * vi).sum() for g, vi in zip(gs, vs))
-    hv = gradients_or_zeros(g_dot_v, xs)
+        gs = gradients_or_zeros(_scalar(f(*xs), "hvp"), xs, create_graph=True)
+    hv = gradients_or_zeros(gs, xs, grad_outputs=vs)
     return hv if is_tuple else hv[0]
 
 
@@ -62,17 +75,17 @@ def jvp(f: Callable, x: Any, v: Any) -> tuple:
 
     Computed with the double-vjp trick rather than dual numbers, so every op's reverse
     rule serves forward mode too: for a dummy u, g(u) = Jᵀu is linear in u, and the
-    gradient of g(u)·v with respect to u is J v. It costs about two backward passes.
+    vector-Jacobian product of g with v (one backward through g's graph with v as its
+    output gradient) is (Jᵀ)ᵀv = J v. It costs about two backward passes.
     """
     xs, is_tuple = _leaves(x)
-    vs = as_tuple(v)
+    vs = _directions(v, xs, is_tuple, "jvp")
     with enable_grad():
         y = f(*xs)
         ys = as_tuple(y)
         us = tuple(zeros_like(yi, requires_grad=True) for yi in ys)
         gs = gradients_or_zeros(ys, xs, grad_outputs=us, create_graph=True)
-        g_dot_v = sum((g * vi).sum() for g, vi in zip(gs, vs))
-    jv = gradients_or_zeros(g_dot_v, us)
+    jv = gradients_or_zeros(gs, us, grad_outputs=vs)
     value = tuple(yi.detach() for yi in ys) if isinstance(y, (tuple, list)) else y.detach()
     return value, (jv if isinstance(y, (tuple, list)) else jv[0])
 
