@@ -81,6 +81,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
     optimizer = methods[key]([x], **options)
     path = [x.numpy().copy()]
     nfev = 0
+    last_call: list = []  # [x, loss] of the closure's latest call
 
     def closure() -> Tensor:
         nonlocal nfev
@@ -88,11 +89,16 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         loss = fun(x)
         nfev += 1
         loss.backward()
+        last_call[:] = [x.backend.asarray(x.data, copy=True), loss]
         return loss
 
     def evaluate() -> tuple:
-        loss = closure()
-        return loss.item(), float(abs(x.grad.numpy()).max())
+        # A line search or trust region that ended where x now is has just evaluated
+        # f and ∇f there (fun is fixed, so they still hold): Newton-CG saves one
+        # evaluation per iteration.
+        if not last_call or not bool((last_call[0] == x.data).all()):
+            closure()
+        return last_call[1].item(), float(abs(x.grad.numpy()).max())
 
     def result(nit: int, value: float, grad_norm: float, success: bool, message: str,
                final: bool = True) -> OptimizeResult:

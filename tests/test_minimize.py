@@ -91,3 +91,26 @@ def test_already_at_the_minimum_takes_no_step():
 def test_unknown_method():
     with pytest.raises(ValueError, match="unknown method 'bfgs'"):
         optim.minimize(quadratic, tg.tensor([0.0, 0.0]), "bfgs")
+
+
+@pytest.mark.parametrize("method", ["newton-cg", "trust-ncg", "lbfgs"])
+def test_a_closure_method_is_not_evaluated_twice_at_one_point(method, device):
+    """minimize tests gtol with the evaluation a line search or trust region already made
+    at the new point, and evaluates again only where none was made."""
+    points = []
+
+    def counted(x):
+        points.append(x.numpy().copy())
+        return quadratic(x)
+
+    result = optim.minimize(counted, tg.tensor([2.0, -3.0], dtype="float64", device=device), method,
+                            options=dict(gtol=1e-9))
+    assert result.success, result.message
+    np.testing.assert_allclose(result.x.numpy(), X_STAR, atol=1e-9)
+    assert result.grad_norm == pytest.approx(float(np.abs(A @ result.x.numpy() - B).max()), abs=1e-15)
+    assert result.nfev == len(points)
+    repeated = sum(np.array_equal(a, b) for a, b in zip(points, points[1:]))
+    if method != "lbfgs":  # each step evaluates (with curvature) where the previous evaluation was, no more
+        assert repeated == result.nit
+    if method == "newton-cg":  # the start, then per iteration that evaluation and Armijo's accepted t = 1
+        assert result.nfev == 1 + 2 * result.nit
