@@ -283,21 +283,28 @@ def numpy_cnn_step(xp: Any, params: list, x: Any, y: Any) -> float:
     """The floor of W6, with params = [conv weight (8, 1, 3, 3), conv bias, linear weight,
     linear bias]. im2col: every 3x3 window of the (N, 1, 8, 8) images becomes a row, one
     matmul applies the 8 filters to all of them. Channels-last inside (N, 6, 6, 8); the
-    flattening is channels-first, as nn.Flatten after an NCHW layer. Max pooling sends the
-    gradient to the maxima of each window, split evenly between ties, as the engine does."""
+    flattening is channels-first, as nn.Flatten after an NCHW layer. Max pooling gathers
+    the four pixels of every 2x2 window into one contiguous array (NumPy reduces over its
+    leading axes far faster than over the inner 2x2 axes of a reshaped image), and sends
+    the gradient to the maxima of each window, split evenly between ties, as the engine
+    does; the windows tile the image, so the gradient goes back by assignment."""
     conv_w, conv_b, lin_w, lin_b = params
     n = x.shape[0]
     cols = xp.lib.stride_tricks.sliding_window_view(x, (3, 3), axis=(2, 3)).transpose(0, 2, 3, 1, 4, 5)
     cols = cols.reshape(n * 36, 9)
     z = (cols @ conv_w.reshape(8, 9).T + conv_b).reshape(n, 6, 6, 8)
-    a = xp.maximum(z, 0).reshape(n, 3, 2, 3, 2, 8)  # 2x2 pooling windows on axes 2 and 4
-    pooled = a.max(axis=(2, 4))  # (N, 3, 3, 8)
+    a = xp.maximum(z, 0)
+    windows = xp.stack([a[:, i::2, j::2] for i in (0, 1) for j in (0, 1)])  # (4, N, 3, 3, 8)
+    pooled = windows.max(axis=0)
     features = pooled.transpose(0, 3, 1, 2).reshape(n, 72)
     loss, delta = softmax_cross_entropy(xp, features @ lin_w.T + lin_b, y)
-    d_pooled = (delta @ lin_w).reshape(n, 8, 3, 3).transpose(0, 2, 3, 1)[:, :, None, :, None, :]
-    at_max = a == pooled[:, :, None, :, None, :]
-    d_a = at_max * d_pooled / at_max.sum(axis=(2, 4), keepdims=True, dtype=x.dtype)
-    d_z = (d_a.reshape(n, 6, 6, 8) * (z > 0)).reshape(n * 36, 8)
+    d_pooled = (delta @ lin_w).reshape(n, 8, 3, 3).transpose(0, 2, 3, 1)
+    at_max = windows == pooled
+    d_windows = at_max * (d_pooled / at_max.sum(axis=0, dtype=x.dtype))
+    d_a = xp.empty_like(a)
+    for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
+        d_a[:, i::2, j::2] = d_windows[k]
+    d_z = (d_a * (z > 0)).reshape(n * 36, 8)
     sgd_update(params, [(d_z.T @ cols).reshape(8, 1, 3, 3), d_z.sum(axis=0), delta.T @ features, delta.sum(axis=0)])
     return loss
 
