@@ -294,7 +294,8 @@ def numpy_cnn_step(xp: Any, params: list, x: Any, y: Any) -> float:
     cols = cols.reshape(n * 36, 9)
     z = (cols @ conv_w.reshape(8, 9).T + conv_b).reshape(n, 6, 6, 8)
     a = xp.maximum(z, 0)
-    windows = xp.stack([a[:, i::2, j::2] for i in (0, 1) for j in (0, 1)])  # (4, N, 3, 3, 8)
+    offsets = [(i, j) for i in (0, 1) for j in (0, 1)]
+    windows = xp.stack([a[:, i::2, j::2] for i, j in offsets])  # (4, N, 3, 3, 8)
     pooled = windows.max(axis=0)
     features = pooled.transpose(0, 3, 1, 2).reshape(n, 72)
     loss, delta = softmax_cross_entropy(xp, features @ lin_w.T + lin_b, y)
@@ -302,8 +303,8 @@ def numpy_cnn_step(xp: Any, params: list, x: Any, y: Any) -> float:
     at_max = windows == pooled
     d_windows = at_max * (d_pooled / at_max.sum(axis=0, dtype=x.dtype))
     d_a = xp.empty_like(a)
-    for k, (i, j) in enumerate(((0, 0), (0, 1), (1, 0), (1, 1))):
-        d_a[:, i::2, j::2] = d_windows[k]
+    for (i, j), d_window in zip(offsets, d_windows):
+        d_a[:, i::2, j::2] = d_window
     d_z = (d_a * (z > 0)).reshape(n * 36, 8)
     sgd_update(params, [(d_z.T @ cols).reshape(8, 1, 3, 3), d_z.sum(axis=0), delta.T @ features, delta.sum(axis=0)])
     return loss

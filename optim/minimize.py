@@ -89,7 +89,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         loss = fun(x)
         nfev += 1
         loss.backward()
-        last_call[:] = [x.backend.asarray(x.data, copy=True), loss]
+        last_call[:] = [x.backend.asarray(x.data, copy=True), loss.detach()]
         return loss
 
     def evaluate() -> tuple:

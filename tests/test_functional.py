@@ -344,8 +344,9 @@ def test_direction_must_match_the_input(device):
         tg.hvp(cube, x, f64([1.0, 1.0], device))
     with pytest.raises(ValueError, match=r"jvp: v must hold one direction per input \(2\), got 1"):
         tg.jvp(lambda s, t: s * t, (x, x), (f64([1.0, 1.0, 1.0], device),))
-    hv = tg.hvp(cube, x, [1.0, 0.0, 2.0])  # a list is a direction too, on x's device
-    np.testing.assert_allclose(hv.numpy(), 6 * np.array([0.3, 0.0, -0.4]), rtol=1e-12)
+    hv = tg.hvp(cube, x, [0.1, 0.0, 2.0])  # a list is one direction, in x's dtype and on x's device
+    assert hv.dtype == np.float64
+    np.testing.assert_allclose(hv.numpy(), 6 * np.array([0.3, 0.1, -0.2]) * np.array([0.1, 0.0, 2.0]), rtol=1e-14)
 
 
 # ---------------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def _directions(v: Any, xs: Sequence[Tensor], is_tuple: bool, caller: str) -> tu
     vs = as_tuple(v) if is_tuple else (v,)
     if len(vs) != len(xs):
         raise ValueError(f"{caller}: v must hold one direction per input ({len(xs)}), got {len(vs)}")
-    vs = tuple(x._coerce(vi) for x, vi in zip(xs, vs))
+    vs = tuple(vi if isinstance(vi, Tensor) else Tensor(vi, dtype=x.dtype, device=x.device) for x, vi in zip(xs, vs))
     for x, vi in zip(xs, vs):
         if vi.shape != x.shape:
             raise ValueError(f"{caller}: v has shape {vi.shape} where the input has shape {x.shape}")
