@@ -12,8 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from tinygrad_edu import Tensor, enable_grad
-from tinygrad_edu.autograd import backward_creates_graph
+from tinygrad_edu import Tensor, backward_creates_graph, enable_grad
 from tinygrad_edu.functional import gradients_or_zeros
 
 from .optimizer import Optimizer
@@ -90,14 +89,14 @@ class FlatOptimizer(Optimizer):
             loss = closure()
         self.counts["func_evals"] += 1
         self.counts["grad_evals"] += 1
-        grads = [p.grad if p.grad is not None else Tensor._make(self.xp.zeros_like(p.data), p.backend)
+        grads = [p.grad if p.grad is not None else Tensor.wrap(self.xp.zeros_like(p.data), p.backend)
                  for p in self.params]
 
         def hvp(v: Any) -> Any:
             self.counts["hvp_evals"] += 1
             pieces, offset = [], 0
             for p in self.params:
-                pieces.append(Tensor._make(v[offset:offset + p.numel()].reshape(p.shape), p.backend))
+                pieces.append(Tensor.wrap(v[offset:offset + p.numel()].reshape(p.shape), p.backend))
                 offset += p.numel()
             return self.flat([h.data for h in gradients_or_zeros(grads, self.params, grad_outputs=pieces)])
 

@@ -77,7 +77,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         options.setdefault("max_iter", 1)
         options.setdefault("tolerance_grad", gtol)
         options.setdefault("tolerance_change", 0.0)
-    x = Tensor._make(x0.backend.asarray(x0.data, copy=True), x0.backend).requires_grad_()
+    x = Tensor.wrap(x0.backend.asarray(x0.data, copy=True), x0.backend).requires_grad_()
     optimizer = methods[key]([x], **options)
     path = [x.numpy().copy()]
     nfev = 0

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable
 
-from tinygrad_edu import Tensor, enable_grad
-from tinygrad_edu.autograd import state as engine_state
+from tinygrad_edu import Tensor, enable_grad, is_anomaly_enabled
 
 
 def _to_host(value: Any, backend: Any) -> Any:
@@ -98,7 +97,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    p.grad = None if set_to_none else Tensor._make(p.backend.zeros_like(p.data), p.backend)
+                    p.grad = None if set_to_none else Tensor.wrap(p.backend.zeros_like(p.data), p.backend)
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         """The algorithm for one parameter: moves its array θ in place (θ -= ...), given
@@ -115,7 +114,7 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        checking = engine_state.anomaly  # detect_anomaly(): update copies, commit only finite ones
+        checking = is_anomaly_enabled()  # detect_anomaly(): update copies, commit only finite ones
         staged = []
         for group in self.param_groups:
             for p in group["params"]:

@@ -83,9 +83,14 @@ class detect_anomaly(_Switch):
 
 
 class backward_creates_graph(_Switch):
-    """Inside, Tensor.backward() acts as backward(create_graph=True), so the gradients a
-    closure leaves in `.grad` are differentiable. Second-order optimizers use it to take
-    Hessian-vector products of the loss their closure computed."""
+    """Inside, every Tensor.backward() acts as backward(create_graph=True), so the
+    gradients a closure leaves in `.grad` are differentiable Tensors whose graph is kept.
+
+    Public because optimizers that need Hessian-vector products (NewtonCG, Newton,
+    TrustRegionNewtonCG) call the user's closure inside it: the closure keeps the usual
+    contract (zero the grads, compute the loss, call backward, return the loss) and the
+    optimizer then differentiates the `.grad` it left. Outside such a call nothing changes.
+    """
 
     flag, value = "backward_creates_graph", True
 
@@ -101,7 +106,7 @@ class Function:
     (axis, shape, ...) are passed to `apply` as keywords and become attributes.
     """
 
-    __slots__ = ("inputs", "out", "order", "__weakref__")
+    __slots__ = ("inputs", "output_array", "order", "__weakref__")
 
     @property
     def name(self) -> str:
@@ -139,21 +144,26 @@ class Function:
             _check_finite(node, inputs, out)
         if requires_grad and state.grad_enabled and out.dtype.kind == "f":
             node.inputs = inputs
-            node.out = out
+            node.output_array = out
             node.order = state.order
-            return Tensor._make(out, backend, node)
-        return Tensor._make(out, backend)
+            return Tensor.wrap(out, backend, node)
+        return Tensor.wrap(out, backend)
 
     def output(self) -> Tensor:
         """The op's output as a Tensor of this graph, for backward formulas such as
         d exp(x) = exp(x) dx. The node keeps only the array, so no reference cycle forms."""
-        return Tensor._make(self.out, self.inputs[0].backend, self)
+        return Tensor.wrap(self.output_array, self.inputs[0].backend, self)
 
     def forward(self, xp: Any, *arrays: Any) -> Any:
         raise NotImplementedError
 
     def backward(self, grad: Tensor) -> tuple:
         raise NotImplementedError(f"{self.name} has no derivative")
+
+
+def is_anomaly_enabled() -> bool:
+    """True inside detect_anomaly() (as torch.is_anomaly_enabled)."""
+    return state.anomaly
 
 
 def _check_finite(node: Function, inputs: Sequence[Tensor], out: Any) -> None:
@@ -221,7 +231,7 @@ def run_backward(
     def deliver_to_leaf(leaf: Tensor, g: Tensor) -> None:
         if wanted_leaves is None:
             if not create_graph:  # a transposed or broadcast view would slow (or refuse) later updates
-                g = Tensor._make(g.backend.xp.asarray(g.data, order="C"), g.backend)  # copies only if needed
+                g = Tensor.wrap(g.backend.xp.asarray(g.data, order="C"), g.backend)  # copies only if needed
             leaf.grad = g if leaf.grad is None else leaf.grad + g
         elif id(leaf) in wanted_leaves:
             found[id(leaf)] = g if id(leaf) not in found else found[id(leaf)] + g
@@ -276,7 +286,7 @@ def run_backward(
                     earlier = node_grads.get(parent)
                     node_grads[parent] = gi if earlier is None else earlier + gi
             if not retain_graph:
-                node.inputs = node.out = None
+                node.inputs = node.output_array = None
     finally:
         state.grad_enabled, state.order, state.backward_of = saved
     if inputs is None:
@@ -306,7 +316,7 @@ def seed_gradients(outputs: Sequence[Tensor], grad_outputs: Any, caller: str) ->
                     f"{caller}: the output has shape {y.shape}; a gradient can be created implicitly "
                     "only for a single-element output (pass gradient=... / grad_outputs=...)"
                 )
-            g = Tensor._make(y.backend.ones(y.shape, dtype=y.dtype), y.backend)
+            g = Tensor.wrap(y.backend.ones(y.shape, dtype=y.dtype), y.backend)
         else:
             g = y._coerce(g)
             if g.shape != y.shape:

@@ -29,7 +29,7 @@ def _float64(x: Any) -> Any:
     """A float64 input as it is (perturbed in place and restored, as PyTorch's gradcheck,
     so a layer's own parameters can be checked); another float input as a float64 copy."""
     if isinstance(x, Tensor) and x.dtype.kind == "f" and x.dtype != "float64":
-        copy = Tensor._make(x.data.astype("float64"), x.backend).requires_grad_(x.requires_grad)
+        copy = Tensor.wrap(x.data.astype("float64"), x.backend).requires_grad_(x.requires_grad)
         copy.name = x.name
         return copy
     return x
@@ -44,7 +44,7 @@ def _analytic(outputs: list, inputs: list) -> list:
         for k in range(y.numel()):
             onehot = y.backend.zeros(y.numel(), dtype=y.dtype)
             onehot[k] = 1
-            seed = Tensor._make(onehot.reshape(y.shape), y.backend)
+            seed = Tensor.wrap(onehot.reshape(y.shape), y.backend)
             gs = gradients_or_zeros(y, inputs, grad_outputs=seed)
             rows.append([g.numpy().reshape(-1) for g in gs])
         jacobians.append([numpy.array([row[i] for row in rows]).reshape(y.numel(), x.numel())
@@ -147,7 +147,7 @@ def gradgradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-
     with enable_grad():
         outputs = _float_outputs(f(*args))
     rng = numpy.random.default_rng(0)
-    us = [Tensor._make(y.backend.asarray(rng.standard_normal(y.shape)), y.backend).requires_grad_()
+    us = [Tensor.wrap(y.backend.asarray(rng.standard_normal(y.shape)), y.backend).requires_grad_()
           for y in outputs]
     n = len(args)
 

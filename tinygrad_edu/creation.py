@@ -13,7 +13,7 @@ from .tensor import Tensor, _shape_args
 
 
 def _leaf(array: Any, backend: Backend, requires_grad: bool) -> Tensor:
-    return Tensor._make(array, backend).requires_grad_(requires_grad)
+    return Tensor.wrap(array, backend).requires_grad_(requires_grad)
 
 
 def _float_dtype(dtype: Any) -> Any:

@@ -69,7 +69,7 @@ def top_eigenvalue(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], iter
     with enable_grad():
         grads = gradients_or_zeros(loss_fn(), params, create_graph=True)
     rng = numpy.random.default_rng(seed)
-    v = [Tensor._make(p.backend.asarray(rng.standard_normal(p.shape), dtype=p.dtype), p.backend) for p in params]
+    v = [Tensor.wrap(p.backend.asarray(rng.standard_normal(p.shape), dtype=p.dtype), p.backend) for p in params]
     eigenvalue = 0.0
     for _ in range(iters):
         norm = sum(float((vi * vi).sum().item()) for vi in v) ** 0.5

@@ -120,10 +120,10 @@ class DataLoader:
             if order is None:
                 # A slice is a view of the caller's array: copy it so that the batch owns
                 # its data, as Tensor(array) does (one transfer on "cuda").
-                yield tuple(Tensor._make(backend.asarray(a[start:stop], copy=True), backend) for a in self.arrays)
+                yield tuple(Tensor.wrap(backend.asarray(a[start:stop], copy=True), backend) for a in self.arrays)
             else:
                 rows = order[start:stop]  # fancy indexing below already makes a fresh host array
-                yield tuple(Tensor._make(backend.asarray(a[rows]), backend) for a in self.arrays)
+                yield tuple(Tensor.wrap(backend.asarray(a[rows]), backend) for a in self.arrays)
 
     def __repr__(self) -> str:
         return (f"DataLoader({len(self.arrays)} arrays of {self.num_samples} samples, batch_size={self.batch_size}, "

@@ -41,7 +41,7 @@ def indicator(condition: Any, like: Tensor) -> Tensor:
     """1 where the boolean array `condition` holds, else 0: a constant factor in the
     derivatives of piecewise functions (relu, clip, max), which are 0 or 1 piece by piece.
     (Multiplying by it is also several times faster than numpy.where.)"""
-    return Tensor._make(condition.astype(like.dtype), like.backend)
+    return Tensor.wrap(condition.astype(like.dtype), like.backend)
 
 
 def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
@@ -430,7 +430,7 @@ class Max(Function):
     def backward(self, grad):
         x = self.inputs[0]
         kept = reduced_shape(x.shape, self.axis)
-        is_max = x.data == self.out.reshape(kept)
+        is_max = x.data == self.output_array.reshape(kept)
         ties = is_max.sum(axis=self.axis, keepdims=True).astype(grad.dtype)
         return (grad.reshape(kept) / ties * indicator(is_max, grad),)
 
@@ -671,7 +671,7 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     """a where cond is true, else b (numpy.where, broadcasting all three)."""
     a, b = coerce_pair(a, b, cond.device if isinstance(cond, Tensor) else None)
     if not isinstance(cond, Tensor):
-        cond = Tensor._make(a.backend.asarray(cond, dtype=bool), a.backend)
+        cond = Tensor.wrap(a.backend.asarray(cond, dtype=bool), a.backend)
     return Where.apply(cond, a, b)
 
 

@@ -73,8 +73,9 @@ class Tensor:
         self.requires_grad_(requires_grad)
 
     @classmethod
-    def _make(cls, data: Any, backend: Backend, grad_fn: Any = None) -> "Tensor":
-        """Wrap an array of `backend` without copying (the engine's constructor)."""
+    def wrap(cls, data: Any, backend: Backend, grad_fn: Any = None) -> "Tensor":
+        """A Tensor around `data`, an array of `backend`, with no copy and no checks: the
+        constructor of the engine and of ops (`Tensor(...)` copies and validates)."""
         t = object.__new__(cls)
         t.data = data
         t.backend = backend
@@ -90,7 +91,7 @@ class Tensor:
         if isinstance(other, Tensor):
             return other
         if isinstance(other, (bool, int, float)):
-            return Tensor._make(self.backend.constant(other, self.data.dtype), self.backend)
+            return Tensor.wrap(self.backend.constant(other, self.data.dtype), self.backend)
         return Tensor(other, device=self.device)
 
     def _arithmetic(self, op: Any, other: Any, reflected: bool = False) -> "Tensor":
@@ -202,7 +203,7 @@ class Tensor:
 
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data, outside any graph."""
-        return Tensor._make(self.data, self.backend)
+        return Tensor.wrap(self.data, self.backend)
 
     def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
