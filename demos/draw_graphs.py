@@ -9,13 +9,13 @@ backward, 2 by a backward through that).
 
 1. neuron.svg: micrograd's classic neuron o = tanh(x1·w1 + x2·w2 + b) with x = (2, 0),
    w = (-3, 1) and b = 6.8813735870195432, chosen so that n = x1·w1 + x2·w2 + b = 0.8814
-   and o = tanh(n) = 0.7071 = 1/√2. After o.backward() each leaf shows its value and its
-   gradient: do/dn = 1 - o² = 0.5, which Add passes unchanged to b and to the sum, and each
-   Mul hands its input the other factor times it: dw1 = x1·0.5 = 1, dx1 = w1·0.5 = -1.5,
-   dw2 = x2·0.5 = 0, dx2 = w2·0.5 = 0.5. Unlike micrograd, intermediate tensors carry no
-   .grad (as in PyTorch only leaves keep one). backward(retain_graph=True) keeps the graph,
-   so the drawing still shows every op; without it, the ops' inputs are freed and only
-   the last op would be drawn, marked "freed by backward".
+   and o = tanh(n) = 0.7071 = 1/√2. After a plain o.backward() every tensor shows its
+   value and its gradient: do/dn = 1 - o² = 0.5, which Add passes unchanged to b and to
+   the sum, and each Mul hands its input the other factor times it: dw1 = x1·0.5 = 1,
+   dx1 = w1·0.5 = -1.5, dw2 = x2·0.5 = 0, dx2 = w2·0.5 = 0.5. As in PyTorch, only leaves
+   keep a .grad unless an intermediate asks for one with retain_grad(), which this
+   drawing does for every intermediate (micrograd shows every node's gradient). backward
+   frees the arrays the graph saved, not its structure, so every op is still drawn.
 2. mlp_loss.svg: the cross-entropy loss of nn.Sequential(Linear(2, 8), Tanh, Linear(8, 3))
    on a batch of 4, without values, drawn top to bottom. Each Linear is x @ Wᵀ + b
    (Transpose, MatMul, Add; the parameters are named after named_parameters()), and
@@ -76,14 +76,17 @@ def named(t: Tensor, name: str) -> Tensor:
 
 
 def neuron() -> graphviz.Digraph:
-    """micrograd's neuron after backward, every value and leaf gradient shown."""
+    """micrograd's neuron after backward, every value and gradient shown."""
     x1, x2, w1, w2, b = (tg.tensor(value, dtype="float64", requires_grad=True, name=name)
                          for name, value in (("x1", 2.0), ("x2", 0.0), ("w1", -3.0), ("w2", 1.0), ("b", MICROGRAD_B)))
     x1w1 = named(x1 * w1, "x1·w1")
     x2w2 = named(x2 * w2, "x2·w2")
-    n = named(named(x1w1 + x2w2, "x1·w1 + x2·w2") + b, "n")
+    products = named(x1w1 + x2w2, "x1·w1 + x2·w2")
+    n = named(products + b, "n")
     o = named(n.tanh(), "o")
-    o.backward(retain_graph=True)
+    for intermediate in (x1w1, x2w2, products, n, o):
+        intermediate.retain_grad()
+    o.backward()
     print(f"neuron: o = {o.item():.4f}; grads x1 {x1.grad.item():.4f}, w1 {w1.grad.item():.4f}, "
           f"x2 {x2.grad.item():.4f}, w2 {w2.grad.item():.4f}, b {b.grad.item():.4f}")
     return tg.draw_graph(o, show_values=True)

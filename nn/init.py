@@ -14,8 +14,7 @@ from tinygrad_edu.backend import random_array
 
 def _fill(t: Tensor, kind: str, scale: float, shift: float = 0.0) -> Tensor:
     """t ← shift + scale · (a draw of kind "normal" or "uniform"); returns t."""
-    t.data[...] = random_array(t.backend, kind, t.shape, t.dtype) * scale + shift
-    return t
+    return t.copy_(random_array(t.backend, kind, t.shape, t.dtype) * scale + shift)
 
 
 def _fans(t: Tensor) -> tuple:
@@ -51,14 +50,12 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 def zeros_(t: Tensor) -> Tensor:
     """All zeros."""
-    t.data[...] = 0
-    return t
+    return t.copy_(0)
 
 
 def ones_(t: Tensor) -> Tensor:
     """All ones."""
-    t.data[...] = 1
-    return t
+    return t.copy_(1)
 
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:

@@ -214,9 +214,9 @@ class BatchNorm1d(Module):
             with no_grad():
                 n = x.numel() // self.num_features
                 unbiased = var.detach() * (n / max(n - 1, 1))
-                self.running_mean.data = ((1 - self.momentum) * self.running_mean + self.momentum * mean.detach()).data
-                self.running_var.data = ((1 - self.momentum) * self.running_var + self.momentum * unbiased).data
-                self.num_batches_tracked.data += 1
+                self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * mean.detach())
+                self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * unbiased)
+                self.num_batches_tracked.copy_(self.num_batches_tracked.data + 1)
         else:
             mean, var = self.running_mean, self.running_var
         x_hat = (x - mean.reshape(shape)) / (var.reshape(shape) + self.eps).sqrt()

@@ -131,6 +131,7 @@ class Module:
         for _, t in self.named_parameters() + self.named_buffers():
             moved = t.detach().to(device)
             t.data, t.backend = moved.data, moved.backend
+            t.bump_version()
             t.grad = None
         return self
 
@@ -157,7 +158,7 @@ class Module:
             value = numpy.asarray(state_dict[name])
             if value.shape != t.shape:
                 raise RuntimeError(f"load_state_dict: {name} has shape {t.shape}, the saved one {value.shape}")
-            t.data = t.backend.asarray(value, dtype=t.dtype, copy=True)
+            t.copy_(value)
         return missing, unexpected
 
     def extra_repr(self) -> str:

@@ -54,7 +54,7 @@ class FlatOptimizer(Optimizer):
         """Write the flat vector θ into the parameters."""
         offset = 0
         for p in self.params:
-            p.data[...] = theta[offset:offset + p.numel()].reshape(p.shape)
+            p.copy_(theta[offset:offset + p.numel()].reshape(p.shape))
             offset += p.numel()
 
     def commit(self, theta: Any) -> None:

@@ -136,6 +136,7 @@ class Optimizer:
         for p, theta, new_state in staged:
             if theta is not p.data:
                 p.data[...] = theta
+            p.bump_version()
             self.state[p] = new_state
         return loss
 

@@ -28,6 +28,7 @@ def test_draw_graphs_writes_the_four_drawings(tmp_path, monkeypatch):
     assert result.nodes["neuron"] == 15  # 10 tensors (5 leaves, 4 intermediates, o) and 5 ops
     for op in ("Tanh", "Mul", "Add", "x1", "w2", "grad"):
         assert op in svg["neuron"], op
+    assert "grad 0.5" in svg["neuron"] and "freed" not in svg["neuron"]  # n's gradient, after a plain backward
     for op in ("MatMul", "Transpose", "LogSoftmax", "0.weight", "2.bias", "loss"):
         assert op in svg["mlp_loss"], op
     for legend in ("0: forward", "1: 1st backward", "2: 2nd backward"):  # every differentiation order drawn

@@ -13,6 +13,7 @@ is freed by reference counting the moment nothing refers to it.
 from __future__ import annotations
 
 import functools
+import weakref
 from typing import Any, Callable, Sequence
 
 from .backend import backend_of
@@ -27,6 +28,7 @@ class _State:
     order = 0  # differentiation order of the nodes being made (0 outside backward)
     backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
     backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
+    in_place_writes = 0  # a clock: how many in-place writes (Tensor.bump_version) so far
 
 
 state = _State()
@@ -106,7 +108,7 @@ class Function:
     (axis, shape, ...) are passed to `apply` as keywords and become attributes.
     """
 
-    __slots__ = ("inputs", "output_array", "order", "__weakref__")
+    __slots__ = ("inputs", "output_array", "order", "recorded_at", "__weakref__")
 
     @property
     def name(self) -> str:
@@ -120,34 +122,36 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op forward on `inputs` and, when gradients are needed, record the node."""
         node = object.__new__(cls)
-        if params:
-            for key, value in params.items():
-                setattr(node, key, value)
+        for key, value in params.items():
+            setattr(node, key, value)
         backend = inputs[0].backend
-        arrays, requires_grad = [], False
-        for t in inputs:
+        requires_grad = False
+        for t in inputs:  # one loop for the device check and the flag: it runs for every op
             if t.backend is not backend:
                 raise RuntimeError(
                     f"{node.name}: expected all tensors on one device, got {backend.name} and {t.backend.name}"
                 )
-            arrays.append(t.data)
             requires_grad = requires_grad or t.requires_grad
-        try:
-            out = node.forward(backend, *arrays)
-        except (ValueError, IndexError, TypeError) as e:  # say which op, with which shapes
-            kind = next(k for k in (IndexError, ValueError, TypeError) if isinstance(e, k))
-            shapes = " and ".join(str(t.shape) for t in inputs)
-            raise kind(f"{node.name}: {e} (input shapes {shapes})") from None
+        out = node.run_forward(backend, inputs)
         if out.__class__ is not backend.array_type:  # a NumPy scalar, or a device transfer
             backend, out = backend_of(out)
         if state.anomaly:
             _check_finite(node, inputs, out)
         if requires_grad and state.grad_enabled and out.dtype.kind == "f":
-            node.inputs = inputs
-            node.output_array = out
-            node.order = state.order
+            node.inputs, node.output_array = inputs, out
+            node.order, node.recorded_at = state.order, state.in_place_writes
             return Tensor.wrap(out, backend, node)
         return Tensor.wrap(out, backend)
+
+    def run_forward(self, backend: Any, inputs: Sequence[Tensor]) -> Any:
+        """forward on the inputs' arrays; an error from the array library is re-raised
+        naming this op and the input shapes."""
+        try:
+            return self.forward(backend, *[t.data for t in inputs])
+        except (ValueError, IndexError, TypeError) as e:
+            kind = next(k for k in (IndexError, ValueError, TypeError) if isinstance(e, k))
+            shapes = " and ".join(str(t.shape) for t in inputs)
+            raise kind(f"{self.name}: {e} (input shapes {shapes})") from None
 
     def output(self) -> Tensor:
         """The op's output as a Tensor of this graph, for backward formulas such as
@@ -159,6 +163,75 @@ class Function:
 
     def backward(self, grad: Tensor) -> tuple:
         raise NotImplementedError(f"{self.name} has no derivative")
+
+    # ---- after backward ---------------------------------------------------------------
+
+    @property
+    def freed(self) -> bool:
+        """True once a backward without retain_graph went through this node."""
+        return type(self.inputs) is FreedInputs
+
+    def free(self, records: dict) -> None:
+        """Drop every array this node saved for its backward (input tensors, output, op
+        parameters such as index arrays) and keep only the graph's structure: each input
+        becomes a FreedTensor (`records` shares one per tensor across a backward pass)."""
+        self.inputs = FreedInputs(records.get(id(t)) or records.setdefault(id(t), FreedTensor(t))
+                                  for t in self.inputs)
+        self.output_array = None
+        for name in _param_names(type(self)):
+            setattr(self, name, None)
+
+    def check_versions(self) -> None:
+        """Raise if an input was changed in place after this node was recorded: its
+        backward would compute the gradient from the new values."""
+        for t in self.inputs:
+            counter = t.version_counter
+            if counter is not None and counter.last_write > self.recorded_at:
+                raise RuntimeError(
+                    f"{self.name}.backward: an input of shape {t.shape} was modified in place (now at version "
+                    f"{counter.count}) after the forward pass used it; recompute the forward pass after in-place "
+                    "changes such as optimizer.step()"
+                )
+
+
+@functools.lru_cache(maxsize=None)
+def _param_names(cls: type) -> tuple:
+    """The op parameters of an op class: the slots its subclasses of Function declare."""
+    return tuple(name for k in cls.__mro__ if k is not Function and issubclass(k, Function)
+                 for name in k.__dict__.get("__slots__", ()))
+
+
+class FreedInputs(tuple):
+    """The inputs of a node freed by backward: FreedTensor records instead of Tensors."""
+
+
+class FreedTensor:
+    """What a freed node remembers of an input tensor: its description and the tensor
+    itself for as long as somebody else holds it (a weak reference), but no array. So a
+    freed graph can still be drawn, with the values of the tensors the caller kept, while
+    it holds no memory the caller does not. A one-element leaf (a constant such as the 2
+    of 2·x) keeps its value: it costs nothing and the drawing shows it."""
+
+    __slots__ = ("tensor_ref", "shape", "dtype", "device", "grad_fn", "requires_grad", "name", "constant")
+
+    def __init__(self, t: Tensor):
+        self.tensor_ref = weakref.ref(t)
+        self.shape, self.dtype, self.device, self.name = t.shape, t.dtype, t.device, t.name
+        self.grad_fn, self.requires_grad = t.grad_fn, t.requires_grad
+        self.constant = t.data if t.grad_fn is None and t.data.size == 1 else None
+
+    @property
+    def tensor(self) -> "Tensor | None":
+        """The tensor, if it is still alive."""
+        return self.tensor_ref()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def version_counter(self) -> None:  # a freed node never runs backward again
+        return None
 
 
 def is_anomaly_enabled() -> bool:
@@ -198,7 +271,7 @@ def _topological_order(roots: Sequence[Function]) -> list:
         if node in seen:
             continue
         seen.add(node)
-        if node.inputs is None:
+        if node.freed:
             raise RuntimeError(
                 f"backward: the graph through {node.name} was freed by an earlier backward; "
                 "pass retain_graph=True to that backward to go through the graph again"
@@ -211,87 +284,130 @@ def _topological_order(roots: Sequence[Function]) -> list:
     return order
 
 
-def run_backward(
-    outputs: Sequence[Tensor],
-    grad_outputs: Sequence[Tensor],
-    inputs: Sequence[Tensor] | None,
-    retain_graph: bool,
-    create_graph: bool,
-) -> dict | None:
-    """Propagate `grad_outputs` from `outputs` back through the graph.
+class LeafGradients:
+    """Where Tensor.backward puts gradients: `+=` into `.grad` of every leaf that requires
+    grad, and of the non-leaves that called retain_grad()."""
 
-    With `inputs=None` the gradients accumulate into `.grad` of every leaf that requires
-    grad (Tensor.backward). Otherwise only the nodes that lead to `inputs` are visited and
-    a dict {id(input): gradient} is returned, leaving `.grad` alone (`grad`).
-    """
-    wanted_leaves = {id(t) for t in inputs if t.grad_fn is None} if inputs is not None else None
-    wanted_nodes = {t.grad_fn for t in inputs if t.grad_fn is not None} if inputs is not None else set()
-    found: dict = {}  # id(leaf) or node -> gradient, for `inputs`
+    def __init__(self, create_graph: bool):
+        self.create_graph = create_graph
 
-    def deliver_to_leaf(leaf: Tensor, g: Tensor) -> None:
-        if wanted_leaves is None:
-            if not create_graph:  # a transposed or broadcast view would slow (or refuse) later updates
-                g = Tensor.wrap(g.backend.xp.asarray(g.data, order="C"), g.backend)  # copies only if needed
-            leaf.grad = g if leaf.grad is None else leaf.grad + g
-        elif id(leaf) in wanted_leaves:
-            found[id(leaf)] = g if id(leaf) not in found else found[id(leaf)] + g
+    def prune(self, order: list) -> list:
+        return order
 
-    node_grads: dict = {}
-    roots = []
+    def at_leaf(self, leaf: Tensor, g: Tensor) -> None:
+        if not self.create_graph:  # a transposed or broadcast view would slow (or refuse) later updates
+            g = Tensor.wrap(g.backend.xp.asarray(g.data, order="C"), g.backend)  # copies only if needed
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+
+    def at_node(self, node: Function, g: Tensor) -> None:
+        if retained_grads:
+            ref = retained_grads.get(node)
+            t = ref() if ref is not None else None
+            if t is not None:
+                self.at_leaf(t, g)
+
+    def result(self) -> None:
+        return None
+
+
+class RequestedGradients:
+    """Where grad(outputs, inputs) puts gradients: a result per input, `.grad` untouched;
+    only the nodes through which an input can be reached are visited."""
+
+    def __init__(self, inputs: Sequence[Tensor]):
+        self.inputs = inputs
+        self.leaves = {id(t) for t in inputs if t.grad_fn is None}
+        self.nodes = {t.grad_fn for t in inputs if t.grad_fn is not None}
+        self.found: dict = {}  # id(leaf) or node -> its gradient
+
+    def prune(self, order: list) -> list:
+        needed: set = set()
+        for node in order:  # inputs before outputs, so `needed` is complete for the inputs
+            if node in self.nodes or any(id(t) in self.leaves or t.grad_fn in needed
+                                         for t in node.inputs if t.requires_grad):
+                needed.add(node)
+        return [node for node in order if node in needed]
+
+    def at_leaf(self, leaf: Tensor, g: Tensor) -> None:
+        if id(leaf) in self.leaves:
+            _accumulate(self.found, id(leaf), g)
+
+    def at_node(self, node: Function, g: Tensor) -> None:
+        if node in self.nodes:
+            self.found[node] = g
+
+    def result(self) -> dict:
+        return {id(t): self.found.get(id(t) if t.grad_fn is None else t.grad_fn) for t in self.inputs}
+
+
+def _accumulate(sums: dict, key: Any, g: Tensor) -> None:
+    """sums[key] += g; gradients from several paths add up, never overwrite."""
+    earlier = sums.get(key)
+    sums[key] = g if earlier is None else earlier + g
+
+
+def _check_gradient(node: Function, t: Tensor, g: Tensor) -> None:
+    """Each gradient has its input's shape, dtype and device (a wrong backward fails here,
+    at the op that made it, not steps later)."""
+    if g.data.shape != t.data.shape or g.data.dtype != t.data.dtype or g.backend is not t.backend:
+        raise RuntimeError(
+            f"{node.name}.backward returned a gradient of shape {g.shape}, dtype {g.dtype} on {g.device} "
+            f"for an input of shape {t.shape}, dtype {t.dtype} on {t.device}"
+        )
+
+
+def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], inputs: Sequence[Tensor] | None,
+                 retain_graph: bool, create_graph: bool) -> dict | None:
+    """Propagate `grad_outputs` from `outputs` back through the graph, into `.grad` of the
+    leaves (inputs=None, Tensor.backward) or into a dict {id(input): gradient} (`grad`)."""
+    targets = LeafGradients(create_graph) if inputs is None else RequestedGradients(inputs)
+    pending: dict = {}  # node -> the sum of the gradients of its output received so far
     for y, g in zip(outputs, grad_outputs):
         if y.grad_fn is None:
-            deliver_to_leaf(y, g)
+            targets.at_leaf(y, g)
         else:
-            roots.append(y.grad_fn)
-            node_grads[y.grad_fn] = g if y.grad_fn not in node_grads else node_grads[y.grad_fn] + g
-
-    order = _topological_order(roots)
-    needed = None
-    if inputs is not None:  # prune the nodes from which no input can be reached
-        needed = set()
-        for node in order:
-            if node in wanted_nodes or any(
-                id(t) in wanted_leaves or t.grad_fn in needed for t in node.inputs if t.requires_grad
-            ):
-                needed.add(node)
-
-    saved = state.grad_enabled, state.order, state.backward_of
-    state.grad_enabled = create_graph
-    state.order = 1 + max((node.order for node in order), default=0)
-    anomaly = state.anomaly
-    try:
-        for node in reversed(order):
-            g = node_grads.pop(node, None)
+            _accumulate(pending, y.grad_fn, g)
+    order = targets.prune(_topological_order(list(pending)))
+    freed: dict = {}
+    with _BackwardPass(order, create_graph):
+        for node in reversed(order):  # outputs before inputs: a node's gradient is complete
+            g = pending.pop(node, None)
             if g is None:
                 continue
-            if needed is not None:
-                if node not in needed:
-                    continue
-                if node in wanted_nodes:
-                    found[node] = g
-            if anomaly:
-                state.backward_of = node
+            targets.at_node(node, g)
+            state.backward_of = node
+            if node.recorded_at != state.in_place_writes:
+                node.check_versions()
             for t, gi in zip(node.inputs, node.backward(g)):
-                if gi is None or not t.requires_grad:
-                    continue
-                if gi.data.shape != t.data.shape or gi.data.dtype != t.data.dtype or gi.backend is not t.backend:
-                    raise RuntimeError(
-                        f"{node.name}.backward returned a gradient of shape {gi.shape}, dtype {gi.dtype} on "
-                        f"{gi.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}"
-                    )
-                parent = t.grad_fn
-                if parent is None:
-                    deliver_to_leaf(t, gi)
-                else:
-                    earlier = node_grads.get(parent)
-                    node_grads[parent] = gi if earlier is None else earlier + gi
+                if gi is not None and t.requires_grad:
+                    _check_gradient(node, t, gi)
+                    if t.grad_fn is None:
+                        targets.at_leaf(t, gi)
+                    else:
+                        _accumulate(pending, t.grad_fn, gi)
             if not retain_graph:
-                node.inputs = node.output_array = None
-    finally:
-        state.grad_enabled, state.order, state.backward_of = saved
-    if inputs is None:
-        return None
-    return {id(t): found.get(id(t) if t.grad_fn is None else t.grad_fn) for t in inputs}
+                node.free(freed)
+    return targets.result()
+
+
+class _BackwardPass:
+    """The engine's state while a backward runs: graphs are recorded only for
+    create_graph, and the nodes made get the next differentiation order."""
+
+    def __init__(self, order: list, create_graph: bool):
+        self.grad_enabled = create_graph
+        self.order = 1 + max((node.order for node in order), default=0)
+
+    def __enter__(self) -> None:
+        self.saved = state.grad_enabled, state.order, state.backward_of
+        state.grad_enabled, state.order = self.grad_enabled, self.order
+
+    def __exit__(self, *exc: Any) -> None:
+        state.grad_enabled, state.order, state.backward_of = self.saved
+
+
+# Non-leaf tensors that called retain_grad(), by their node (weakly on both sides).
+retained_grads: "weakref.WeakKeyDictionary[Function, weakref.ref]" = weakref.WeakKeyDictionary()
 
 
 def as_tuple(x: Any) -> tuple:

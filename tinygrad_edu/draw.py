@@ -22,6 +22,8 @@ from typing import Any
 import graphviz
 import numpy
 
+from .autograd import FreedTensor
+from .backend import get_backend
 from .tensor import Tensor
 
 ORDER_COLOURS = ["#cfe2ff", "#ffd8a8", "#c3f0c8", "#e5ccff", "#ffc9c9", "#fff3bf"]
@@ -63,8 +65,17 @@ def _values(array: Any, backend: Any) -> str:
     return numpy.array2string(host, precision=4, threshold=6, edgeitems=2, max_line_width=40)
 
 
-def _tensor_label(t: Tensor, show_values: bool) -> str:
+def _tensor_label(t: Any, show_values: bool) -> str:
+    """Name (or shape and dtype), and with show_values the data and grad. `t` is a Tensor,
+    or what a freed node remembers of one (autograd.FreedTensor): drawn with its values
+    while the caller still holds the tensor, marked freed once nobody does."""
     label = f"{t.shape} {t.dtype}" if t.name is None else f"{t.name}\n{t.shape} {t.dtype}"
+    if isinstance(t, FreedTensor):
+        if t.tensor is not None:
+            return _tensor_label(t.tensor, show_values)
+        if t.constant is None:
+            return label + "\n(freed by backward)"
+        return label + (f"\ndata {_values(t.constant, get_backend(t.device))}" if show_values else "")
     if show_values:
         label += f"\ndata {_values(t.data, t.backend)}"
         if t.grad is not None:
@@ -72,71 +83,83 @@ def _tensor_label(t: Tensor, show_values: bool) -> str:
     return label
 
 
+class _Drawing:
+    """Builds the drawing: one Graphviz node per tensor and per op, coloured by order."""
+
+    def __init__(self, show_values: bool, rankdir: str, max_nodes: int):
+        self.dot = GraphDrawing(graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
+                                node_attr={"fontname": "Helvetica", "fontsize": "11", "style": "filled"},
+                                edge_attr={"arrowsize": "0.7"})
+        self.show_values, self.max_nodes = show_values, max_nodes
+        self.tensor_ids: dict = {}  # a tensor's producing node (or the leaf itself) -> drawing id
+        self.op_ids: dict = {}  # id(node) -> drawing id
+        self.orders: set = set()
+        self.left_out = 0
+
+    def tensor(self, t: Any, user_order: int = 0) -> str:
+        """The drawing id of t; a constant (a leaf without grad) takes the order of the op
+        that uses it, so the ones and scalars a backward creates are coloured with it."""
+        alive = t.tensor if isinstance(t, FreedTensor) and t.tensor is not None else t
+        key = id(alive.grad_fn) if alive.grad_fn is not None else id(alive)
+        if key not in self.tensor_ids:
+            self.tensor_ids[key] = f"t{len(self.tensor_ids)}"
+            order = alive.grad_fn.order if alive.grad_fn is not None else 0 if alive.requires_grad else user_order
+            self.orders.add(order)
+            attrs = {"shape": "ellipse", "fillcolor": _colour(order)}
+            if alive.is_leaf and alive.requires_grad:
+                attrs.update(peripheries="2", color="#1c4e80")
+                if type(alive).__name__ == "Parameter":
+                    attrs["penwidth"] = "2"
+            self.dot.node(self.tensor_ids[key], _tensor_label(alive, self.show_values), **attrs)
+        return self.tensor_ids[key]
+
+    def op(self, node: Any, output: Any) -> list:
+        """Draw node with its edges; returns its inputs that were made by ops (to draw next)."""
+        op_id = self.op_ids[id(node)] = f"op{len(self.op_ids)}"
+        self.orders.add(node.order)
+        self.dot.node(op_id, node.name, shape="box", fillcolor=_colour(node.order), style="filled,rounded")
+        self.dot.edge(op_id, self.tensor(output))
+        for inp in node.inputs:
+            self.dot.edge(self.tensor(inp, node.order), op_id)
+        return [inp for inp in node.inputs if inp.grad_fn is not None and id(inp.grad_fn) not in self.op_ids]
+
+    def walk(self, roots: list) -> None:
+        """Every op reachable from the roots, iteratively (deep graphs are fine), up to max_nodes."""
+        stack = list(reversed(roots))
+        for r in roots:
+            self.tensor(r)
+        while stack:
+            t = stack.pop()
+            if t.grad_fn is None or id(t.grad_fn) in self.op_ids:
+                continue
+            if len(self.tensor_ids) + len(self.op_ids) >= self.max_nodes:
+                self.left_out += 1
+                continue
+            stack.extend(self.op(t.grad_fn, t))
+
+    def finish(self) -> GraphDrawing:
+        """The note on what was left out, and the legend of orders."""
+        if self.left_out:
+            self.dot.node("capped", f"graph capped at max_nodes={self.max_nodes}:\n{self.left_out} more ops not drawn",
+                          shape="note", fillcolor="#f1f3f5")
+        with self.dot.subgraph(name="cluster_legend") as legend:
+            legend.attr(label="differentiation order", fontsize="10", style="rounded", color="#adb5bd")
+            for order in sorted(self.orders):
+                legend.node(f"legend{order}", f"{order}: {_order_name(order)}", shape="box",
+                            fillcolor=_colour(order), style="filled,rounded", fontsize="10")
+        return self.dot
+
+
 def draw_graph(root: Tensor | list, *, show_values: bool = False, rankdir: str = "LR",
                max_nodes: int = 500) -> GraphDrawing:
     """The graph that computed `root` (a Tensor or a list of Tensors) as a Graphviz drawing.
 
-    Walks back from the roots through every node's inputs (iteratively, so deep graphs
-    are fine); past `max_nodes` tensors and ops it stops and says how many it left out.
-    A graph freed by backward (without retain_graph) shows only its last op, marked freed.
+    Walks back from the roots through every node's inputs; past `max_nodes` tensors and
+    ops it stops and says how many it left out. After a backward (without retain_graph)
+    the whole graph is still drawn: the tensors you still hold with their values and
+    grads (call retain_grad() on an intermediate to get its grad), the ones nobody holds
+    any more marked "freed by backward".
     """
-    roots = list(root) if isinstance(root, (list, tuple)) else [root]
-    dot = GraphDrawing(graph_attr={"rankdir": rankdir, "fontname": "Helvetica"},
-                       node_attr={"fontname": "Helvetica", "fontsize": "11", "style": "filled"},
-                       edge_attr={"arrowsize": "0.7"})
-    tensor_ids: dict = {}  # a tensor's producing node (or the leaf itself) -> drawing id
-    drawn_ops: set = set()
-    orders: set = set()
-    stack = list(reversed(roots))
-    left_out = 0
-
-    def tensor_node(t: Tensor, user_order: int = 0) -> str:
-        """The drawing id of t; a constant (a leaf without grad) takes the order of the op
-        that uses it, so the ones and scalars a backward creates are coloured with it."""
-        key = id(t.grad_fn) if t.grad_fn is not None else id(t)
-        if key not in tensor_ids:
-            tensor_ids[key] = f"t{len(tensor_ids)}"
-            if t.grad_fn is not None:
-                order = getattr(t.grad_fn, "order", 0)
-            else:
-                order = 0 if t.requires_grad else user_order
-            orders.add(order)
-            attrs = {"shape": "ellipse", "fillcolor": _colour(order)}
-            if t.is_leaf and t.requires_grad:
-                attrs.update(peripheries="2", color="#1c4e80")
-                if type(t).__name__ == "Parameter":
-                    attrs["penwidth"] = "2"
-            dot.node(tensor_ids[key], _tensor_label(t, show_values), **attrs)
-        return tensor_ids[key]
-
-    for r in roots:
-        tensor_node(r)
-    while stack:
-        t = stack.pop()
-        node = t.grad_fn
-        if node is None or id(node) in drawn_ops:
-            continue
-        if len(tensor_ids) + len(drawn_ops) >= max_nodes:
-            left_out += 1
-            continue
-        drawn_ops.add(id(node))
-        op_id = f"op{len(drawn_ops)}"
-        freed = node.inputs is None
-        order = getattr(node, "order", 0)
-        orders.add(order)
-        dot.node(op_id, node.name + ("\n(freed by backward)" if freed else ""), shape="box",
-                 fillcolor=_colour(order), style="filled,rounded" + (",dashed" if freed else ""))
-        dot.edge(op_id, tensor_node(t))
-        for inp in node.inputs or ():
-            dot.edge(tensor_node(inp, order), op_id)
-            if inp.grad_fn is not None and id(inp.grad_fn) not in drawn_ops:
-                stack.append(inp)
-    if left_out:
-        dot.node("capped", f"graph capped at max_nodes={max_nodes}:\n{left_out} more ops not drawn",
-                 shape="note", fillcolor="#f1f3f5")
-    with dot.subgraph(name="cluster_legend") as legend:
-        legend.attr(label="differentiation order", fontsize="10", style="rounded", color="#adb5bd")
-        for order in sorted(orders):
-            legend.node(f"legend{order}", f"{order}: {_order_name(order)}", shape="box", fillcolor=_colour(order),
-                        style="filled,rounded", fontsize="10")
-    return dot
+    drawing = _Drawing(show_values, rankdir, max_nodes)
+    drawing.walk(list(root) if isinstance(root, (list, tuple)) else [root])
+    return drawing.finish()

@@ -7,6 +7,7 @@ differentiates the composition and no backward is written.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Iterator
 
 import numpy
@@ -27,6 +28,17 @@ def _shape_args(shape: tuple, op: str) -> tuple:
     return tuple(map(int, shape))
 
 
+class VersionCounter:
+    """How often a tensor's array was changed in place, shared by the tensor and its
+    detached copies (they share the array): `count`, and `last_write`, the engine's
+    in-place write clock at the latest change (compared with a node's recording time)."""
+
+    __slots__ = ("count", "last_write")
+
+    def __init__(self) -> None:
+        self.count = self.last_write = 0
+
+
 class Tensor:
     """An n-dimensional array on "cpu" (NumPy) or "cuda" (CuPy) that records, when it
     requires grad, how it was computed, so that `backward` can differentiate it.
@@ -36,7 +48,7 @@ class Tensor:
     bools bool; an array keeps its dtype unless `dtype` is given.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "backend", "__weakref__")
+    __slots__ = ("data", "grad", "requires_grad", "grad_fn", "name", "backend", "version_counter", "__weakref__")
     __array_ufunc__ = None  # numpy_array + tensor calls Tensor.__radd__ instead of converting
     __hash__ = object.__hash__  # == is elementwise, but tensors can still key a dict
 
@@ -69,6 +81,7 @@ class Tensor:
         self.grad = None
         self.grad_fn = None
         self.name = name
+        self.version_counter = None
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
@@ -83,6 +96,7 @@ class Tensor:
         t.grad_fn = grad_fn
         t.requires_grad = grad_fn is not None
         t.name = None
+        t.version_counter = None
         return t
 
     def _coerce(self, other: Any) -> "Tensor":
@@ -202,8 +216,45 @@ class Tensor:
         return self
 
     def detach(self) -> "Tensor":
-        """A new leaf sharing this tensor's data, outside any graph."""
-        return Tensor.wrap(self.data, self.backend)
+        """A new leaf sharing this tensor's data (and its version), outside any graph."""
+        t = Tensor.wrap(self.data, self.backend)
+        if self.version_counter is None:
+            self.version_counter = VersionCounter()
+        t.version_counter = self.version_counter
+        return t
+
+    @property
+    def version(self) -> int:
+        """How many times this tensor's array was changed in place (PyTorch's _version)."""
+        return 0 if self.version_counter is None else self.version_counter.count
+
+    def bump_version(self) -> None:
+        """Record that this tensor's array was just changed in place (an optimizer step,
+        nn.init, load_state_dict). A graph recorded before the change then refuses to
+        backward through it, instead of differentiating at the new values."""
+        if self.version_counter is None:
+            self.version_counter = VersionCounter()
+        autograd.state.in_place_writes += 1
+        self.version_counter.count += 1
+        self.version_counter.last_write = autograd.state.in_place_writes
+
+    def copy_(self, source: Any) -> "Tensor":
+        """Write `source` (a Tensor, an array or a number, broadcast to this shape) into this
+        tensor's array in place, and bump its version; returns self (PyTorch's copy_)."""
+        if isinstance(source, Tensor):
+            source = source.data
+        self.data[...] = source if isinstance(source, (bool, int, float)) else self.backend.asarray(source)
+        self.bump_version()
+        return self
+
+    def retain_grad(self) -> "Tensor":
+        """Have backward fill `.grad` of this non-leaf too (leaves get theirs anyway), as
+        PyTorch's retain_grad; returns self."""
+        if not self.requires_grad:
+            raise RuntimeError(f"retain_grad: a tensor of shape {self.shape} does not require grad")
+        if self.grad_fn is not None:
+            autograd.retained_grads[self.grad_fn] = weakref.ref(self)
+        return self
 
     def backward(self, gradient: Any = None, retain_graph: bool = False, create_graph: bool = False) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
