@@ -142,24 +142,29 @@ class MatMul(Function):
 
     def backward(self, grad):
         a, b = self.inputs
-        # A 1-D a is a row (1, n) and a 1-D b a column (n, 1), as matmul treats them.
-        a2 = a.reshape(1, -1) if a.ndim == 1 else a
-        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-        g2 = grad if a2 is a and b2 is b else grad.reshape(a2.shape[:-1] + b2.shape[-1:])
+        # As matmul does, a 1-D a is a row (1, n) and a 1-D b a column (n, 1); the output
+        # lacks the axis each of them would have added, so grad gets it back.
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        g2 = grad.unsqueeze(-1) if b.ndim == 1 else grad
+        g2 = g2.unsqueeze(-2) if a.ndim == 1 else g2
         grad_a = grad_b = None
         if a.requires_grad:
             grad_a = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2)
-            grad_a = grad_a if a2 is a else grad_a.reshape(a.shape)
+            grad_a = grad_a.squeeze(0) if a.ndim == 1 else grad_a
         if b.requires_grad:
-            if b2.ndim == 2 and not b2.data.flags.c_contiguous:
-                # b is a transposed weight (Linear's x @ W.T): aᵀg = (gᵀa)ᵀ comes out in b's
-                # own layout, so W's gradient is contiguous and later updates run at full speed
-                grad_b = (g2.swapaxes(-1, -2) @ a2).swapaxes(-1, -2)
-            else:
-                grad_b = a2.swapaxes(-1, -2) @ g2
-            grad_b = unbroadcast(grad_b, b2)
-            grad_b = grad_b if b2 is b else grad_b.reshape(b.shape)
+            grad_b = unbroadcast(matmul_grad_b(a2, g2, b2), b2)
+            grad_b = grad_b.squeeze(-1) if b.ndim == 1 else grad_b
         return grad_a, grad_b
+
+
+def matmul_grad_b(a: Tensor, grad: Tensor, b: Tensor) -> Tensor:
+    """aᵀ g, the gradient of b in a @ b. For a transposed matrix b (Linear's x @ W.T) it is
+    computed as (gᵀ a)ᵀ, which lays W's gradient out as W, so the optimizer's updates of W
+    walk both arrays in one order."""
+    if b.ndim == 2 and not b.data.flags.c_contiguous:
+        return (grad.swapaxes(-1, -2) @ a).swapaxes(-1, -2)
+    return a.swapaxes(-1, -2) @ grad
 
 
 class Maximum(Function):
@@ -673,6 +678,24 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
     if not isinstance(cond, Tensor):
         cond = Tensor.wrap(a.backend.asarray(cond, dtype=bool), a.backend)
     return Where.apply(cond, a, b)
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """a @ b as numpy.matmul: a 1-D a is a row, a 1-D b a column, leading axes are batches."""
+    a, b = coerce_pair(a, b)
+    check_matmul_shapes(a.shape, b.shape)
+    return MatMul.apply(a, b)
+
+
+def check_matmul_shapes(sa: tuple, sb: tuple) -> None:
+    """Raise ValueError, in the op's terms, unless a @ b is defined for these shapes."""
+    if not sa or not sb:
+        raise ValueError(f"MatMul: {sa} @ {sb}: a 0-d operand has no rows or columns (use * to scale)")
+    inner_b = sb[0] if len(sb) == 1 else sb[-2]
+    if sa[-1] != inner_b:
+        raise ValueError(f"MatMul: {sa} @ {sb}: the inner dimensions {sa[-1]} and {inner_b} differ")
+    if any(m != n and 1 not in (m, n) for m, n in zip(reversed(sa[:-2]), reversed(sb[:-2]))):
+        raise ValueError(f"MatMul: {sa} @ {sb}: the batch dimensions {sa[:-2]} and {sb[:-2]} do not broadcast")
 
 
 def maximum(a: Any, b: Any) -> Tensor:

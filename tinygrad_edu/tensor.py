@@ -270,10 +270,10 @@ class Tensor:
         return self._arithmetic(ops.Pow, other, reflected=True)
 
     def __matmul__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.MatMul, other)
+        return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.MatMul, other, reflected=True)
+        return ops.matmul(other, self)
 
     def __neg__(self) -> "Tensor":
         return ops.Neg.apply(self)
