@@ -123,15 +123,28 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b;  ∂/∂a = b·a^(b-1),  ∂/∂b = a^b·ln a  (only asked for when b requires grad)."""
+    """a ** b;  ∂/∂a = b·a^(b-1),  ∂/∂b = a^b·ln a  (only asked for when b requires grad).
+
+    At a = 0 the formulas meet 0·∞, so each is given its limit there: b·a^(b-1) is 0 where
+    b = 0 (a^0 is constant), and a^b·ln a is 0 where b >= 0 (a^b stays 0 or 1 as b moves).
+    The masked points compute with a stand-in (exponent 1, base 1) chosen by `where`, so
+    every higher derivative there is a finite 0 as well, not 0·∞.
+    """
 
     def forward(self, xp, a, b):
         return a ** b
 
     def backward(self, grad):
         a, b = self.inputs
-        return (unbroadcast(grad * b * a ** (b - 1), a) if a.requires_grad else None,
-                unbroadcast(grad * self.output() * a.log(), b) if b.requires_grad else None)
+        zero_base = a.data == 0
+        grad_a = grad_b = None
+        if a.requires_grad:
+            exponent = where(zero_base & (b.data == 0), 1, b)
+            grad_a = unbroadcast(grad * b * a ** (exponent - 1), a)
+        if b.requires_grad:
+            base = where(zero_base & (b.data >= 0), 1, a)
+            grad_b = unbroadcast(grad * self.output() * base.log(), b)
+        return grad_a, grad_b
 
 
 class MatMul(Function):
@@ -252,13 +265,26 @@ class Log(Function):
 
 
 class Sqrt(Function):
-    """√x;  d/dx = 1/(2√x)."""
+    """√x;  d/dx = 1/(2√x)  (∞ at 0, as PyTorch)."""
 
     def forward(self, xp, x):
         return xp.sqrt(x)
 
     def backward(self, grad):
         return (grad / (2 * self.output()),)
+
+
+class StdFromVar(Sqrt):
+    """√v for a variance v (std);  d/dv = 1/(2√v), taken as 0 where v = 0, as PyTorch.
+
+    Around a constant slice the std is a cone, |t|·std(d) along any direction d, so 0 is
+    its derivative there as 0 is |x|'s at 0. A stand-in 1 under the division, chosen by
+    `where`, keeps every higher derivative at such a point a finite 0.
+    """
+
+    def backward(self, grad):
+        nonzero = self.output_array != 0
+        return (grad * indicator(nonzero, grad) / (2 * where(nonzero, self.output(), 1)),)
 
 
 class Abs(Function):

@@ -418,7 +418,7 @@ class Tensor:
 
     def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
         """Standard deviation: the square root of var."""
-        return self.var(axis, keepdims, ddof).sqrt()
+        return ops.StdFromVar.apply(self.var(axis, keepdims, ddof))
 
     def logsumexp(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
         """log Σ exp(x) over axis, computed without overflow."""
