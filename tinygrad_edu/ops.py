@@ -37,11 +37,12 @@ def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
     return grad
 
 
-def indicator(condition: Any, like: Tensor) -> Tensor:
-    """1 where the boolean array `condition` holds, else 0: a constant factor in the
-    derivatives of piecewise functions (relu, clip, max), which are 0 or 1 piece by piece.
-    (Multiplying by it is also several times faster than numpy.where.)"""
-    return Tensor.wrap(condition.astype(like.dtype), like.backend)
+def constant(array: Any, like: Tensor) -> Tensor:
+    """`array` as a Tensor in like's dtype on like's device, outside the graph: the one way
+    a backward formula multiplies by a factor it does not differentiate, such as the
+    0-or-1 slopes of piecewise functions (relu, clip; a boolean mask becomes 1 and 0),
+    sign(x) for |x| or the shares of tied maxima."""
+    return Tensor.wrap(array.astype(like.dtype, copy=False), like.backend)
 
 
 def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
@@ -191,10 +192,9 @@ class Maximum(Function):
 
     def backward(self, grad):
         a, b = self.inputs
-        share_a = self.a_wins(a.data, b.data) + 0.5 * (a.data == b.data)  # constant: 1, 1/2 or 0
-        share_a = share_a.astype(grad.dtype)
-        return (unbroadcast(grad * share_a, a) if a.requires_grad else None,
-                unbroadcast(grad * (1 - share_a), b) if b.requires_grad else None)
+        share_a = self.a_wins(a.data, b.data) + 0.5 * (a.data == b.data)  # 1, 1/2 or 0
+        return (unbroadcast(grad * constant(share_a, grad), a) if a.requires_grad else None,
+                unbroadcast(grad * constant(1 - share_a, grad), b) if b.requires_grad else None)
 
 
 class Minimum(Maximum):
@@ -225,8 +225,8 @@ class Where(Function):
     def backward(self, grad):
         cond, a, b = self.inputs
         return (None,
-                unbroadcast(grad * indicator(cond.data, grad), a) if a.requires_grad else None,
-                unbroadcast(grad * indicator(~cond.data, grad), b) if b.requires_grad else None)
+                unbroadcast(grad * constant(cond.data, grad), a) if a.requires_grad else None,
+                unbroadcast(grad * constant(~cond.data, grad), b) if b.requires_grad else None)
 
 
 # ---------------------------------------------------------------------------------------
@@ -284,7 +284,7 @@ class StdFromVar(Sqrt):
 
     def backward(self, grad):
         nonzero = self.output_array != 0
-        return (grad * indicator(nonzero, grad) / (2 * where(nonzero, self.output(), 1)),)
+        return (grad * constant(nonzero, grad) / (2 * where(nonzero, self.output(), 1)),)
 
 
 class Abs(Function):
@@ -295,7 +295,7 @@ class Abs(Function):
 
     def backward(self, grad):
         x = self.inputs[0]
-        return (grad * x.backend.sign(x.data),)
+        return (grad * constant(x.backend.sign(x.data), grad),)
 
 
 class Sin(Function):
@@ -357,7 +357,7 @@ class Relu(Function):
         return xp.maximum(x, 0)
 
     def backward(self, grad):
-        return (grad * indicator(self.inputs[0].data > 0, grad),)
+        return (grad * constant(self.inputs[0].data > 0, grad),)
 
 
 class LeakyRelu(Function):
@@ -369,8 +369,8 @@ class LeakyRelu(Function):
         return xp.where(x > 0, x, x * self.slope)
 
     def backward(self, grad):
-        positive = indicator(self.inputs[0].data > 0, grad)
-        return (grad * (positive + (1 - positive) * self.slope),)
+        x = self.inputs[0]
+        return (grad * constant(x.backend.where(x.data > 0, 1.0, self.slope), grad),)
 
 
 class Square(Function):
@@ -405,7 +405,7 @@ class Clip(Function):
     def backward(self, grad):
         x = self.inputs[0].data
         inside = (x >= self.low if self.low is not None else True) & (x <= self.high if self.high is not None else True)
-        return (grad * indicator(inside, grad),)
+        return (grad * constant(inside, grad),)
 
 
 class Cast(Function):
@@ -462,8 +462,8 @@ class Max(Function):
         x = self.inputs[0]
         kept = reduced_shape(x.shape, self.axis)
         is_max = x.data == self.output_array.reshape(kept)
-        ties = is_max.sum(axis=self.axis, keepdims=True).astype(grad.dtype)
-        return (grad.reshape(kept) / ties * indicator(is_max, grad),)
+        share = is_max / is_max.sum(axis=self.axis, keepdims=True)  # 1/k for each of k ties
+        return (grad.reshape(kept) * constant(share, grad),)
 
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
@@ -614,9 +614,9 @@ class Windows(Function):
     shape (kh, kw, N, C, OH, OW), where [i, j] holds pixel (i, j) of every window;  the
     gradient of each window is added back where the window came from (WindowsAdjoint).
 
-    Offset-major and contiguous, because NumPy reduces and broadcasts over a few leading
-    axes of a contiguous array 50-100x faster than over the trailing 2×2 axes of a
-    sliding-window view: max pooling and its gradient spent most of a CNN step there.
+    Offset-major and contiguous, because pooling then reduces and broadcasts over leading
+    axes of a contiguous array, which NumPy does fast, instead of over small trailing
+    axes of a sliding-window view, which it does slowly.
     """
 
     __slots__ = ("kernel", "stride")
