@@ -5,18 +5,21 @@ device's array functions `xp`; `backward(grad)` maps the gradient of the output 
 gradient per input (None where an input needs none: a constant, an integer index).
 Because backward uses Tensor operations, it is itself differentiable.
 
-Ops that are compositions of these (mean, var, gelu, minimum, ...) live on Tensor and
-need no backward of their own.
+Each op class is followed by its plain lower-case function (`exp(x)` runs `Exp`), which
+tensor.py attaches as the Tensor method (`x.exp()`); compositions (mean, var, gelu,
+min, ...) sit beside the ops they compose and need no backward of their own. Ops that
+only operators reach (Add, Mul, Compare, Getitem, ...) are called from tensor.py.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from numpy.exceptions import AxisError  # a ValueError and an IndexError, as NumPy raises
 
 from .autograd import Function
 from .backend import get_backend
-from .tensor import Tensor
+from .tensor import Tensor, _shape_args
 
 
 def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
@@ -52,7 +55,7 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     normalized = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < (ndim or 1):
             raise AxisError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         normalized.append(a % ndim if ndim else 0)
     if len(set(normalized)) != len(normalized):
@@ -181,6 +184,24 @@ def matmul_grad_b(a: Tensor, grad: Tensor, b: Tensor) -> Tensor:
     return a.swapaxes(-1, -2) @ grad
 
 
+def matmul(a: Any, b: Any) -> Tensor:
+    """a @ b as numpy.matmul: a 1-D a is a row, a 1-D b a column, leading axes are batches."""
+    a, b = coerce_pair(a, b)
+    check_matmul_shapes(a.shape, b.shape)
+    return MatMul.apply(a, b)
+
+
+def check_matmul_shapes(sa: tuple, sb: tuple) -> None:
+    """Raise ValueError, in the op's terms, unless a @ b is defined for these shapes."""
+    if not sa or not sb:
+        raise ValueError(f"MatMul: {sa} @ {sb}: a 0-d operand has no rows or columns (use * to scale)")
+    inner_b = sb[0] if len(sb) == 1 else sb[-2]
+    if sa[-1] != inner_b:
+        raise ValueError(f"MatMul: {sa} @ {sb}: the inner dimensions {sa[-1]} and {inner_b} differ")
+    if any(m != n and 1 not in (m, n) for m, n in zip(reversed(sa[:-2]), reversed(sb[:-2]))):
+        raise ValueError(f"MatMul: {sa} @ {sb}: the batch dimensions {sa[:-2]} and {sb[:-2]} do not broadcast")
+
+
 class Maximum(Function):
     """max(a, b) elementwise;  the gradient goes to the larger input, split evenly on ties."""
 
@@ -207,6 +228,26 @@ class Minimum(Maximum):
         return a < b
 
 
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum; on ties each input gets half the gradient."""
+    return Maximum.apply(*coerce_pair(a, b))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum; on ties each input gets half the gradient."""
+    return Minimum.apply(*coerce_pair(a, b))
+
+
+def coerce_pair(a: Any, b: Any, device: str | None = None) -> tuple:
+    """Two operands as Tensors; a Python number or array joins the other one's device and
+    kind (when neither is a Tensor, both go to `device`)."""
+    if isinstance(a, Tensor):
+        return a, a._coerce(b)
+    if isinstance(b, Tensor):
+        return b._coerce(a), b
+    return Tensor(a, device=device), Tensor(b, device=device)
+
+
 class Compare(Function):
     """a < b, a == b, ... (op is the NumPy function name, e.g. "less"); bool, no gradient."""
 
@@ -227,6 +268,14 @@ class Where(Function):
         return (None,
                 unbroadcast(grad * constant(cond.data, grad), a) if a.requires_grad else None,
                 unbroadcast(grad * constant(~cond.data, grad), b) if b.requires_grad else None)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """a where cond is true, else b (numpy.where, broadcasting all three)."""
+    a, b = coerce_pair(a, b, cond.device if isinstance(cond, Tensor) else None)
+    if not isinstance(cond, Tensor):
+        cond = Tensor.wrap(a.backend.asarray(cond, dtype=bool), a.backend)
+    return Where.apply(cond, a, b)
 
 
 # ---------------------------------------------------------------------------------------
@@ -254,6 +303,11 @@ class Exp(Function):
         return (grad * self.output(),)
 
 
+def exp(x: Tensor) -> Tensor:
+    """e to the power of each element."""
+    return Exp.apply(x)
+
+
 class Log(Function):
     """ln(x);  d/dx = 1/x."""
 
@@ -262,6 +316,11 @@ class Log(Function):
 
     def backward(self, grad):
         return (grad / self.inputs[0],)
+
+
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(x)
 
 
 class Sqrt(Function):
@@ -274,17 +333,10 @@ class Sqrt(Function):
         return (grad / (2 * self.output()),)
 
 
-class StdFromVar(Sqrt):
-    """√v for a variance v (std);  d/dv = 1/(2√v), taken as 0 where v = 0, as PyTorch.
 
-    Around a constant slice the std is a cone, |t|·std(d) along any direction d, so 0 is
-    its derivative there as 0 is |x|'s at 0. A stand-in 1 under the division, chosen by
-    `where`, keeps every higher derivative at such a point a finite 0.
-    """
-
-    def backward(self, grad):
-        nonzero = self.output_array != 0
-        return (grad * constant(nonzero, grad) / (2 * where(nonzero, self.output(), 1)),)
+def sqrt(x: Tensor) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(x)
 
 
 class Abs(Function):
@@ -298,6 +350,11 @@ class Abs(Function):
         return (grad * constant(x.backend.sign(x.data), grad),)
 
 
+def abs(x: Tensor) -> Tensor:
+    """Absolute value."""
+    return Abs.apply(x)
+
+
 class Sin(Function):
     """sin(x);  d/dx = cos(x)."""
 
@@ -308,6 +365,11 @@ class Sin(Function):
         return (grad * self.inputs[0].cos(),)
 
 
+def sin(x: Tensor) -> Tensor:
+    """Sine."""
+    return Sin.apply(x)
+
+
 class Cos(Function):
     """cos(x);  d/dx = -sin(x)."""
 
@@ -316,6 +378,11 @@ class Cos(Function):
 
     def backward(self, grad):
         return (-grad * self.inputs[0].sin(),)
+
+
+def cos(x: Tensor) -> Tensor:
+    """Cosine."""
+    return Cos.apply(x)
 
 
 class Tanh(Function):
@@ -329,6 +396,19 @@ class Tanh(Function):
         return (grad * (1 - y * y),)
 
 
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+GELU_C = math.sqrt(2 / math.pi)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
+    return 0.5 * x * (1 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
+
+
 class Sigmoid(Function):
     """σ(x) = 1/(1 + e^-x);  d/dx = σ(x)(1 - σ(x))."""
 
@@ -338,6 +418,11 @@ class Sigmoid(Function):
     def backward(self, grad):
         y = self.output()
         return (grad * y * (1 - y),)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Logistic sigmoid 1 / (1 + exp(-x))."""
+    return Sigmoid.apply(x)
 
 
 class Softplus(Function):
@@ -350,6 +435,11 @@ class Softplus(Function):
         return (grad * self.inputs[0].sigmoid(),)
 
 
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)), a smooth relu (its derivative is sigmoid)."""
+    return Softplus.apply(x)
+
+
 class Relu(Function):
     """max(x, 0);  d/dx = 1 where x > 0, else 0."""
 
@@ -358,6 +448,11 @@ class Relu(Function):
 
     def backward(self, grad):
         return (grad * constant(self.inputs[0].data > 0, grad),)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return Relu.apply(x)
 
 
 class LeakyRelu(Function):
@@ -373,6 +468,11 @@ class LeakyRelu(Function):
         return (grad * constant(x.backend.where(x.data > 0, 1.0, self.slope), grad),)
 
 
+def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
+    """x where x > 0, else slope * x."""
+    return LeakyRelu.apply(x, slope=slope)
+
+
 class Square(Function):
     """x²;  d/dx = 2x."""
 
@@ -381,6 +481,11 @@ class Square(Function):
 
     def backward(self, grad):
         return (grad * 2 * self.inputs[0],)
+
+
+def square(x: Tensor) -> Tensor:
+    """x²."""
+    return Square.apply(x)
 
 
 class Reciprocal(Function):
@@ -392,6 +497,11 @@ class Reciprocal(Function):
     def backward(self, grad):
         y = self.output()
         return (-grad * y * y,)
+
+
+def reciprocal(x: Tensor) -> Tensor:
+    """1 / x."""
+    return Reciprocal.apply(x)
 
 
 class Clip(Function):
@@ -406,6 +516,13 @@ class Clip(Function):
         x = self.inputs[0].data
         inside = (x >= self.low if self.low is not None else True) & (x <= self.high if self.high is not None else True)
         return (grad * constant(inside, grad),)
+
+
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+    """x limited to [min, max]; the gradient is 0 where x lies outside."""
+    if min is None and max is None:
+        raise ValueError("clip: give min, max or both")
+    return Clip.apply(x, low=min, high=max)
 
 
 class Cast(Function):
@@ -450,6 +567,42 @@ class Sum(Function):
         return (expand_reduced(grad, x.shape, self.axis),)
 
 
+def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over axis (None: all)."""
+    return Sum.apply(x, axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
+
+
+def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over axis (None: all)."""
+    axes = normalize_axes(axis, x.ndim, "mean")
+    return x.sum(axes, keepdims) / math.prod(x.shape[a] for a in axes)
+
+
+def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance Σ(x - mean)² / (N - ddof) over axis."""
+    axes = normalize_axes(axis, x.ndim, "var")
+    centered = x - x.mean(axes, keepdims=True)
+    return (centered * centered).sum(axes, keepdims) / (math.prod(x.shape[a] for a in axes) - ddof)
+
+
+class StdFromVar(Sqrt):
+    """√v for a variance v (std);  d/dv = 1/(2√v), taken as 0 where v = 0, as PyTorch.
+
+    Around a constant slice the std is a cone, |t|·std(d) along any direction d, so 0 is
+    its derivative there as 0 is |x|'s at 0. A stand-in 1 under the division, chosen by
+    `where`, keeps every higher derivative at such a point a finite 0.
+    """
+
+    def backward(self, grad):
+        nonzero = self.output_array != 0
+        return (grad * constant(nonzero, grad) / (2 * where(nonzero, self.output(), 1)),)
+
+
+def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Standard deviation: the square root of var."""
+    return StdFromVar.apply(x.var(axis, keepdims, ddof))
+
+
 class Max(Function):
     """max of x over axes;  the gradient goes to the maximal elements, split evenly on ties."""
 
@@ -464,6 +617,16 @@ class Max(Function):
         is_max = x.data == self.output_array.reshape(kept)
         share = is_max / is_max.sum(axis=self.axis, keepdims=True)  # 1/k for each of k ties
         return (grad.reshape(kept) * constant(share, grad),)
+
+
+def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Maximum over axis; ties share the gradient evenly."""
+    return Max.apply(x, axis=normalize_axes(axis, x.ndim, "max"), keepdims=keepdims)
+
+
+def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Minimum over axis: -max(-x); ties share the gradient evenly."""
+    return -(-x).max(axis, keepdims)
 
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
@@ -488,6 +651,11 @@ class LogSumExp(Function):
         return (grad.reshape(kept) * (x - self.output().reshape(kept)).exp(),)
 
 
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log Σ exp(x) over axis, computed without overflow."""
+    return LogSumExp.apply(x, axis=normalize_axes(axis, x.ndim, "logsumexp"), keepdims=keepdims)
+
+
 class Softmax(Function):
     """s = exp(x) / Σ exp(x) along axis;  ∂/∂x = s ⊙ (g - Σ g⊙s)."""
 
@@ -499,6 +667,11 @@ class Softmax(Function):
     def backward(self, grad):
         s = self.output()
         return (s * (grad - (grad * s).sum(axis=self.axis, keepdims=True)),)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along axis."""
+    return Softmax.apply(x, axis=normalize_axes(axis, x.ndim, "softmax"))
 
 
 class LogSoftmax(Function):
@@ -513,6 +686,11 @@ class LogSoftmax(Function):
         return (grad - self.output().exp() * grad.sum(axis=self.axis, keepdims=True),)
 
 
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along axis."""
+    return LogSoftmax.apply(x, axis=normalize_axes(axis, x.ndim, "log_softmax"))
+
+
 class ArgMax(Function):
     """Index of the maximum along axis (None: of the flattened tensor); no gradient."""
 
@@ -520,6 +698,13 @@ class ArgMax(Function):
 
     def forward(self, xp, x):
         return xp.argmax(x, axis=self.axis)
+
+
+def argmax(x: Tensor, axis: int | None = None) -> Tensor:
+    """Index of the maximum (of the flattened tensor when axis is None); int64, no gradient."""
+    if axis is not None:
+        axis = normalize_axes(axis, x.ndim, "argmax")[0]
+    return ArgMax.apply(x, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------
@@ -539,6 +724,37 @@ class Reshape(Function):
         return (grad.reshape(self.inputs[0].shape),)
 
 
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """The same elements in a new shape (ints or one tuple; one -1 is inferred)."""
+    return Reshape.apply(x, shape=_shape_args(shape, "reshape"))
+
+
+def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
+    """The axes from start_axis on merged into one."""
+    start = normalize_axes(start_axis, x.ndim, "flatten")[0] if x.ndim else 0
+    return x.reshape(x.shape[:start] + (-1,))
+
+
+def squeeze(x: Tensor, axis: Any = None) -> Tensor:
+    """Size-1 axes removed (all of them, or those named, which must have size 1)."""
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim, "squeeze")
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """A size-1 axis inserted at axis (numpy.expand_dims)."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for shape {x.shape}")
+    axis = axis % (x.ndim + 1)
+    return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
+
+
 class Transpose(Function):
     """x with its axes permuted;  the gradient goes through the inverse permutation."""
 
@@ -554,6 +770,30 @@ class Transpose(Function):
         return (Transpose.apply(grad, axes=tuple(inverse)),)
 
 
+def transpose(x: Tensor, *axes: Any) -> Tensor:
+    """Axes permuted (no arguments: reversed, as NumPy)."""
+    axes = _shape_args(axes, "transpose") or tuple(reversed(range(x.ndim)))
+    if sorted(a % (x.ndim or 1) for a in axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {x.shape}")
+    return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
+
+
+def permute(x: Tensor, *axes: Any) -> Tensor:
+    """Axes in the given order (PyTorch's name for transpose with axes)."""
+    return x.transpose(*axes)
+
+
+def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
+    """Two axes exchanged."""
+    n = x.ndim
+    for a in (axis1, axis2):
+        if not -n <= a < n:
+            raise AxisError(f"swapaxes: axis {a} is out of range for a tensor with {n} dimensions")
+    axes = list(range(n))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return Transpose.apply(x, axes=tuple(axes))  # a permutation by construction
+
+
 class BroadcastTo(Function):
     """x repeated along new or size-1 axes;  the adjoint of broadcasting is summation."""
 
@@ -564,6 +804,19 @@ class BroadcastTo(Function):
 
     def backward(self, grad):
         return (unbroadcast(grad, self.inputs[0]),)
+
+
+def broadcast_to(x: Tensor, shape: Any) -> Tensor:
+    """The tensor repeated to `shape` by NumPy's broadcasting rules."""
+    shape = _shape_args((shape,), "broadcast_to")
+    return x if shape == x.shape else BroadcastTo.apply(x, shape=shape)
+
+
+def expand(x: Tensor, *shape: Any) -> Tensor:
+    """broadcast_to with PyTorch's spelling; -1 keeps an axis's size."""
+    shape = _shape_args(shape, "expand")
+    lead = len(shape) - x.ndim
+    return x.broadcast_to(tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)))
 
 
 class Pad(Function):
@@ -579,6 +832,28 @@ class Pad(Function):
         x = self.inputs[0]
         middle = tuple(slice(before, before + n) for (before, _), n in zip(self.pad_width, x.shape))
         return (grad[middle],)
+
+
+def pad(x: Tensor, pad_width: Any, value: float = 0) -> Tensor:
+    """Surrounded by `value` (numpy.pad's pad_width: n, (before, after) or one pair per axis)."""
+    return Pad.apply(x, pad_width=pad_pairs(pad_width, x.ndim), value=value)
+
+
+def pad_pairs(pad_width: Any, ndim: int) -> tuple:
+    """numpy.pad's pad_width forms, as one (before, after) pair per axis."""
+    if isinstance(pad_width, int):
+        pairs = [(pad_width, pad_width)] * ndim
+    else:
+        pad_width = list(pad_width)
+        if len(pad_width) == 2 and all(isinstance(p, int) for p in pad_width):
+            pairs = [tuple(pad_width)] * ndim
+        elif len(pad_width) == 1:
+            pairs = [tuple(pad_width[0]) * (2 if len(pad_width[0]) == 1 else 1)] * ndim
+        else:
+            pairs = [tuple(p) for p in pad_width]
+    if len(pairs) != ndim or any(len(p) != 2 or p[0] < 0 or p[1] < 0 for p in pairs):
+        raise ValueError(f"pad: pad_width {pad_width} does not fit a tensor with {ndim} dimensions")
+    return tuple(pairs)
 
 
 class Getitem(Function):
@@ -674,11 +949,6 @@ class Cat(Function):
         return tuple(grads)
 
 
-# ---------------------------------------------------------------------------------------
-# Functions of several tensors
-# ---------------------------------------------------------------------------------------
-
-
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (numpy.concatenate)."""
     tensors = list(tensors)
@@ -698,47 +968,5 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return cat([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
-def where(cond: Any, a: Any, b: Any) -> Tensor:
-    """a where cond is true, else b (numpy.where, broadcasting all three)."""
-    a, b = coerce_pair(a, b, cond.device if isinstance(cond, Tensor) else None)
-    if not isinstance(cond, Tensor):
-        cond = Tensor.wrap(a.backend.asarray(cond, dtype=bool), a.backend)
-    return Where.apply(cond, a, b)
 
 
-def matmul(a: Any, b: Any) -> Tensor:
-    """a @ b as numpy.matmul: a 1-D a is a row, a 1-D b a column, leading axes are batches."""
-    a, b = coerce_pair(a, b)
-    check_matmul_shapes(a.shape, b.shape)
-    return MatMul.apply(a, b)
-
-
-def check_matmul_shapes(sa: tuple, sb: tuple) -> None:
-    """Raise ValueError, in the op's terms, unless a @ b is defined for these shapes."""
-    if not sa or not sb:
-        raise ValueError(f"MatMul: {sa} @ {sb}: a 0-d operand has no rows or columns (use * to scale)")
-    inner_b = sb[0] if len(sb) == 1 else sb[-2]
-    if sa[-1] != inner_b:
-        raise ValueError(f"MatMul: {sa} @ {sb}: the inner dimensions {sa[-1]} and {inner_b} differ")
-    if any(m != n and 1 not in (m, n) for m, n in zip(reversed(sa[:-2]), reversed(sb[:-2]))):
-        raise ValueError(f"MatMul: {sa} @ {sb}: the batch dimensions {sa[:-2]} and {sb[:-2]} do not broadcast")
-
-
-def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum; on ties each input gets half the gradient."""
-    return Maximum.apply(*coerce_pair(a, b))
-
-
-def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise minimum; on ties each input gets half the gradient."""
-    return Minimum.apply(*coerce_pair(a, b))
-
-
-def coerce_pair(a: Any, b: Any, device: str | None = None) -> tuple:
-    """Two operands as Tensors; a Python number or array joins the other one's device and
-    kind (when neither is a Tensor, both go to `device`)."""
-    if isinstance(a, Tensor):
-        return a, a._coerce(b)
-    if isinstance(b, Tensor):
-        return b._coerce(a), b
-    return Tensor(a, device=device), Tensor(b, device=device)
