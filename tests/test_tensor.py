@@ -853,3 +853,18 @@ def test_python_scalar_on_the_left(device):
     np.testing.assert_allclose(arr(2 * t), 2 * a)
     np.testing.assert_allclose(arr(2 / t), 2 / a)
     np.testing.assert_allclose(arr(2 ** t), 2 ** a)
+
+
+OP_METHODS = ["exp", "log", "sqrt", "abs", "sin", "cos", "tanh", "gelu", "sigmoid", "softplus", "relu", "leaky_relu",
+              "square", "reciprocal", "clip", "maximum", "minimum", "sum", "mean", "var", "std", "max", "min",
+              "logsumexp", "softmax", "log_softmax", "argmax", "reshape", "flatten", "squeeze", "unsqueeze",
+              "transpose", "permute", "swapaxes", "broadcast_to", "expand", "pad"]
+
+
+@pytest.mark.parametrize("name", OP_METHODS)
+def test_op_methods_are_the_functions_beside_their_ops(name):
+    """x.exp() is ops.exp(x), the function written beside Exp, and help(Tensor.exp) shows
+    its docstring: everything about exp is in one place."""
+    from tinygrad_edu import ops
+    assert getattr(Tensor, name) is getattr(ops, name)
+    assert getattr(Tensor, name).__doc__.strip()

@@ -5,18 +5,21 @@ device's array functions `xp`; `backward(grad)` maps the gradient of the output 
 gradient per input (None where an input needs none: a constant, an integer index).
 Because backward uses Tensor operations, it is itself differentiable.
 
-Ops that are compositions of these (mean, var, gelu, minimum, ...) live on Tensor and
-need no backward of their own.
+Each op class is followed by its plain lower-case function (`exp(x)` runs `Exp`), which
+tensor.py attaches as the Tensor method (`x.exp()`); compositions (mean, var, gelu,
+min, ...) sit beside the ops they compose and need no backward of their own. Ops that
+only operators reach (Add, Mul, Compare, Getitem, ...) are called from tensor.py.
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Sequence
 
 from numpy.exceptions import AxisError  # a ValueError and an IndexError, as NumPy raises
 
 from .autograd import Function
 from .backend import get_backend
-from .tensor import Tensor
+from .tensor import Tensor, _shape_args
 
 
 def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
@@ -37,11 +40,12 @@ def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
     return grad
 
 
-def indicator(condition: Any, like: Tensor) -> Tensor:
-    """1 where the boolean array `condition` holds, else 0: a constant factor in the
-    derivatives of piecewise functions (relu, clip, max), which are 0 or 1 piece by piece.
-    (Multiplying by it is also several times faster than numpy.where.)"""
-    return Tensor.wrap(condition.astype(like.dtype), like.backend)
+def constant(array: Any, like: Tensor) -> Tensor:
+    """`array` as a Tensor in like's dtype on like's device, outside the graph: the one way
+    a backward formula multiplies by a factor it does not differentiate, such as the
+    0-or-1 slopes of piecewise functions (relu, clip; a boolean mask becomes 1 and 0),
+    sign(x) for |x| or the shares of tied maxima."""
+    return Tensor.wrap(array.astype(like.dtype, copy=False), like.backend)
 
 
 def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
@@ -51,7 +55,7 @@ def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
     axes = axis if isinstance(axis, (tuple, list)) else (axis,)
     normalized = []
     for a in axes:
-        if not -ndim <= a < max(ndim, 1):
+        if not -ndim <= a < (ndim or 1):
             raise AxisError(f"{op}: axis {a} is out of range for a tensor with {ndim} dimensions")
         normalized.append(a % ndim if ndim else 0)
     if len(set(normalized)) != len(normalized):
@@ -123,15 +127,28 @@ class Div(Function):
 
 
 class Pow(Function):
-    """a ** b;  ∂/∂a = b·a^(b-1),  ∂/∂b = a^b·ln a  (only asked for when b requires grad)."""
+    """a ** b;  ∂/∂a = b·a^(b-1),  ∂/∂b = a^b·ln a  (only asked for when b requires grad).
+
+    At a = 0 the formulas meet 0·∞, so each is given its limit there: b·a^(b-1) is 0 where
+    b = 0 (a^0 is constant), and a^b·ln a is 0 where b >= 0 (a^b stays 0 or 1 as b moves).
+    The masked points compute with a stand-in (exponent 1, base 1) chosen by `where`, so
+    every higher derivative there is a finite 0 as well, not 0·∞.
+    """
 
     def forward(self, xp, a, b):
         return a ** b
 
     def backward(self, grad):
         a, b = self.inputs
-        return (unbroadcast(grad * b * a ** (b - 1), a) if a.requires_grad else None,
-                unbroadcast(grad * self.output() * a.log(), b) if b.requires_grad else None)
+        zero_base = a.data == 0
+        grad_a = grad_b = None
+        if a.requires_grad:
+            exponent = where(zero_base & (b.data == 0), 1, b)
+            grad_a = unbroadcast(grad * b * a ** (exponent - 1), a)
+        if b.requires_grad:
+            base = where(zero_base & (b.data >= 0), 1, a)
+            grad_b = unbroadcast(grad * self.output() * base.log(), b)
+        return grad_a, grad_b
 
 
 class MatMul(Function):
@@ -142,24 +159,47 @@ class MatMul(Function):
 
     def backward(self, grad):
         a, b = self.inputs
-        # A 1-D a is a row (1, n) and a 1-D b a column (n, 1), as matmul treats them.
-        a2 = a.reshape(1, -1) if a.ndim == 1 else a
-        b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-        g2 = grad if a2 is a and b2 is b else grad.reshape(a2.shape[:-1] + b2.shape[-1:])
+        # As matmul does, a 1-D a is a row (1, n) and a 1-D b a column (n, 1); the output
+        # lacks the axis each of them would have added, so grad gets it back.
+        a2 = a.unsqueeze(0) if a.ndim == 1 else a
+        b2 = b.unsqueeze(-1) if b.ndim == 1 else b
+        g2 = grad.unsqueeze(-1) if b.ndim == 1 else grad
+        g2 = g2.unsqueeze(-2) if a.ndim == 1 else g2
         grad_a = grad_b = None
         if a.requires_grad:
             grad_a = unbroadcast(g2 @ b2.swapaxes(-1, -2), a2)
-            grad_a = grad_a if a2 is a else grad_a.reshape(a.shape)
+            grad_a = grad_a.squeeze(0) if a.ndim == 1 else grad_a
         if b.requires_grad:
-            if b2.ndim == 2 and not b2.data.flags.c_contiguous:
-                # b is a transposed weight (Linear's x @ W.T): aᵀg = (gᵀa)ᵀ comes out in b's
-                # own layout, so W's gradient is contiguous and later updates run at full speed
-                grad_b = (g2.swapaxes(-1, -2) @ a2).swapaxes(-1, -2)
-            else:
-                grad_b = a2.swapaxes(-1, -2) @ g2
-            grad_b = unbroadcast(grad_b, b2)
-            grad_b = grad_b if b2 is b else grad_b.reshape(b.shape)
+            grad_b = unbroadcast(matmul_grad_b(a2, g2, b2), b2)
+            grad_b = grad_b.squeeze(-1) if b.ndim == 1 else grad_b
         return grad_a, grad_b
+
+
+def matmul_grad_b(a: Tensor, grad: Tensor, b: Tensor) -> Tensor:
+    """aᵀ g, the gradient of b in a @ b. For a transposed matrix b (Linear's x @ W.T) it is
+    computed as (gᵀ a)ᵀ, which lays W's gradient out as W, so the optimizer's updates of W
+    walk both arrays in one order."""
+    if b.ndim == 2 and not b.data.flags.c_contiguous:
+        return (grad.swapaxes(-1, -2) @ a).swapaxes(-1, -2)
+    return a.swapaxes(-1, -2) @ grad
+
+
+def matmul(a: Any, b: Any) -> Tensor:
+    """a @ b as numpy.matmul: a 1-D a is a row, a 1-D b a column, leading axes are batches."""
+    a, b = coerce_pair(a, b)
+    check_matmul_shapes(a.shape, b.shape)
+    return MatMul.apply(a, b)
+
+
+def check_matmul_shapes(sa: tuple, sb: tuple) -> None:
+    """Raise ValueError, in the op's terms, unless a @ b is defined for these shapes."""
+    if not sa or not sb:
+        raise ValueError(f"MatMul: {sa} @ {sb}: a 0-d operand has no rows or columns (use * to scale)")
+    inner_b = sb[0] if len(sb) == 1 else sb[-2]
+    if sa[-1] != inner_b:
+        raise ValueError(f"MatMul: {sa} @ {sb}: the inner dimensions {sa[-1]} and {inner_b} differ")
+    if any(m != n and 1 not in (m, n) for m, n in zip(reversed(sa[:-2]), reversed(sb[:-2]))):
+        raise ValueError(f"MatMul: {sa} @ {sb}: the batch dimensions {sa[:-2]} and {sb[:-2]} do not broadcast")
 
 
 class Maximum(Function):
@@ -173,10 +213,9 @@ class Maximum(Function):
 
     def backward(self, grad):
         a, b = self.inputs
-        share_a = self.a_wins(a.data, b.data) + 0.5 * (a.data == b.data)  # constant: 1, 1/2 or 0
-        share_a = share_a.astype(grad.dtype)
-        return (unbroadcast(grad * share_a, a) if a.requires_grad else None,
-                unbroadcast(grad * (1 - share_a), b) if b.requires_grad else None)
+        share_a = self.a_wins(a.data, b.data) + 0.5 * (a.data == b.data)  # 1, 1/2 or 0
+        return (unbroadcast(grad * constant(share_a, grad), a) if a.requires_grad else None,
+                unbroadcast(grad * constant(1 - share_a, grad), b) if b.requires_grad else None)
 
 
 class Minimum(Maximum):
@@ -187,6 +226,26 @@ class Minimum(Maximum):
 
     def a_wins(self, a, b):
         return a < b
+
+
+def maximum(a: Any, b: Any) -> Tensor:
+    """Elementwise maximum; on ties each input gets half the gradient."""
+    return Maximum.apply(*coerce_pair(a, b))
+
+
+def minimum(a: Any, b: Any) -> Tensor:
+    """Elementwise minimum; on ties each input gets half the gradient."""
+    return Minimum.apply(*coerce_pair(a, b))
+
+
+def coerce_pair(a: Any, b: Any, device: str | None = None) -> tuple:
+    """Two operands as Tensors; a Python number or array joins the other one's device and
+    kind (when neither is a Tensor, both go to `device`)."""
+    if isinstance(a, Tensor):
+        return a, a._coerce(b)
+    if isinstance(b, Tensor):
+        return b._coerce(a), b
+    return Tensor(a, device=device), Tensor(b, device=device)
 
 
 class Compare(Function):
@@ -207,8 +266,16 @@ class Where(Function):
     def backward(self, grad):
         cond, a, b = self.inputs
         return (None,
-                unbroadcast(grad * indicator(cond.data, grad), a) if a.requires_grad else None,
-                unbroadcast(grad * indicator(~cond.data, grad), b) if b.requires_grad else None)
+                unbroadcast(grad * constant(cond.data, grad), a) if a.requires_grad else None,
+                unbroadcast(grad * constant(~cond.data, grad), b) if b.requires_grad else None)
+
+
+def where(cond: Any, a: Any, b: Any) -> Tensor:
+    """a where cond is true, else b (numpy.where, broadcasting all three)."""
+    a, b = coerce_pair(a, b, cond.device if isinstance(cond, Tensor) else None)
+    if not isinstance(cond, Tensor):
+        cond = Tensor.wrap(a.backend.asarray(cond, dtype=bool), a.backend)
+    return Where.apply(cond, a, b)
 
 
 # ---------------------------------------------------------------------------------------
@@ -236,6 +303,11 @@ class Exp(Function):
         return (grad * self.output(),)
 
 
+def exp(x: Tensor) -> Tensor:
+    """e to the power of each element."""
+    return Exp.apply(x)
+
+
 class Log(Function):
     """ln(x);  d/dx = 1/x."""
 
@@ -246,14 +318,25 @@ class Log(Function):
         return (grad / self.inputs[0],)
 
 
+def log(x: Tensor) -> Tensor:
+    """Natural logarithm."""
+    return Log.apply(x)
+
+
 class Sqrt(Function):
-    """√x;  d/dx = 1/(2√x)."""
+    """√x;  d/dx = 1/(2√x)  (∞ at 0, as PyTorch)."""
 
     def forward(self, xp, x):
         return xp.sqrt(x)
 
     def backward(self, grad):
         return (grad / (2 * self.output()),)
+
+
+
+def sqrt(x: Tensor) -> Tensor:
+    """Square root."""
+    return Sqrt.apply(x)
 
 
 class Abs(Function):
@@ -264,7 +347,12 @@ class Abs(Function):
 
     def backward(self, grad):
         x = self.inputs[0]
-        return (grad * x.backend.sign(x.data),)
+        return (grad * constant(x.backend.sign(x.data), grad),)
+
+
+def abs(x: Tensor) -> Tensor:
+    """Absolute value."""
+    return Abs.apply(x)
 
 
 class Sin(Function):
@@ -277,6 +365,11 @@ class Sin(Function):
         return (grad * self.inputs[0].cos(),)
 
 
+def sin(x: Tensor) -> Tensor:
+    """Sine."""
+    return Sin.apply(x)
+
+
 class Cos(Function):
     """cos(x);  d/dx = -sin(x)."""
 
@@ -285,6 +378,11 @@ class Cos(Function):
 
     def backward(self, grad):
         return (-grad * self.inputs[0].sin(),)
+
+
+def cos(x: Tensor) -> Tensor:
+    """Cosine."""
+    return Cos.apply(x)
 
 
 class Tanh(Function):
@@ -298,6 +396,19 @@ class Tanh(Function):
         return (grad * (1 - y * y),)
 
 
+def tanh(x: Tensor) -> Tensor:
+    """Hyperbolic tangent."""
+    return Tanh.apply(x)
+
+
+GELU_C = math.sqrt(2 / math.pi)
+
+
+def gelu(x: Tensor) -> Tensor:
+    """GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
+    return 0.5 * x * (1 + (GELU_C * (x + 0.044715 * x * x * x)).tanh())
+
+
 class Sigmoid(Function):
     """σ(x) = 1/(1 + e^-x);  d/dx = σ(x)(1 - σ(x))."""
 
@@ -307,6 +418,11 @@ class Sigmoid(Function):
     def backward(self, grad):
         y = self.output()
         return (grad * y * (1 - y),)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    """Logistic sigmoid 1 / (1 + exp(-x))."""
+    return Sigmoid.apply(x)
 
 
 class Softplus(Function):
@@ -319,6 +435,11 @@ class Softplus(Function):
         return (grad * self.inputs[0].sigmoid(),)
 
 
+def softplus(x: Tensor) -> Tensor:
+    """log(1 + exp(x)), a smooth relu (its derivative is sigmoid)."""
+    return Softplus.apply(x)
+
+
 class Relu(Function):
     """max(x, 0);  d/dx = 1 where x > 0, else 0."""
 
@@ -326,7 +447,12 @@ class Relu(Function):
         return xp.maximum(x, 0)
 
     def backward(self, grad):
-        return (grad * indicator(self.inputs[0].data > 0, grad),)
+        return (grad * constant(self.inputs[0].data > 0, grad),)
+
+
+def relu(x: Tensor) -> Tensor:
+    """max(x, 0)."""
+    return Relu.apply(x)
 
 
 class LeakyRelu(Function):
@@ -338,8 +464,13 @@ class LeakyRelu(Function):
         return xp.where(x > 0, x, x * self.slope)
 
     def backward(self, grad):
-        positive = indicator(self.inputs[0].data > 0, grad)
-        return (grad * (positive + (1 - positive) * self.slope),)
+        x = self.inputs[0]
+        return (grad * constant(x.backend.where(x.data > 0, 1.0, self.slope), grad),)
+
+
+def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
+    """x where x > 0, else slope * x."""
+    return LeakyRelu.apply(x, slope=slope)
 
 
 class Square(Function):
@@ -350,6 +481,11 @@ class Square(Function):
 
     def backward(self, grad):
         return (grad * 2 * self.inputs[0],)
+
+
+def square(x: Tensor) -> Tensor:
+    """x²."""
+    return Square.apply(x)
 
 
 class Reciprocal(Function):
@@ -363,6 +499,11 @@ class Reciprocal(Function):
         return (-grad * y * y,)
 
 
+def reciprocal(x: Tensor) -> Tensor:
+    """1 / x."""
+    return Reciprocal.apply(x)
+
+
 class Clip(Function):
     """x limited to [low, high] (either may be None);  d/dx = 1 inside, 0 outside."""
 
@@ -374,7 +515,14 @@ class Clip(Function):
     def backward(self, grad):
         x = self.inputs[0].data
         inside = (x >= self.low if self.low is not None else True) & (x <= self.high if self.high is not None else True)
-        return (grad * indicator(inside, grad),)
+        return (grad * constant(inside, grad),)
+
+
+def clip(x: Tensor, min: float | None = None, max: float | None = None) -> Tensor:
+    """x limited to [min, max]; the gradient is 0 where x lies outside."""
+    if min is None and max is None:
+        raise ValueError("clip: give min, max or both")
+    return Clip.apply(x, low=min, high=max)
 
 
 class Cast(Function):
@@ -419,6 +567,42 @@ class Sum(Function):
         return (expand_reduced(grad, x.shape, self.axis),)
 
 
+def sum(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Sum over axis (None: all)."""
+    return Sum.apply(x, axis=normalize_axes(axis, x.ndim, "sum"), keepdims=keepdims)
+
+
+def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Mean over axis (None: all)."""
+    axes = normalize_axes(axis, x.ndim, "mean")
+    return x.sum(axes, keepdims) / math.prod(x.shape[a] for a in axes)
+
+
+def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Variance Σ(x - mean)² / (N - ddof) over axis."""
+    axes = normalize_axes(axis, x.ndim, "var")
+    centered = x - x.mean(axes, keepdims=True)
+    return (centered * centered).sum(axes, keepdims) / (math.prod(x.shape[a] for a in axes) - ddof)
+
+
+class StdFromVar(Sqrt):
+    """√v for a variance v (std);  d/dv = 1/(2√v), taken as 0 where v = 0, as PyTorch.
+
+    Around a constant slice the std is a cone, |t|·std(d) along any direction d, so 0 is
+    its derivative there as 0 is |x|'s at 0. A stand-in 1 under the division, chosen by
+    `where`, keeps every higher derivative at such a point a finite 0.
+    """
+
+    def backward(self, grad):
+        nonzero = self.output_array != 0
+        return (grad * constant(nonzero, grad) / (2 * where(nonzero, self.output(), 1)),)
+
+
+def std(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
+    """Standard deviation: the square root of var."""
+    return StdFromVar.apply(x.var(axis, keepdims, ddof))
+
+
 class Max(Function):
     """max of x over axes;  the gradient goes to the maximal elements, split evenly on ties."""
 
@@ -431,8 +615,18 @@ class Max(Function):
         x = self.inputs[0]
         kept = reduced_shape(x.shape, self.axis)
         is_max = x.data == self.output_array.reshape(kept)
-        ties = is_max.sum(axis=self.axis, keepdims=True).astype(grad.dtype)
-        return (grad.reshape(kept) / ties * indicator(is_max, grad),)
+        share = is_max / is_max.sum(axis=self.axis, keepdims=True)  # 1/k for each of k ties
+        return (grad.reshape(kept) * constant(share, grad),)
+
+
+def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Maximum over axis; ties share the gradient evenly."""
+    return Max.apply(x, axis=normalize_axes(axis, x.ndim, "max"), keepdims=keepdims)
+
+
+def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """Minimum over axis: -max(-x); ties share the gradient evenly."""
+    return -(-x).max(axis, keepdims)
 
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
@@ -457,6 +651,11 @@ class LogSumExp(Function):
         return (grad.reshape(kept) * (x - self.output().reshape(kept)).exp(),)
 
 
+def logsumexp(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
+    """log Σ exp(x) over axis, computed without overflow."""
+    return LogSumExp.apply(x, axis=normalize_axes(axis, x.ndim, "logsumexp"), keepdims=keepdims)
+
+
 class Softmax(Function):
     """s = exp(x) / Σ exp(x) along axis;  ∂/∂x = s ⊙ (g - Σ g⊙s)."""
 
@@ -468,6 +667,11 @@ class Softmax(Function):
     def backward(self, grad):
         s = self.output()
         return (s * (grad - (grad * s).sum(axis=self.axis, keepdims=True)),)
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along axis."""
+    return Softmax.apply(x, axis=normalize_axes(axis, x.ndim, "softmax"))
 
 
 class LogSoftmax(Function):
@@ -482,6 +686,11 @@ class LogSoftmax(Function):
         return (grad - self.output().exp() * grad.sum(axis=self.axis, keepdims=True),)
 
 
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x - logsumexp(x) along axis."""
+    return LogSoftmax.apply(x, axis=normalize_axes(axis, x.ndim, "log_softmax"))
+
+
 class ArgMax(Function):
     """Index of the maximum along axis (None: of the flattened tensor); no gradient."""
 
@@ -489,6 +698,13 @@ class ArgMax(Function):
 
     def forward(self, xp, x):
         return xp.argmax(x, axis=self.axis)
+
+
+def argmax(x: Tensor, axis: int | None = None) -> Tensor:
+    """Index of the maximum (of the flattened tensor when axis is None); int64, no gradient."""
+    if axis is not None:
+        axis = normalize_axes(axis, x.ndim, "argmax")[0]
+    return ArgMax.apply(x, axis=axis)
 
 
 # ---------------------------------------------------------------------------------------
@@ -508,6 +724,37 @@ class Reshape(Function):
         return (grad.reshape(self.inputs[0].shape),)
 
 
+def reshape(x: Tensor, *shape: Any) -> Tensor:
+    """The same elements in a new shape (ints or one tuple; one -1 is inferred)."""
+    return Reshape.apply(x, shape=_shape_args(shape, "reshape"))
+
+
+def flatten(x: Tensor, start_axis: int = 0) -> Tensor:
+    """The axes from start_axis on merged into one."""
+    start = normalize_axes(start_axis, x.ndim, "flatten")[0] if x.ndim else 0
+    return x.reshape(x.shape[:start] + (-1,))
+
+
+def squeeze(x: Tensor, axis: Any = None) -> Tensor:
+    """Size-1 axes removed (all of them, or those named, which must have size 1)."""
+    if axis is None:
+        axes = tuple(i for i, n in enumerate(x.shape) if n == 1)
+    else:
+        axes = normalize_axes(axis, x.ndim, "squeeze")
+        for a in axes:
+            if x.shape[a] != 1:
+                raise ValueError(f"squeeze: axis {a} of shape {x.shape} has size {x.shape[a]}, not 1")
+    return x.reshape(tuple(n for i, n in enumerate(x.shape) if i not in axes))
+
+
+def unsqueeze(x: Tensor, axis: int) -> Tensor:
+    """A size-1 axis inserted at axis (numpy.expand_dims)."""
+    if not -x.ndim - 1 <= axis <= x.ndim:
+        raise ValueError(f"unsqueeze: axis {axis} is out of range for shape {x.shape}")
+    axis = axis % (x.ndim + 1)
+    return x.reshape(x.shape[:axis] + (1,) + x.shape[axis:])
+
+
 class Transpose(Function):
     """x with its axes permuted;  the gradient goes through the inverse permutation."""
 
@@ -523,6 +770,30 @@ class Transpose(Function):
         return (Transpose.apply(grad, axes=tuple(inverse)),)
 
 
+def transpose(x: Tensor, *axes: Any) -> Tensor:
+    """Axes permuted (no arguments: reversed, as NumPy)."""
+    axes = _shape_args(axes, "transpose") or tuple(reversed(range(x.ndim)))
+    if sorted(a % (x.ndim or 1) for a in axes) != list(range(x.ndim)):
+        raise ValueError(f"transpose: axes {axes} are not a permutation of the {x.ndim} axes of {x.shape}")
+    return Transpose.apply(x, axes=tuple(a % x.ndim for a in axes))
+
+
+def permute(x: Tensor, *axes: Any) -> Tensor:
+    """Axes in the given order (PyTorch's name for transpose with axes)."""
+    return x.transpose(*axes)
+
+
+def swapaxes(x: Tensor, axis1: int, axis2: int) -> Tensor:
+    """Two axes exchanged."""
+    n = x.ndim
+    for a in (axis1, axis2):
+        if not -n <= a < n:
+            raise AxisError(f"swapaxes: axis {a} is out of range for a tensor with {n} dimensions")
+    axes = list(range(n))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return Transpose.apply(x, axes=tuple(axes))  # a permutation by construction
+
+
 class BroadcastTo(Function):
     """x repeated along new or size-1 axes;  the adjoint of broadcasting is summation."""
 
@@ -533,6 +804,19 @@ class BroadcastTo(Function):
 
     def backward(self, grad):
         return (unbroadcast(grad, self.inputs[0]),)
+
+
+def broadcast_to(x: Tensor, shape: Any) -> Tensor:
+    """The tensor repeated to `shape` by NumPy's broadcasting rules."""
+    shape = _shape_args((shape,), "broadcast_to")
+    return x if shape == x.shape else BroadcastTo.apply(x, shape=shape)
+
+
+def expand(x: Tensor, *shape: Any) -> Tensor:
+    """broadcast_to with PyTorch's spelling; -1 keeps an axis's size."""
+    shape = _shape_args(shape, "expand")
+    lead = len(shape) - x.ndim
+    return x.broadcast_to(tuple(x.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)))
 
 
 class Pad(Function):
@@ -548,6 +832,28 @@ class Pad(Function):
         x = self.inputs[0]
         middle = tuple(slice(before, before + n) for (before, _), n in zip(self.pad_width, x.shape))
         return (grad[middle],)
+
+
+def pad(x: Tensor, pad_width: Any, value: float = 0) -> Tensor:
+    """Surrounded by `value` (numpy.pad's pad_width: n, (before, after) or one pair per axis)."""
+    return Pad.apply(x, pad_width=pad_pairs(pad_width, x.ndim), value=value)
+
+
+def pad_pairs(pad_width: Any, ndim: int) -> tuple:
+    """numpy.pad's pad_width forms, as one (before, after) pair per axis."""
+    if isinstance(pad_width, int):
+        pairs = [(pad_width, pad_width)] * ndim
+    else:
+        pad_width = list(pad_width)
+        if len(pad_width) == 2 and all(isinstance(p, int) for p in pad_width):
+            pairs = [tuple(pad_width)] * ndim
+        elif len(pad_width) == 1:
+            pairs = [tuple(pad_width[0]) * (2 if len(pad_width[0]) == 1 else 1)] * ndim
+        else:
+            pairs = [tuple(p) for p in pad_width]
+    if len(pairs) != ndim or any(len(p) != 2 or p[0] < 0 or p[1] < 0 for p in pairs):
+        raise ValueError(f"pad: pad_width {pad_width} does not fit a tensor with {ndim} dimensions")
+    return tuple(pairs)
 
 
 class Getitem(Function):
@@ -583,9 +889,9 @@ class Windows(Function):
     shape (kh, kw, N, C, OH, OW), where [i, j] holds pixel (i, j) of every window;  the
     gradient of each window is added back where the window came from (WindowsAdjoint).
 
-    Offset-major and contiguous, because NumPy reduces and broadcasts over a few leading
-    axes of a contiguous array 50-100x faster than over the trailing 2×2 axes of a
-    sliding-window view: max pooling and its gradient spent most of a CNN step there.
+    Offset-major and contiguous, because pooling then reduces and broadcasts over leading
+    axes of a contiguous array, which NumPy does fast, instead of over small trailing
+    axes of a sliding-window view, which it does slowly.
     """
 
     __slots__ = ("kernel", "stride")
@@ -643,11 +949,6 @@ class Cat(Function):
         return tuple(grads)
 
 
-# ---------------------------------------------------------------------------------------
-# Functions of several tensors
-# ---------------------------------------------------------------------------------------
-
-
 def cat(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     """Join tensors along an existing axis (numpy.concatenate)."""
     tensors = list(tensors)
@@ -667,29 +968,5 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
     return cat([t.unsqueeze(axis) for t in tensors], axis=axis)
 
 
-def where(cond: Any, a: Any, b: Any) -> Tensor:
-    """a where cond is true, else b (numpy.where, broadcasting all three)."""
-    a, b = coerce_pair(a, b, cond.device if isinstance(cond, Tensor) else None)
-    if not isinstance(cond, Tensor):
-        cond = Tensor.wrap(a.backend.asarray(cond, dtype=bool), a.backend)
-    return Where.apply(cond, a, b)
 
 
-def maximum(a: Any, b: Any) -> Tensor:
-    """Elementwise maximum; on ties each input gets half the gradient."""
-    return Maximum.apply(*coerce_pair(a, b))
-
-
-def minimum(a: Any, b: Any) -> Tensor:
-    """Elementwise minimum; on ties each input gets half the gradient."""
-    return Minimum.apply(*coerce_pair(a, b))
-
-
-def coerce_pair(a: Any, b: Any, device: str | None = None) -> tuple:
-    """Two operands as Tensors; a Python number or array joins the other one's device and
-    kind (when neither is a Tensor, both go to `device`)."""
-    if isinstance(a, Tensor):
-        return a, a._coerce(b)
-    if isinstance(b, Tensor):
-        return b._coerce(a), b
-    return Tensor(a, device=device), Tensor(b, device=device)

@@ -1,22 +1,19 @@
 """The Tensor: an array on a device, plus what autograd needs (requires_grad, grad, grad_fn).
 
-Operators and methods here are thin: each calls one op of ops.py (a primitive with its
-own backward) or composes several (mean, var, gelu, ...), in which case autograd
-differentiates the composition and no backward is written.
+Here is Tensor's core: construction, attributes, operators and autograd. Operators are
+thin: each calls one op of ops.py. The other methods (x.exp(), x.sum(), x.reshape(...))
+are the plain functions of ops.py, each written beside its op, attached at the end of
+this file.
 """
 from __future__ import annotations
 
-import math
 import weakref
 from typing import Any, Iterator
 
 import numpy
-from numpy.exceptions import AxisError
 
 from .backend import CPU, Backend, backend_of, get_backend, get_default_device
 from .dtypes import as_dtype, get_default_dtype, is_float
-
-_GELU_C = math.sqrt(2 / math.pi)
 
 
 def _shape_args(shape: tuple, op: str) -> tuple:
@@ -321,10 +318,10 @@ class Tensor:
         return self._arithmetic(ops.Pow, other, reflected=True)
 
     def __matmul__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.MatMul, other)
+        return ops.matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.MatMul, other, reflected=True)
+        return ops.matmul(other, self)
 
     def __neg__(self) -> "Tensor":
         return ops.Neg.apply(self)
@@ -370,207 +367,45 @@ class Tensor:
                 normalized.append(p)
         return tuple(normalized) if isinstance(index, tuple) or len(normalized) > 1 else normalized[0]
 
-    # ---- elementwise ----------------------------------------------------------------
-
-    def exp(self) -> "Tensor":
-        """e to the power of each element."""
-        return ops.Exp.apply(self)
-
-    def log(self) -> "Tensor":
-        """Natural logarithm."""
-        return ops.Log.apply(self)
-
-    def sqrt(self) -> "Tensor":
-        """Square root."""
-        return ops.Sqrt.apply(self)
-
-    def abs(self) -> "Tensor":
-        """Absolute value."""
-        return ops.Abs.apply(self)
-
-    def sin(self) -> "Tensor":
-        """Sine."""
-        return ops.Sin.apply(self)
-
-    def cos(self) -> "Tensor":
-        """Cosine."""
-        return ops.Cos.apply(self)
-
-    def tanh(self) -> "Tensor":
-        """Hyperbolic tangent."""
-        return ops.Tanh.apply(self)
-
-    def sigmoid(self) -> "Tensor":
-        """Logistic sigmoid 1 / (1 + exp(-x))."""
-        return ops.Sigmoid.apply(self)
-
-    def softplus(self) -> "Tensor":
-        """log(1 + exp(x)), a smooth relu (its derivative is sigmoid)."""
-        return ops.Softplus.apply(self)
-
-    def relu(self) -> "Tensor":
-        """max(x, 0)."""
-        return ops.Relu.apply(self)
-
-    def leaky_relu(self, slope: float = 0.01) -> "Tensor":
-        """x where x > 0, else slope * x."""
-        return ops.LeakyRelu.apply(self, slope=slope)
-
-    def gelu(self) -> "Tensor":
-        """GELU, tanh approximation: 0.5 x (1 + tanh(√(2/π) (x + 0.044715 x³)))."""
-        return 0.5 * self * (1 + (_GELU_C * (self + 0.044715 * self * self * self)).tanh())
-
-    def square(self) -> "Tensor":
-        """x²."""
-        return ops.Square.apply(self)
-
-    def reciprocal(self) -> "Tensor":
-        """1 / x."""
-        return ops.Reciprocal.apply(self)
-
-    def clip(self, min: float | None = None, max: float | None = None) -> "Tensor":
-        """x limited to [min, max]; the gradient is 0 where x lies outside."""
-        if min is None and max is None:
-            raise ValueError("clip: give min, max or both")
-        return ops.Clip.apply(self, low=min, high=max)
-
-    def maximum(self, other: Any) -> "Tensor":
-        """Elementwise maximum with other."""
-        return ops.maximum(self, other)
-
-    def minimum(self, other: Any) -> "Tensor":
-        """Elementwise minimum with other."""
-        return ops.minimum(self, other)
-
-    # ---- reductions -----------------------------------------------------------------
-
-    def sum(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """Sum over axis (None: all)."""
-        return ops.Sum.apply(self, axis=ops.normalize_axes(axis, self.ndim, "sum"), keepdims=keepdims)
-
-    def mean(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """Mean over axis (None: all)."""
-        axes = ops.normalize_axes(axis, self.ndim, "mean")
-        return self.sum(axes, keepdims) / math.prod(self.shape[a] for a in axes)
-
-    def max(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """Maximum over axis; ties share the gradient evenly."""
-        return ops.Max.apply(self, axis=ops.normalize_axes(axis, self.ndim, "max"), keepdims=keepdims)
-
-    def min(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """Minimum over axis: -max(-x); ties share the gradient evenly."""
-        return -(-self).max(axis, keepdims)
-
-    def var(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
-        """Variance Σ(x - mean)² / (N - ddof) over axis."""
-        axes = ops.normalize_axes(axis, self.ndim, "var")
-        centered = self - self.mean(axes, keepdims=True)
-        return (centered * centered).sum(axes, keepdims) / (math.prod(self.shape[a] for a in axes) - ddof)
-
-    def std(self, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> "Tensor":
-        """Standard deviation: the square root of var."""
-        return self.var(axis, keepdims, ddof).sqrt()
-
-    def logsumexp(self, axis: Any = None, keepdims: bool = False) -> "Tensor":
-        """log Σ exp(x) over axis, computed without overflow."""
-        return ops.LogSumExp.apply(self, axis=ops.normalize_axes(axis, self.ndim, "logsumexp"), keepdims=keepdims)
-
-    def softmax(self, axis: int = -1) -> "Tensor":
-        """exp(x) / Σ exp(x) along axis."""
-        return ops.Softmax.apply(self, axis=ops.normalize_axes(axis, self.ndim, "softmax"))
-
-    def log_softmax(self, axis: int = -1) -> "Tensor":
-        """x - logsumexp(x) along axis."""
-        return ops.LogSoftmax.apply(self, axis=ops.normalize_axes(axis, self.ndim, "log_softmax"))
-
-    def argmax(self, axis: int | None = None) -> "Tensor":
-        """Index of the maximum (of the flattened tensor when axis is None); int64, no gradient."""
-        if axis is not None:
-            axis = ops.normalize_axes(axis, self.ndim, "argmax")[0]
-        return ops.ArgMax.apply(self, axis=axis)
-
-    # ---- shape ----------------------------------------------------------------------
-
-    def reshape(self, *shape: Any) -> "Tensor":
-        """The same elements in a new shape (ints or one tuple; one -1 is inferred)."""
-        return ops.Reshape.apply(self, shape=_shape_args(shape, "reshape"))
-
-    def transpose(self, *axes: Any) -> "Tensor":
-        """Axes permuted (no arguments: reversed, as NumPy)."""
-        axes = _shape_args(axes, "transpose") or tuple(reversed(range(self.ndim)))
-        if sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"transpose: axes {axes} are not a permutation of the {self.ndim} axes of {self.shape}")
-        return ops.Transpose.apply(self, axes=tuple(a % self.ndim for a in axes))
-
-    def permute(self, *axes: Any) -> "Tensor":
-        """Axes in the given order (PyTorch's name for transpose with axes)."""
-        return self.transpose(*axes)
-
-    def swapaxes(self, axis1: int, axis2: int) -> "Tensor":
-        """Two axes exchanged."""
-        n = self.ndim
-        for a in (axis1, axis2):
-            if not -n <= a < n:
-                raise AxisError(f"swapaxes: axis {a} is out of range for a tensor with {n} dimensions")
-        axes = list(range(n))
-        axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
-        return ops.Transpose.apply(self, axes=tuple(axes))  # a permutation by construction
-
-    def flatten(self, start_axis: int = 0) -> "Tensor":
-        """The axes from start_axis on merged into one."""
-        start = ops.normalize_axes(start_axis, self.ndim, "flatten")[0] if self.ndim else 0
-        return self.reshape(self.shape[:start] + (-1,))
-
-    def squeeze(self, axis: Any = None) -> "Tensor":
-        """Size-1 axes removed (all of them, or those named, which must have size 1)."""
-        if axis is None:
-            axes = tuple(i for i, n in enumerate(self.shape) if n == 1)
-        else:
-            axes = ops.normalize_axes(axis, self.ndim, "squeeze")
-            for a in axes:
-                if self.shape[a] != 1:
-                    raise ValueError(f"squeeze: axis {a} of shape {self.shape} has size {self.shape[a]}, not 1")
-        return self.reshape(tuple(n for i, n in enumerate(self.shape) if i not in axes))
-
-    def unsqueeze(self, axis: int) -> "Tensor":
-        """A size-1 axis inserted at axis (numpy.expand_dims)."""
-        if not -self.ndim - 1 <= axis <= self.ndim:
-            raise ValueError(f"unsqueeze: axis {axis} is out of range for shape {self.shape}")
-        axis = axis % (self.ndim + 1)
-        return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
-
-    def broadcast_to(self, shape: Any) -> "Tensor":
-        """The tensor repeated to `shape` by NumPy's broadcasting rules."""
-        shape = _shape_args((shape,), "broadcast_to")
-        return self if shape == self.shape else ops.BroadcastTo.apply(self, shape=shape)
-
-    def expand(self, *shape: Any) -> "Tensor":
-        """broadcast_to with PyTorch's spelling; -1 keeps an axis's size."""
-        shape = _shape_args(shape, "expand")
-        lead = len(shape) - self.ndim
-        return self.broadcast_to(tuple(self.shape[i - lead] if n == -1 else n for i, n in enumerate(shape)))
-
-    def pad(self, pad_width: Any, value: float = 0) -> "Tensor":
-        """Surrounded by `value` (numpy.pad's pad_width: n, (before, after) or one pair per axis)."""
-        pairs = _pad_pairs(pad_width, self.ndim)
-        return ops.Pad.apply(self, pad_width=pairs, value=value)
-
-
-def _pad_pairs(pad_width: Any, ndim: int) -> tuple:
-    """numpy.pad's pad_width forms, as one (before, after) pair per axis."""
-    if isinstance(pad_width, int):
-        pairs = [(pad_width, pad_width)] * ndim
-    else:
-        pad_width = list(pad_width)
-        if len(pad_width) == 2 and all(isinstance(p, int) for p in pad_width):
-            pairs = [tuple(pad_width)] * ndim
-        elif len(pad_width) == 1:
-            pairs = [tuple(pad_width[0]) * (2 if len(pad_width[0]) == 1 else 1)] * ndim
-        else:
-            pairs = [tuple(p) for p in pad_width]
-    if len(pairs) != ndim or any(len(p) != 2 or p[0] < 0 or p[1] < 0 for p in pairs):
-        raise ValueError(f"pad: pad_width {pad_width} does not fit a tensor with {ndim} dimensions")
-    return tuple(pairs)
-
 
 from . import autograd, ops  # noqa: E402  (they build on Tensor, defined above)
+
+# The methods whose op lives in ops.py: each is the plain function written beside its op
+# class there (x.exp() is ops.exp(x)), so everything about exp is in one place.
+Tensor.exp = ops.exp
+Tensor.log = ops.log
+Tensor.sqrt = ops.sqrt
+Tensor.abs = ops.abs
+Tensor.sin = ops.sin
+Tensor.cos = ops.cos
+Tensor.tanh = ops.tanh
+Tensor.gelu = ops.gelu
+Tensor.sigmoid = ops.sigmoid
+Tensor.softplus = ops.softplus
+Tensor.relu = ops.relu
+Tensor.leaky_relu = ops.leaky_relu
+Tensor.square = ops.square
+Tensor.reciprocal = ops.reciprocal
+Tensor.clip = ops.clip
+Tensor.maximum = ops.maximum
+Tensor.minimum = ops.minimum
+Tensor.sum = ops.sum
+Tensor.mean = ops.mean
+Tensor.var = ops.var
+Tensor.std = ops.std
+Tensor.max = ops.max
+Tensor.min = ops.min
+Tensor.logsumexp = ops.logsumexp
+Tensor.softmax = ops.softmax
+Tensor.log_softmax = ops.log_softmax
+Tensor.argmax = ops.argmax
+Tensor.reshape = ops.reshape
+Tensor.flatten = ops.flatten
+Tensor.squeeze = ops.squeeze
+Tensor.unsqueeze = ops.unsqueeze
+Tensor.transpose = ops.transpose
+Tensor.permute = ops.permute
+Tensor.swapaxes = ops.swapaxes
+Tensor.broadcast_to = ops.broadcast_to
+Tensor.expand = ops.expand
+Tensor.pad = ops.pad
