@@ -36,12 +36,16 @@ def _to_host(value: Any, backend: Any) -> Any:
     return value
 
 
-def _to_parameter(value: Any, p: Tensor) -> Any:
-    """A copy of a saved state entry on p's device, floating-point arrays in p's dtype."""
+def _to_parameter(value: Any, p: Tensor, shape: tuple, where: str) -> Any:
+    """A copy of a saved state entry on p's device, floating-point arrays in p's dtype;
+    every array must have `shape` (a state array broadcast over a parameter of another
+    shape would give wrong updates without an error). `where` names the entry."""
     if hasattr(value, "shape"):
+        if tuple(value.shape) != tuple(shape):
+            raise ValueError(f"{where} has shape {tuple(value.shape)}, expected {tuple(shape)}")
         return p.backend.asarray(value, dtype=p.dtype if value.dtype.kind == "f" else None, copy=True)
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_parameter(v, p) for v in value)
+        return type(value)(_to_parameter(v, p, shape, f"{where}[{i}]") for i, v in enumerate(value))
     return value
 
 
@@ -178,12 +182,21 @@ class Optimizer:
         ):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the saved groups do not match this optimizer's")
         params = [p for group in self.param_groups for p in group["params"]]
-        self.state = {}
+        state = {}
         for key, saved in state_dict["state"].items():
+            if not 0 <= int(key) < len(params):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: state of parameter {key}, "
+                                 f"but this optimizer has {len(params)} parameters")
             p = params[int(key)]
-            self.state[p] = {k: _to_parameter(v, p) for k, v in saved.items()}
+            where = f"{type(self).__name__}.load_state_dict: state of parameter {key} (shape {p.shape}): "
+            state[p] = {k: _to_parameter(v, p, self.state_shape(p), where + str(k)) for k, v in saved.items()}
+        self.state = state
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
+
+    def state_shape(self, p: Tensor) -> tuple:
+        """The shape of p's state arrays (its own: the update works on each parameter apart)."""
+        return p.shape
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

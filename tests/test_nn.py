@@ -164,8 +164,17 @@ def test_state_dict_round_trip_and_strictness():
         b.load_state_dict({k: v for k, v in sd.items() if k != "1.bias"})
     assert b.load_state_dict({"0.bias": np.zeros(3), "extra": np.ones(1)}, strict=False) == (
         [k for k in sd if k != "0.bias"], ["extra"])
-    with pytest.raises(RuntimeError, match="shape"):
+    with pytest.raises(RuntimeError, match=r"Sequential.load_state_dict: '0.weight' has shape \(2, 2\), "
+                                           r"this module's has shape \(3, 2\)"):
         b.load_state_dict({**sd, "0.weight": np.zeros((2, 2))})
+
+
+def test_load_state_dict_names_a_non_numeric_entry_and_changes_nothing():
+    layer = nn.Linear(2, 1)
+    before = layer.weight.numpy().copy()
+    with pytest.raises(TypeError, match="Linear.load_state_dict: 'bias' must be numeric, got str"):
+        layer.load_state_dict({"weight": np.zeros((1, 2)), "bias": "0.5"})
+    np.testing.assert_array_equal(layer.weight.numpy(), before)
 
 
 def test_batchnorm_running_statistics():

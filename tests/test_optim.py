@@ -470,6 +470,21 @@ def test_load_state_dict_rejects_mismatched_groups(device):
         optim.Adam([{"params": [x]}, {"params": [y]}]).load_state_dict(sd)
 
 
+def test_load_state_dict_refuses_state_of_another_shape(device):
+    # a (1, 1) moment would broadcast over a (3, 1) weight and give wrong steps silently
+    w = tg.tensor(np.ones((3, 1)), device=device, requires_grad=True)
+    saved = {"state": {0: {"step": 1, "m": np.zeros((1, 1)), "v": np.zeros((3, 1))}},
+             "param_groups": [{**optim.Adam([w]).state_dict()["param_groups"][0]}]}
+    opt = optim.Adam([w])
+    with pytest.raises(ValueError, match=re.escape(
+            "Adam.load_state_dict: state of parameter 0 (shape (3, 1)): m has shape (1, 1), expected (3, 1)")):
+        opt.load_state_dict(saved)
+    assert opt.state == {}  # nothing was half-loaded
+    saved["state"] = {1: {"step": 1}}
+    with pytest.raises(ValueError, match="state of parameter 1, but this optimizer has 1 parameters"):
+        opt.load_state_dict(saved)
+
+
 def test_state_dict_numbers_parameters_in_group_order(device):
     x, y, z = make_param(device), make_param(device), make_param(device)
     opt = optim.Adam([{"params": [x, y]}, {"params": [z], "lr": 0.5}], lr=0.1)
