@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 class Adagrad(Optimizer):
@@ -29,11 +29,9 @@ class Adagrad(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, lr_decay: float = 0, weight_decay: float = 0,
                  initial_accumulator_value: float = 0, eps: float = 1e-10, maximize: bool = False):
-        require(lr >= 0, "learning rate", lr)
-        require(lr_decay >= 0, "lr_decay value", lr_decay)
-        require(weight_decay >= 0, "weight_decay value", weight_decay)
-        require(initial_accumulator_value >= 0, "initial_accumulator_value value", initial_accumulator_value)
-        require(eps >= 0, "epsilon value", eps)
+        for name, value in dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                initial_accumulator_value=initial_accumulator_value, eps=eps).items():
+            check(value >= 0, "Adagrad", f"{name} must be >= 0", value)
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
                                       initial_accumulator_value=initial_accumulator_value, eps=eps, maximize=maximize))
 

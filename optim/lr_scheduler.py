@@ -24,7 +24,7 @@ import math
 from collections import Counter
 from typing import Any, Callable, Sequence
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 def per_group(who: str, name: str, value: Any, optimizer: Optimizer) -> list:
@@ -162,8 +162,8 @@ class LinearLR(LRScheduler):
 
     def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3, end_factor: float = 1.0,
                  total_iters: int = 5, last_epoch: int = -1):
-        require(0 < start_factor <= 1, "start_factor (expected in (0, 1])", start_factor)
-        require(0 <= end_factor <= 1, "end_factor (expected in [0, 1])", end_factor)
+        check(0 < start_factor <= 1, "LinearLR", "start_factor must be in (0, 1]", start_factor)
+        check(0 <= end_factor <= 1, "LinearLR", "end_factor must be in [0, 1]", end_factor)
         self.start_factor, self.end_factor, self.total_iters = start_factor, end_factor, total_iters
         super().__init__(optimizer, last_epoch)
 
@@ -265,12 +265,13 @@ class OneCycleLR(LRScheduler):
                  last_epoch: int = -1):
         if total_steps is None:
             if epochs is None or steps_per_epoch is None:
-                raise ValueError("You must define either total_steps OR (epochs AND steps_per_epoch)")
+                raise ValueError(f"OneCycleLR: give total_steps, or epochs and steps_per_epoch, "
+                                 f"got epochs={epochs}, steps_per_epoch={steps_per_epoch}")
             total_steps = epochs * steps_per_epoch
-        require(total_steps > 0, "total_steps (expected a positive integer)", total_steps)
-        require(0 <= pct_start <= 1, "pct_start (expected a float between 0 and 1)", pct_start)
-        if anneal_strategy not in ("cos", "linear"):
-            raise ValueError(f"anneal_strategy must be one of 'cos' or 'linear', instead got {anneal_strategy}")
+        check(total_steps > 0, "OneCycleLR", "total_steps must be > 0", total_steps)
+        check(0 <= pct_start <= 1, "OneCycleLR", "pct_start must be in [0, 1]", pct_start)
+        check(anneal_strategy in ("cos", "linear"), "OneCycleLR", "anneal_strategy must be 'cos' or 'linear'",
+              anneal_strategy)
         self.total_steps, self.anneal_strategy, self.cycle_momentum = total_steps, anneal_strategy, cycle_momentum
         groups = optimizer.param_groups
         self.max_lrs = per_group("OneCycleLR", "max_lr", max_lr, optimizer)
@@ -278,7 +279,8 @@ class OneCycleLR(LRScheduler):
         self.min_lrs = [m / div_factor / final_div_factor for m in self.max_lrs]
         if cycle_momentum:
             if not all("momentum" in g or "betas" in g for g in groups):
-                raise ValueError("optimizer must support momentum or beta1 with `cycle_momentum` option enabled")
+                raise ValueError(f"OneCycleLR: cycle_momentum=True needs an optimizer with momentum or betas, "
+                                 f"{type(optimizer).__name__} has neither (pass cycle_momentum=False)")
             self.base_momenta = per_group("OneCycleLR", "base_momentum", base_momentum, optimizer)
             self.max_momenta = per_group("OneCycleLR", "max_momentum", max_momentum, optimizer)
         # Each phase: (last step of the phase, lr from -> to, momentum from -> to); lr as
@@ -301,7 +303,7 @@ class OneCycleLR(LRScheduler):
     def _phase(self, step: int) -> tuple:
         """(phase, fraction of it done) for a step."""
         if step > self.total_steps:
-            raise ValueError(f"Tried to step {step} times. The specified number of total steps is {self.total_steps}")
+            raise ValueError(f"OneCycleLR: step {step} is past total_steps={self.total_steps}")
         start = 0.0
         for i, phase in enumerate(self.phases):
             end = phase[0]
@@ -340,12 +342,10 @@ class ReduceLROnPlateau:
     def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1, patience: int = 10,
                  threshold: float = 1e-4, threshold_mode: str = "rel", cooldown: int = 0,
                  min_lr: float | Sequence[float] = 0, eps: float = 1e-8):
-        if factor >= 1.0:
-            raise ValueError("Factor should be < 1.0.")
-        if mode not in ("min", "max"):
-            raise ValueError(f"mode {mode} is unknown!")
-        if threshold_mode not in ("rel", "abs"):
-            raise ValueError(f"threshold mode {threshold_mode} is unknown!")
+        check(factor < 1.0, "ReduceLROnPlateau", "factor must be < 1", factor)
+        check(mode in ("min", "max"), "ReduceLROnPlateau", "mode must be 'min' or 'max'", mode)
+        check(threshold_mode in ("rel", "abs"), "ReduceLROnPlateau", "threshold_mode must be 'rel' or 'abs'",
+              threshold_mode)
         self.min_lrs = per_group("ReduceLROnPlateau", "min_lr", min_lr, optimizer)
         self.optimizer, self.mode, self.factor, self.patience = optimizer, mode, factor, patience
         self.threshold, self.threshold_mode, self.cooldown, self.eps = threshold, threshold_mode, cooldown, eps

@@ -49,8 +49,16 @@ def _to_parameter(value: Any, p: Tensor, shape: tuple, where: str) -> Any:
     return value
 
 
+def check(ok: bool, who: str, rule: str, value: Any) -> None:
+    """Raise ValueError("<who>: <rule>, got <value>") unless ok, e.g.
+    check(lr >= 0, "Adam", "lr must be >= 0", lr) -> "Adam: lr must be >= 0, got -1"."""
+    if not ok:
+        raise ValueError(f"{who}: {rule}, got {value!r}")
+
+
 def require(ok: bool, what: str, value: Any) -> None:
-    """Raise ValueError("Invalid <what>: <value>") unless ok (PyTorch's wording)."""
+    """Raise ValueError("Invalid <what>: <value>") unless ok: PyTorch's wording, still used by
+    lbfgs.py and newton.py until they move to `check`."""
     if not ok:
         raise ValueError(f"Invalid {what}: {value}")
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 class RMSprop(Optimizer):
@@ -27,11 +27,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, maximize: bool = False):
-        require(lr >= 0, "learning rate", lr)
-        require(eps >= 0, "epsilon value", eps)
-        require(momentum >= 0, "momentum value", momentum)
-        require(weight_decay >= 0, "weight_decay value", weight_decay)
-        require(alpha >= 0, "alpha value", alpha)
+        for name, value in dict(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha).items():
+            check(value >= 0, "RMSprop", f"{name} must be >= 0", value)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=centered, maximize=maximize))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 class SGD(Optimizer):
@@ -35,11 +35,12 @@ class SGD(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, momentum: float = 0, dampening: float = 0,
                  weight_decay: float = 0, nesterov: bool = False, maximize: bool = False):
-        require(lr >= 0, "learning rate", lr)
-        require(momentum >= 0, "momentum value", momentum)
-        require(weight_decay >= 0, "weight_decay value", weight_decay)
+        check(lr >= 0, "SGD", "lr must be >= 0", lr)
+        check(momentum >= 0, "SGD", "momentum must be >= 0", momentum)
+        check(weight_decay >= 0, "SGD", "weight_decay must be >= 0", weight_decay)
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError("Nesterov momentum requires a momentum and zero dampening")
+            raise ValueError(f"SGD: nesterov=True needs momentum > 0 and dampening = 0, "
+                             f"got momentum={momentum}, dampening={dampening}")
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
                                       nesterov=nesterov, maximize=maximize))
 

@@ -4,6 +4,7 @@ and, when torch is installed, torch.optim.lr_scheduler step for step: alone, two
 optimizer, after the lr is changed by hand, with per-group values, resumed from a state_dict."""
 import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -90,7 +91,7 @@ def test_one_cycle_lr_and_momentum():
     np.testing.assert_allclose(seen_lr, expected_lr, rtol=1e-12)
     np.testing.assert_allclose(seen_momentum, expected_m, rtol=1e-12)
     assert max(seen_lr) == pytest.approx(1.0) and seen_lr[-1] == pytest.approx(4e-6)
-    with pytest.raises(ValueError, match="Tried to step"):
+    with pytest.raises(ValueError, match="OneCycleLR: step 11 is past total_steps=10"):
         s.step()
         s.step()
 
@@ -103,7 +104,8 @@ def test_one_cycle_cycles_adam_beta1():
 
 def test_one_cycle_needs_momentum():
     opt = optim.Adagrad([tg.tensor([1.0], requires_grad=True)])
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(ValueError, match="OneCycleLR: cycle_momentum=True needs an optimizer with momentum or betas, "
+                                         "Adagrad has neither"):
         sched.OneCycleLR(opt, max_lr=0.1, total_steps=10)
 
 
@@ -127,8 +129,31 @@ def test_reduce_on_plateau_max_mode_and_errors():
     s.step(1.0)
     s.step(1.05)  # not 0.1 better: a bad epoch, patience 0: reduce
     assert s.get_last_lr() == [pytest.approx(0.1)]
-    with pytest.raises(ValueError, match="Factor"):
-        sched.ReduceLROnPlateau(opt, factor=1.0)
+    for kwargs, message in [(dict(factor=1.0), "factor must be < 1, got 1.0"),
+                            (dict(mode="up"), "mode must be 'min' or 'max', got 'up'"),
+                            (dict(threshold_mode="pct"), "threshold_mode must be 'rel' or 'abs', got 'pct'")]:
+        with pytest.raises(ValueError, match=re.escape("ReduceLROnPlateau: " + message)):
+            sched.ReduceLROnPlateau(opt, **kwargs)
+
+
+def test_argument_errors_name_the_scheduler_and_the_value():
+    opt = sgd()
+    cases = [(lambda: sched.LinearLR(opt, start_factor=0), "LinearLR: start_factor must be in (0, 1], got 0"),
+             (lambda: sched.LinearLR(opt, end_factor=1.5), "LinearLR: end_factor must be in [0, 1], got 1.5"),
+             (lambda: sched.OneCycleLR(opt, 0.1), "OneCycleLR: give total_steps, or epochs and steps_per_epoch, "
+                                                  "got epochs=None, steps_per_epoch=None"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 0), "OneCycleLR: total_steps must be > 0, got 0"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, pct_start=1.5),
+              "OneCycleLR: pct_start must be in [0, 1], got 1.5"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, anneal_strategy="cosine"),
+              "OneCycleLR: anneal_strategy must be 'cos' or 'linear', got 'cosine'"),
+             (lambda: sched.SequentialLR(opt, [sched.StepLR(opt, 2)], [3]),
+              "SequentialLR: 1 schedulers need 0 milestones, got 1"),
+             (lambda: sched.SequentialLR(opt, [sched.StepLR(sgd(), 2)], []),
+              "SequentialLR: scheduler 0 (StepLR) belongs to another optimizer")]
+    for make, message in cases:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            make()
 
 
 def test_scheduler_state_dict_round_trip():
@@ -157,9 +182,9 @@ def test_two_schedulers_on_one_optimizer_compose():
 def test_per_group_lists_of_the_wrong_length_name_the_scheduler():
     opt = optim.SGD([{"params": [tg.tensor([1.0], requires_grad=True)]},
                      {"params": [tg.tensor([2.0], requires_grad=True)]}], lr=0.1, momentum=0.9)
-    cases = [(lambda: sched.OneCycleLR(opt, [0.1, 0.2, 0.3], total_steps=10), "OneCycleLR: max_lr has 3"),
-             (lambda: sched.OneCycleLR(opt, 0.1, total_steps=10, base_momentum=[0.8]), "OneCycleLR: base_momentum has 1"),
-             (lambda: sched.OneCycleLR(opt, 0.1, total_steps=10, max_momentum=(0.9,)), "OneCycleLR: max_momentum has 1"),
+    cases = [(lambda: sched.OneCycleLR(opt, [0.1, 0.2, 0.3], 10), "OneCycleLR: max_lr has 3"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, base_momentum=[0.8]), "OneCycleLR: base_momentum has 1"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, max_momentum=(0.9,)), "OneCycleLR: max_momentum has 1"),
              (lambda: sched.LambdaLR(opt, [lambda e: 1.0]), "LambdaLR: lr_lambda has 1"),
              (lambda: sched.ReduceLROnPlateau(opt, min_lr=[0, 0, 0]), "ReduceLROnPlateau: min_lr has 3")]
     for make, message in cases:
