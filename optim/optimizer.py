@@ -27,12 +27,12 @@ from typing import Any, Callable, Iterable
 from tinygrad_edu import Tensor, enable_grad, is_anomaly_enabled
 
 
-def _to_host(value: Any, backend: Any) -> Any:
+def _host_copy(value: Any, backend: Any) -> Any:
     """A copy of a state entry with its arrays (also inside lists and tuples) on the host."""
     if isinstance(value, backend.array_type):
         return backend.to_host(value).copy()
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_host(v, backend) for v in value)
+        return type(value)(_host_copy(v, backend) for v in value)
     return value
 
 
@@ -178,7 +178,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = {k: _to_host(v, p.backend) for k, v in self.state[p].items()}
+                    state[index[id(p)]] = {k: _host_copy(v, p.backend) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
