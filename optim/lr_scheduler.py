@@ -1,5 +1,6 @@
-"""Learning-rate schedules: decay (seed 001: approach the minimum with smaller steps) and
-warm-up (seed 001: small steps while the optimizer's statistics are still unreliable).
+"""Learning-rate schedules, as the note 訓練卡住 ≠ 梯度過小 motivates them: decay (approach
+the minimum with smaller steps) and warm-up (small steps while the optimizer's statistics
+are still unreliable).
 
 Usage as PyTorch's: make the scheduler after the optimizer (it applies its epoch-0 rate
 at once, e.g. LinearLR's start_factor), and call `scheduler.step()` after each
@@ -283,17 +284,19 @@ class OneCycleLR(LRScheduler):
                                  f"{type(optimizer).__name__} has neither (pass cycle_momentum=False)")
             self.base_momenta = per_group("OneCycleLR", "base_momentum", base_momentum, optimizer)
             self.max_momenta = per_group("OneCycleLR", "max_momentum", max_momentum, optimizer)
-        # Each phase: (last step of the phase, lr from -> to, momentum from -> to); lr as
-        # an index into (initial, max, min), momentum as (max, base).
-        if three_phase:
-            self.phases = [(pct_start * total_steps - 1, 0, 1, 0, 1), (2 * pct_start * total_steps - 2, 1, 0, 1, 0),
-                           (total_steps - 1, 0, 2, 0, 0)]
-        else:
-            self.phases = [(pct_start * total_steps - 1, 0, 1, 0, 1), (total_steps - 1, 1, 2, 1, 0)]
+        self.phases = self._make_phases(pct_start * total_steps, total_steps, three_phase)
         if last_epoch == -1:
             for group, initial in zip(groups, self.initial_lrs):
                 group["initial_lr"] = initial
         super().__init__(optimizer, last_epoch)
+
+    @staticmethod
+    def _make_phases(warm_steps: float, total_steps: int, three_phase: bool) -> list:
+        """Each phase: (its last step, lr from, lr to, momentum from, momentum to), the lr as
+        an index into (initial, max, min), the momentum as an index into (max, base)."""
+        if three_phase:
+            return [(warm_steps - 1, 0, 1, 0, 1), (2 * warm_steps - 2, 1, 0, 1, 0), (total_steps - 1, 0, 2, 0, 0)]
+        return [(warm_steps - 1, 0, 1, 0, 1), (total_steps - 1, 1, 2, 1, 0)]
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self.anneal_strategy == "cos":
