@@ -70,8 +70,9 @@ class LRScheduler:
         """Advance one epoch and set every group's lr."""
         self.last_epoch += 1
         groups = self.optimizer.param_groups
-        for i, lr in enumerate([self.next_lr(group["lr"], i) for i, group in enumerate(groups)]):
-            groups[i]["lr"] = lr
+        new_lrs = [self.next_lr(group["lr"], i) for i, group in enumerate(groups)]
+        for group, lr in zip(groups, new_lrs):
+            group["lr"] = lr
         self._last_lr = [group["lr"] for group in groups]
 
     def get_last_lr(self) -> list:

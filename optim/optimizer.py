@@ -203,7 +203,9 @@ class Optimizer:
             group.update({k: v for k, v in saved.items() if k != "params"})
 
     def state_shape(self, p: Tensor) -> tuple:
-        """The shape of p's state arrays (its own: the update works on each parameter apart)."""
+        """The shape load_state_dict requires of p's state arrays: p's own, since `update`
+        works on each parameter apart. An optimizer that keeps other state (vectors over
+        all parameters) says so by overriding this."""
         return p.shape
 
     def __repr__(self) -> str:

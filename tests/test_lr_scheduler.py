@@ -295,3 +295,28 @@ def test_torch_state_dict_resumes_the_same_schedule(name):
             trace.append([g["lr"] for g in opt2.param_groups] + [g["momentum"] for g in opt2.param_groups])
         traces.append(trace)
     np.testing.assert_allclose(traces[0], traces[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR"])
+def test_torch_resume_with_last_epoch(name):
+    """A scheduler made with last_epoch=11 on an optimizer resumed from its state_dict
+    goes on as torch's; without the saved initial_lr it refuses (KeyError, naming the group)."""
+    torch = pytest.importorskip("torch")
+    make = {"StepLR": lambda m, o, e: m.StepLR(o, 3, 0.5, last_epoch=e),
+            "ExponentialLR": lambda m, o, e: m.ExponentialLR(o, 0.9, last_epoch=e),
+            "CosineAnnealingLR": lambda m, o, e: m.CosineAnnealingLR(o, 7, 0.001, last_epoch=e),
+            "LinearLR": lambda m, o, e: m.LinearLR(o, 0.2, 0.9, 15, last_epoch=e)}[name]
+    traces = []
+    for lib, module, opt_class in ((tg, sched, optim.SGD), (torch, torch.optim.lr_scheduler, torch.optim.SGD)):
+        opt = opt_class([lib.tensor([1.0], requires_grad=True)], lr=0.1)
+        s = make(module, opt, -1)
+        for _ in range(12):
+            opt.step()
+            s.step()
+        opt2 = opt_class([lib.tensor([1.0], requires_grad=True)], lr=0.1)
+        opt2.load_state_dict(opt.state_dict())
+        s2 = make(module, opt2, 11)
+        traces.append([opt2.step() or s2.step() or opt2.param_groups[0]["lr"] for _ in range(10)])
+    np.testing.assert_allclose(traces[0], traces[1], rtol=1e-12)
+    with pytest.raises(KeyError, match=f"{name}: resuming at last_epoch=11 needs the 'initial_lr' of parameter group 0"):
+        make(sched, sgd(), 11)
