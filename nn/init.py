@@ -7,21 +7,15 @@ is the number of kernel elements (1 for a Linear layer).
 from __future__ import annotations
 
 import math
-from typing import Any
 
 from tinygrad_edu import Tensor
 from tinygrad_edu.backend import random_array
 
 
-def _write(t: Tensor, values: Any) -> Tensor:
-    """t's array ← values, in place (every initialiser writes through here); returns t."""
-    t.data[...] = values
-    return t
-
-
 def _fill(t: Tensor, kind: str, scale: float, shift: float = 0.0) -> Tensor:
     """t ← shift + scale · (a draw of kind "normal" or "uniform"); returns t."""
-    return _write(t, random_array(t.backend, kind, t.shape, t.dtype) * scale + shift)
+    t.data[...] = random_array(t.backend, kind, t.shape, t.dtype) * scale + shift
+    return t
 
 
 def _fans(t: Tensor, who: str) -> tuple:
@@ -59,12 +53,14 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
 
 def zeros_(t: Tensor) -> Tensor:
     """All zeros."""
-    return _write(t, 0)
+    t.data[...] = 0
+    return t
 
 
 def ones_(t: Tensor) -> Tensor:
     """All ones."""
-    return _write(t, 1)
+    t.data[...] = 1
+    return t
 
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:

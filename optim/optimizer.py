@@ -145,7 +145,7 @@ class Optimizer:
         if checking:
             for p, theta, _ in staged:
                 self._check_finite(p, theta)
-        for p, theta, new_state in staged:  # every parameter this step updated, once
+        for p, theta, new_state in staged:
             if theta is not p.data:
                 p.data[...] = theta
             self.state[p] = new_state
