@@ -72,8 +72,7 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 def dropout(x: Tensor, p: float = 0.5, training: bool = True) -> Tensor:
     """In training, zero each element with probability p and scale the rest by 1/(1 − p),
     so the expected value is unchanged (inverted dropout); outside training, x itself."""
-    if not 0 <= p <= 1:
-        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    _check_dropout_p("dropout", p)
     if not training or p == 0:
         return x
     if p == 1:
@@ -124,14 +123,22 @@ def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
 # ---- losses ------------------------------------------------------------------------------
 
 
-def _reduce(loss: Tensor, reduction: str) -> Tensor:
+def _check_dropout_p(who: str, p: float) -> None:
+    if not 0 <= p <= 1:
+        raise ValueError(f"{who}: p must be in [0, 1], got {p!r}")
+
+
+def _check_reduction(who: str, reduction: str) -> None:
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{who}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(loss: Tensor, reduction: str, op: str) -> Tensor:
+    """The elementwise loss reduced as asked (op names the loss in the error)."""
+    _check_reduction(op, reduction)
     if reduction == "mean":
         return loss.mean()
-    if reduction == "sum":
-        return loss.sum()
-    if reduction == "none":
-        return loss
-    raise ValueError(f"{reduction} is not a valid value for reduction ('mean', 'sum' or 'none')")
+    return loss.sum() if reduction == "sum" else loss
 
 
 def _same_shape(input: Tensor, target: Tensor, op: str) -> None:
@@ -142,13 +149,13 @@ def _same_shape(input: Tensor, target: Tensor, op: str) -> None:
 def mse_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """(input − target)², reduced."""
     _same_shape(input, target, "mse_loss")
-    return _reduce((input - target).square(), reduction)
+    return _reduce((input - target).square(), reduction, "mse_loss")
 
 
 def l1_loss(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """|input − target|, reduced."""
     _same_shape(input, target, "l1_loss")
-    return _reduce((input - target).abs(), reduction)
+    return _reduce((input - target).abs(), reduction, "l1_loss")
 
 
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: float = 1.0) -> Tensor:
@@ -156,7 +163,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     linear (robust to outliers) far from it."""
     _same_shape(input, target, "huber_loss")
     d = input - target
-    return _reduce(where(d.abs().detach() < delta, 0.5 * d.square(), delta * (d.abs() - 0.5 * delta)), reduction)
+    loss = where(d.abs().detach() < delta, 0.5 * d.square(), delta * (d.abs() - 0.5 * delta))
+    return _reduce(loss, reduction, "huber_loss")
 
 
 def _class_indices(target: Tensor, n: int, op: str) -> Tensor:
@@ -174,7 +182,7 @@ def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tens
         raise ValueError(f"nll_loss: expected (N, C) log-probabilities, got shape {log_probs.shape}")
     n = log_probs.shape[0]
     target = _class_indices(target, n, "nll_loss")
-    return _reduce(-log_probs[arange(n, device=log_probs.device), target], reduction)
+    return _reduce(-log_probs[arange(n, device=log_probs.device), target], reduction, "nll_loss")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -190,7 +198,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
     is 0 rather than 0/0.)"""
     _same_shape(input, target, "binary_cross_entropy")
     log_p, log_not_p = input.clip(min=_E_MINUS_100).log(), (1 - input).clip(min=_E_MINUS_100).log()
-    return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction)
+    return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction, "binary_cross_entropy")
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -198,4 +206,4 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: s
     computed without overflow. (The textbook stable form max(x, 0) − x·y + log(1 + e^−|x|)
     has the same value, but its kinks at 0 give the wrong derivative there.)"""
     _same_shape(input, target, "binary_cross_entropy_with_logits")
-    return _reduce(input.softplus() - input * target, reduction)
+    return _reduce(input.softplus() - input * target, reduction, "binary_cross_entropy_with_logits")

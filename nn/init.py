@@ -17,9 +17,11 @@ def _fill(t: Tensor, kind: str, scale: float, shift: float = 0.0) -> Tensor:
     return t.copy_(random_array(t.backend, kind, t.shape, t.dtype) * scale + shift)
 
 
-def _fans(t: Tensor) -> tuple:
+def _fans(t: Tensor, who: str) -> tuple:
+    """(fan_in, fan_out) of a weight; `who` names the initialiser in the error."""
     if t.ndim < 2:
-        raise ValueError(f"fan in and fan out need a tensor of at least 2 dimensions, got shape {t.shape}")
+        raise ValueError(f"nn.init.{who}: fan_in and fan_out need a tensor of at least 2 dimensions, "
+                         f"got shape {t.shape}")
     receptive = math.prod(t.shape[2:])
     return t.shape[1] * receptive, t.shape[0] * receptive
 
@@ -35,7 +37,7 @@ def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     if nonlinearity == "leaky_relu":
         slope = 0.01 if param is None else param
         return math.sqrt(2.0 / (1 + slope ** 2))
-    raise ValueError(f"unsupported nonlinearity {nonlinearity}")
+    raise ValueError(f"nn.init.calculate_gain: unsupported nonlinearity {nonlinearity!r}")
 
 
 def uniform_(t: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
@@ -60,30 +62,30 @@ def ones_(t: Tensor) -> Tensor:
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
     """U(−a, a) with a = gain·√(6 / (fan_in + fan_out)) (Glorot and Bengio, 2010)."""
-    fan_in, fan_out = _fans(t)
+    fan_in, fan_out = _fans(t, "xavier_uniform_")
     a = gain * math.sqrt(6.0 / (fan_in + fan_out))
     return uniform_(t, -a, a)
 
 
 def xavier_normal_(t: Tensor, gain: float = 1.0) -> Tensor:
     """N(0, std²) with std = gain·√(2 / (fan_in + fan_out))."""
-    fan_in, fan_out = _fans(t)
+    fan_in, fan_out = _fans(t, "xavier_normal_")
     return normal_(t, 0.0, gain * math.sqrt(2.0 / (fan_in + fan_out)))
 
 
-def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str) -> float:
+def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str, who: str) -> float:
     if mode not in ("fan_in", "fan_out"):
-        raise ValueError(f"mode {mode} not supported, please use fan_in or fan_out")
-    fan_in, fan_out = _fans(t)
+        raise ValueError(f"nn.init.{who}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
+    fan_in, fan_out = _fans(t, who)
     return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
 
 
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """U(−b, b) with b = √3 · gain / √fan (He et al., 2015)."""
-    bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity)
+    bound = math.sqrt(3.0) * _kaiming_std(t, a, mode, nonlinearity, "kaiming_uniform_")
     return uniform_(t, -bound, bound)
 
 
 def kaiming_normal_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:
     """N(0, std²) with std = gain / √fan (He et al., 2015)."""
-    return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity))
+    return normal_(t, 0.0, _kaiming_std(t, a, mode, nonlinearity, "kaiming_normal_"))

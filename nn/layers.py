@@ -23,7 +23,7 @@ def _default_init(weight: Parameter, bias: Parameter | None) -> None:
     bias uniform in ±1/√fan_in."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
-        bound = 1 / math.sqrt(init._fans(weight)[0])
+        bound = 1 / math.sqrt(init._fans(weight, "kaiming_uniform_")[0])
         init.uniform_(bias, -bound, bound)
 
 
@@ -172,8 +172,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5):
         super().__init__()
-        if not 0 <= p <= 1:
-            raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+        F._check_dropout_p("Dropout", p)
         self.p = p
 
     def forward(self, x: Tensor) -> Tensor:

@@ -1,6 +1,8 @@
 """Loss modules: each calls its nn.functional function with the reduction it was made with."""
 from __future__ import annotations
 
+from typing import Callable
+
 from tinygrad_edu import Tensor
 
 from . import functional as F
@@ -8,13 +10,18 @@ from .module import Module
 
 
 class _Loss(Module):
-    """A loss with reduction "mean" (default), "sum" or "none"."""
+    """A loss with reduction "mean" (default), "sum" or "none": forward(input, target) is
+    the class's nn.functional `function` with that reduction."""
+
+    function: Callable[..., Tensor]
 
     def __init__(self, reduction: str = "mean"):
         super().__init__()
-        if reduction not in ("mean", "sum", "none"):
-            raise ValueError(f"{reduction} is not a valid value for reduction ('mean', 'sum' or 'none')")
+        F._check_reduction(type(self).__name__, reduction)
         self.reduction = reduction
+
+    def forward(self, input: Tensor, target: Tensor) -> Tensor:
+        return self.function(input, target, self.reduction)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"
@@ -23,15 +30,13 @@ class _Loss(Module):
 class MSELoss(_Loss):
     """Mean squared error (input − target)²."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.mse_loss(input, target, self.reduction)
+    function = staticmethod(F.mse_loss)
 
 
 class L1Loss(_Loss):
     """Mean absolute error |input − target|."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.l1_loss(input, target, self.reduction)
+    function = staticmethod(F.l1_loss)
 
 
 class HuberLoss(_Loss):
@@ -48,26 +53,22 @@ class HuberLoss(_Loss):
 class CrossEntropyLoss(_Loss):
     """Softmax cross-entropy of (N, C) logits against int64 class labels (N,)."""
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target, self.reduction)
+    function = staticmethod(F.cross_entropy)
 
 
 class NLLLoss(_Loss):
     """Negative log-likelihood of (N, C) log-probabilities at int64 class labels (N,)."""
 
-    def forward(self, log_probs: Tensor, target: Tensor) -> Tensor:
-        return F.nll_loss(log_probs, target, self.reduction)
+    function = staticmethod(F.nll_loss)
 
 
 class BCELoss(_Loss):
     """Binary cross-entropy of probabilities against targets in [0, 1]."""
 
-    def forward(self, input: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy(input, target, self.reduction)
+    function = staticmethod(F.binary_cross_entropy)
 
 
 class BCEWithLogitsLoss(_Loss):
     """Binary cross-entropy of sigmoid(logits), in a numerically stable form."""
 
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.binary_cross_entropy_with_logits(logits, target, self.reduction)
+    function = staticmethod(F.binary_cross_entropy_with_logits)

@@ -16,6 +16,16 @@ import numpy
 from tinygrad_edu import Tensor
 
 
+def _saved_array(who: str, name: str, value: Any, t: Tensor) -> numpy.ndarray:
+    """A saved entry as a NumPy array, checked to fit the tensor it will be copied into."""
+    array = numpy.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"{who}: {name!r} must be numeric, got {type(value).__name__} of dtype {array.dtype}")
+    if array.shape != t.shape:
+        raise RuntimeError(f"{who}: {name!r} has shape {array.shape}, this module's has shape {t.shape}")
+    return array
+
+
 class Parameter(Tensor):
     """A leaf Tensor that requires grad: a weight that Module.parameters() finds."""
 
@@ -147,18 +157,15 @@ class Module:
         With strict=True a missing or unexpected name raises RuntimeError; a shape
         mismatch always does. Returns (missing_keys, unexpected_keys).
         """
+        who = f"{type(self).__name__}.load_state_dict"
         own = dict(self.named_parameters() + self.named_buffers())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):
-            raise RuntimeError(f"load_state_dict: missing keys {missing}, unexpected keys {unexpected}")
-        for name, t in own.items():
-            if name not in state_dict:
-                continue
-            value = numpy.asarray(state_dict[name])
-            if value.shape != t.shape:
-                raise RuntimeError(f"load_state_dict: {name} has shape {t.shape}, the saved one {value.shape}")
-            t.copy_(value)
+            raise RuntimeError(f"{who}: missing keys {missing}, unexpected keys {unexpected}")
+        arrays = {name: _saved_array(who, name, state_dict[name], t) for name, t in own.items() if name in state_dict}
+        for name, value in arrays.items():
+            own[name].copy_(value)
         return missing, unexpected
 
     def extra_repr(self) -> str:

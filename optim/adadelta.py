@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 class Adadelta(Optimizer):
@@ -15,7 +15,7 @@ class Adadelta(Optimizer):
         θ_t = θ_{t−1} − η Δ_t                                ρ = rho, ε = eps, η = lr
 
     The paper has no η (it is 1, the default here). The notes do not treat Adadelta; it
-    answers their complaint about Adagrad (seed 001: the rate decays to nothing) like
+    answers their complaint about Adagrad (訓練卡住 ≠ 梯度過小: the rate decays to nothing) like
     RMSprop does, and also removes the global rate by measuring steps in θ's units.
     weight_decay λ adds λθ to g; maximize uses −g.
 
@@ -24,10 +24,9 @@ class Adadelta(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, rho: float = 0.9, eps: float = 1e-6,
                  weight_decay: float = 0, maximize: bool = False):
-        require(lr >= 0, "learning rate", lr)
-        require(0 <= rho <= 1, "rho value", rho)
-        require(eps >= 0, "epsilon value", eps)
-        require(weight_decay >= 0, "weight_decay value", weight_decay)
+        for name, value in dict(lr=lr, eps=eps, weight_decay=weight_decay).items():
+            check(value >= 0, "Adadelta", f"{name} must be >= 0", value)
+        check(0 <= rho <= 1, "Adadelta", "rho must be in [0, 1]", rho)
         super().__init__(params, dict(lr=lr, rho=rho, eps=eps, weight_decay=weight_decay, maximize=maximize))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:

@@ -3,22 +3,21 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
-def adam_defaults(lr: float, betas: tuple, eps: float, weight_decay: float, **others: Any) -> dict:
-    """The hyper-parameters every Adam-family optimizer has, checked (PyTorch's messages),
-    with the others of a particular one."""
-    require(lr >= 0, "learning rate", lr)
-    require(eps >= 0, "epsilon value", eps)
-    require(0 <= betas[0] < 1, "beta parameter at index 0", betas[0])
-    require(0 <= betas[1] < 1, "beta parameter at index 1", betas[1])
-    require(weight_decay >= 0, "weight_decay value", weight_decay)
+def adam_defaults(who: str, lr: float, betas: tuple, eps: float, weight_decay: float, **others: Any) -> dict:
+    """The hyper-parameters every Adam-family optimizer has, checked (`who` names the
+    optimizer in the messages), with the others of a particular one."""
+    for name, value in dict(lr=lr, eps=eps, weight_decay=weight_decay).items():
+        check(value >= 0, who, f"{name} must be >= 0", value)
+    for i, beta in enumerate(betas):
+        check(0 <= beta < 1, who, f"betas[{i}] must be in [0, 1)", beta)
     return dict(lr=lr, betas=tuple(betas), eps=eps, weight_decay=weight_decay, **others)
 
 
 class Adam(Optimizer):
-    r"""Adam (seed 001; seed 002), RMSprop plus momentum:
+    r"""Adam (訓練卡住 ≠ 梯度過小; 2.3 梯度下降法與優化技術), RMSprop plus momentum:
 
         m_t = β₁ m_{t−1} + (1 − β₁) g_t              (first moment, m_0 = 0)
         v_t = β₂ v_{t−1} + (1 − β₂) g_t²             (second moment, v_0 = 0)
@@ -40,8 +39,9 @@ class Adam(Optimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, amsgrad: bool = False, maximize: bool = False,
                  decoupled_weight_decay: bool = False):
-        super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, amsgrad=amsgrad, maximize=maximize,
-                                               decoupled_weight_decay=decoupled_weight_decay))
+        defaults = adam_defaults(type(self).__name__, lr, betas, eps, weight_decay, amsgrad=amsgrad,
+                                 maximize=maximize, decoupled_weight_decay=decoupled_weight_decay)
+        super().__init__(params, defaults)
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]

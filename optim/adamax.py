@@ -25,7 +25,7 @@ class Adamax(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, maximize: bool = False):
-        super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, maximize=maximize))
+        super().__init__(params, adam_defaults("Adamax", lr, betas, eps, weight_decay, maximize=maximize))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from .adam import adam_defaults
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 class NAdam(Optimizer):
@@ -27,8 +27,8 @@ class NAdam(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0, momentum_decay: float = 4e-3, maximize: bool = False):
-        require(momentum_decay >= 0, "momentum_decay value", momentum_decay)
-        super().__init__(params, adam_defaults(lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
+        check(momentum_decay >= 0, "NAdam", "momentum_decay must be >= 0", momentum_decay)
+        super().__init__(params, adam_defaults("NAdam", lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
                                                maximize=maximize))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:

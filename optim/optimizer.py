@@ -27,26 +27,38 @@ from typing import Any, Callable, Iterable
 from tinygrad_edu import Tensor, enable_grad, is_anomaly_enabled
 
 
-def _to_host(value: Any, backend: Any) -> Any:
+def _host_copy(value: Any, backend: Any) -> Any:
     """A copy of a state entry with its arrays (also inside lists and tuples) on the host."""
     if isinstance(value, backend.array_type):
         return backend.to_host(value).copy()
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_host(v, backend) for v in value)
+        return type(value)(_host_copy(v, backend) for v in value)
     return value
 
 
-def _to_parameter(value: Any, p: Tensor) -> Any:
-    """A copy of a saved state entry on p's device, floating-point arrays in p's dtype."""
+def _to_parameter(value: Any, p: Tensor, shape: tuple, where: str) -> Any:
+    """A copy of a saved state entry on p's device, floating-point arrays in p's dtype;
+    every array must have `shape` (a state array broadcast over a parameter of another
+    shape would give wrong updates without an error). `where` names the entry."""
     if hasattr(value, "shape"):
+        if tuple(value.shape) != tuple(shape):
+            raise ValueError(f"{where} has shape {tuple(value.shape)}, expected {tuple(shape)}")
         return p.backend.asarray(value, dtype=p.dtype if value.dtype.kind == "f" else None, copy=True)
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_parameter(v, p) for v in value)
+        return type(value)(_to_parameter(v, p, shape, f"{where}[{i}]") for i, v in enumerate(value))
     return value
+
+
+def check(ok: bool, who: str, rule: str, value: Any) -> None:
+    """Raise ValueError("<who>: <rule>, got <value>") unless ok, e.g.
+    check(lr >= 0, "Adam", "lr must be >= 0", lr) -> "Adam: lr must be >= 0, got -1"."""
+    if not ok:
+        raise ValueError(f"{who}: {rule}, got {value!r}")
 
 
 def require(ok: bool, what: str, value: Any) -> None:
-    """Raise ValueError("Invalid <what>: <value>") unless ok (PyTorch's wording)."""
+    """Raise ValueError("Invalid <what>: <value>") unless ok: PyTorch's wording, still used by
+    lbfgs.py and newton.py until they move to `check`."""
     if not ok:
         raise ValueError(f"Invalid {what}: {value}")
 
@@ -167,7 +179,7 @@ class Optimizer:
         for group in self.param_groups:
             for p in group["params"]:
                 if p in self.state:
-                    state[index[id(p)]] = {k: _to_host(v, p.backend) for k, v in self.state[p].items()}
+                    state[index[id(p)]] = {k: _host_copy(v, p.backend) for k, v in self.state[p].items()}
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -179,12 +191,23 @@ class Optimizer:
         ):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the saved groups do not match this optimizer's")
         params = [p for group in self.param_groups for p in group["params"]]
-        self.state = {}
+        state = {}
         for key, saved in state_dict["state"].items():
+            if not 0 <= int(key) < len(params):
+                raise ValueError(f"{type(self).__name__}.load_state_dict: state of parameter {key}, "
+                                 f"but this optimizer has {len(params)} parameters")
             p = params[int(key)]
-            self.state[p] = {k: _to_parameter(v, p) for k, v in saved.items()}
+            where = f"{type(self).__name__}.load_state_dict: state of parameter {key} (shape {p.shape}): "
+            state[p] = {k: _to_parameter(v, p, self.state_shape(p), where + str(k)) for k, v in saved.items()}
+        self.state = state
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
+
+    def state_shape(self, p: Tensor) -> tuple:
+        """The shape load_state_dict requires of p's state arrays: p's own, since `update`
+        works on each parameter apart. An optimizer that keeps other state (vectors over
+        all parameters) says so by overriding this."""
+        return p.shape
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from .optimizer import Optimizer, require
+from .optimizer import Optimizer, check
 
 
 class RMSprop(Optimizer):
-    r"""RMSprop (seed 001; seed 002 with G for σ²):
+    r"""RMSprop (訓練卡住 ≠ 梯度過小; 2.3 梯度下降法與優化技術 with G for σ²):
 
         σ_t² = α σ_{t−1}² + (1 − α) g_t²           (σ_0² = 0; α = alpha)
         θ_{t+1} = θ_t − η / (σ_t + ε) · g_t         η = lr, ε = eps
 
-    Seed 001 writes the average without its square root (σ_t = α(σ_{t−1})² + ...); the
-    update divides by the root mean square, σ_t = √(σ_t²), as above. Where ε sits
-    differs: seed 002 and TensorFlow 1's RMSPropOptimizer use √(σ² + ε); PyTorch and
-    Keras (and this class) σ + ε, outside the root.
+    訓練卡住 ≠ 梯度過小 writes the average without its square root (σ_t = α(σ_{t−1})² +
+    ...); the update divides by the root mean square, σ_t = √(σ_t²), as above. Where ε
+    sits differs: 2.3 梯度下降法與優化技術 and TensorFlow 1's RMSPropOptimizer use
+    √(σ² + ε); PyTorch and Keras (and this class) σ + ε, outside the root.
     centered=True subtracts the squared mean gradient, σ_t² − ḡ_t² with
     ḡ_t = α ḡ_{t−1} + (1 − α) g_t: a variance instead of a second moment.
     momentum μ > 0 adds a buffer: b_t = μ b_{t−1} + g_t / (σ_t + ε), θ_t = θ_{t−1} − η b_t.
@@ -27,11 +27,8 @@ class RMSprop(Optimizer):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-2, alpha: float = 0.99, eps: float = 1e-8,
                  weight_decay: float = 0, momentum: float = 0, centered: bool = False, maximize: bool = False):
-        require(lr >= 0, "learning rate", lr)
-        require(eps >= 0, "epsilon value", eps)
-        require(momentum >= 0, "momentum value", momentum)
-        require(weight_decay >= 0, "weight_decay value", weight_decay)
-        require(alpha >= 0, "alpha value", alpha)
+        for name, value in dict(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha).items():
+            check(value >= 0, "RMSprop", f"{name} must be >= 0", value)
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay, momentum=momentum,
                                       centered=centered, maximize=maximize))
 

@@ -1,7 +1,10 @@
 """Each learning-rate schedule against its closed form (written here from the formula),
 PyTorch's conventions (the factor applies at construction, step() after optimizer.step()),
-and, when torch is installed, torch.optim.lr_scheduler step for step."""
+and, when torch is installed, torch.optim.lr_scheduler step for step: alone, two on one
+optimizer, after the lr is changed by hand, with per-group values, resumed from a state_dict."""
+import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -88,7 +91,7 @@ def test_one_cycle_lr_and_momentum():
     np.testing.assert_allclose(seen_lr, expected_lr, rtol=1e-12)
     np.testing.assert_allclose(seen_momentum, expected_m, rtol=1e-12)
     assert max(seen_lr) == pytest.approx(1.0) and seen_lr[-1] == pytest.approx(4e-6)
-    with pytest.raises(ValueError, match="Tried to step"):
+    with pytest.raises(ValueError, match="OneCycleLR: step 11 is past total_steps=10"):
         s.step()
         s.step()
 
@@ -101,7 +104,8 @@ def test_one_cycle_cycles_adam_beta1():
 
 def test_one_cycle_needs_momentum():
     opt = optim.Adagrad([tg.tensor([1.0], requires_grad=True)])
-    with pytest.raises(ValueError, match="momentum"):
+    with pytest.raises(ValueError, match="OneCycleLR: cycle_momentum=True needs an optimizer with momentum or betas, "
+                                         "Adagrad has neither"):
         sched.OneCycleLR(opt, max_lr=0.1, total_steps=10)
 
 
@@ -125,46 +129,194 @@ def test_reduce_on_plateau_max_mode_and_errors():
     s.step(1.0)
     s.step(1.05)  # not 0.1 better: a bad epoch, patience 0: reduce
     assert s.get_last_lr() == [pytest.approx(0.1)]
-    with pytest.raises(ValueError, match="Factor"):
-        sched.ReduceLROnPlateau(opt, factor=1.0)
+    for kwargs, message in [(dict(factor=1.0), "factor must be < 1, got 1.0"),
+                            (dict(mode="up"), "mode must be 'min' or 'max', got 'up'"),
+                            (dict(threshold_mode="pct"), "threshold_mode must be 'rel' or 'abs', got 'pct'")]:
+        with pytest.raises(ValueError, match=re.escape("ReduceLROnPlateau: " + message)):
+            sched.ReduceLROnPlateau(opt, **kwargs)
+
+
+def test_argument_errors_name_the_scheduler_and_the_value():
+    opt = sgd()
+    cases = [(lambda: sched.LinearLR(opt, start_factor=0), "LinearLR: start_factor must be in (0, 1], got 0"),
+             (lambda: sched.LinearLR(opt, end_factor=1.5), "LinearLR: end_factor must be in [0, 1], got 1.5"),
+             (lambda: sched.OneCycleLR(opt, 0.1), "OneCycleLR: give total_steps, or epochs and steps_per_epoch, "
+                                                  "got epochs=None, steps_per_epoch=None"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 0), "OneCycleLR: total_steps must be > 0, got 0"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, pct_start=1.5),
+              "OneCycleLR: pct_start must be in [0, 1], got 1.5"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, anneal_strategy="cosine"),
+              "OneCycleLR: anneal_strategy must be 'cos' or 'linear', got 'cosine'"),
+             (lambda: sched.SequentialLR(opt, [sched.StepLR(opt, 2)], [3]),
+              "SequentialLR: 1 schedulers need 0 milestones, got 1"),
+             (lambda: sched.SequentialLR(opt, [sched.StepLR(sgd(), 2)], []),
+              "SequentialLR: scheduler 0 (StepLR) belongs to another optimizer")]
+    for make, message in cases:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            make()
 
 
 def test_scheduler_state_dict_round_trip():
+    # the lr lives in the optimizer (each step continues from it), so a resume restores both
     opt = sgd()
     s = sched.SequentialLR(opt, [sched.LinearLR(opt, 0.1, 1.0, 5), sched.StepLR(opt, 3)], [5])
     for _ in range(7):
         s.step()
-    saved = s.state_dict()
+    saved, saved_opt = s.state_dict(), opt.state_dict()
     later = [s.step() or s.get_last_lr()[0] for _ in range(5)]
     opt2 = sgd()
     s2 = sched.SequentialLR(opt2, [sched.LinearLR(opt2, 0.1, 1.0, 5), sched.StepLR(opt2, 3)], [5])
+    opt2.load_state_dict(saved_opt)
     s2.load_state_dict(saved)
     assert [s2.step() or s2.get_last_lr()[0] for _ in range(5)] == later
 
 
-def test_torch_schedules_step_for_step():
-    torch = pytest.importorskip("torch")
-    from torch.optim import lr_scheduler as theirs
+def test_two_schedulers_on_one_optimizer_compose():
+    opt = sgd(lr=1.0)
+    a, b = sched.StepLR(opt, 1, 0.5), sched.ExponentialLR(opt, 0.9)
+    a.step()
+    b.step()
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.45, rel=1e-15)
 
-    cases = {
-        "StepLR": lambda m, o: m.StepLR(o, 7, 0.5),
-        "MultiStepLR": lambda m, o: m.MultiStepLR(o, [3, 10, 10, 20], 0.3),
-        "ExponentialLR": lambda m, o: m.ExponentialLR(o, 0.9),
-        "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, 10, 0.01),
-        "LinearLR": lambda m, o: m.LinearLR(o),
-        "LambdaLR": lambda m, o: m.LambdaLR(o, lambda e: 1 / (1 + e)),
-        "SequentialLR": lambda m, o: m.SequentialLR(o, [m.ExponentialLR(o, 0.9), m.StepLR(o, 3), m.LinearLR(o)],
-                                                    [4, 12]),
-        "OneCycleLR": lambda m, o: m.OneCycleLR(o, 1.0, epochs=4, steps_per_epoch=10, three_phase=True),
-    }
-    for name, make in cases.items():
-        ours = make(sched, sgd())
-        mine = lrs(ours, 40)
-        opt_t = torch.optim.SGD([torch.tensor([1.0], requires_grad=True)], lr=0.1, momentum=0.9)
-        t_sched = make(theirs, opt_t)
-        ref = []
-        for _ in range(40):
-            ref.append(opt_t.param_groups[0]["lr"])
-            opt_t.step()
-            t_sched.step()
-        np.testing.assert_allclose(mine, ref, rtol=1e-12, atol=1e-15, err_msg=name)
+
+def test_per_group_lists_of_the_wrong_length_name_the_scheduler():
+    opt = optim.SGD([{"params": [tg.tensor([1.0], requires_grad=True)]},
+                     {"params": [tg.tensor([2.0], requires_grad=True)]}], lr=0.1, momentum=0.9)
+    cases = [(lambda: sched.OneCycleLR(opt, [0.1, 0.2, 0.3], 10), "OneCycleLR: max_lr has 3"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, base_momentum=[0.8]), "OneCycleLR: base_momentum has 1"),
+             (lambda: sched.OneCycleLR(opt, 0.1, 10, max_momentum=(0.9,)), "OneCycleLR: max_momentum has 1"),
+             (lambda: sched.LambdaLR(opt, [lambda e: 1.0]), "LambdaLR: lr_lambda has 1"),
+             (lambda: sched.ReduceLROnPlateau(opt, min_lr=[0, 0, 0]), "ReduceLROnPlateau: min_lr has 3")]
+    for make, message in cases:
+        with pytest.raises(ValueError, match=message + " values, but the optimizer has 2 parameter groups"):
+            make()
+
+
+# ---- against torch.optim.lr_scheduler: alone, in pairs, after a hand change, per group ----
+
+N_TORCH = 30
+SCHEDULES = {
+    "StepLR": lambda m, o: m.StepLR(o, 3, 0.5),
+    "MultiStepLR": lambda m, o: m.MultiStepLR(o, [2, 5, 5, 9], 0.3),
+    "ExponentialLR": lambda m, o: m.ExponentialLR(o, 0.9),
+    "CosineAnnealingLR": lambda m, o: m.CosineAnnealingLR(o, 7, 0.001),  # past its trough at t = 8 and 22
+    "LinearLR": lambda m, o: m.LinearLR(o, 0.2, 0.9, 6),
+    "LambdaLR": lambda m, o: m.LambdaLR(o, [lambda e: 1 / (1 + e), lambda e: 0.95 ** e]),
+    "SequentialLR": lambda m, o: m.SequentialLR(o, [m.LinearLR(o, 0.1, 1.0, 4), m.ExponentialLR(o, 0.8),
+                                                    m.StepLR(o, 2, 0.7)], [4, 11]),
+    "OneCycleLR": lambda m, o: m.OneCycleLR(o, [0.5, 0.2], total_steps=N_TORCH, base_momentum=[0.8, 0.7],
+                                            max_momentum=[0.95, 0.9]),
+    "OneCycleLR three_phase linear": lambda m, o: m.OneCycleLR(o, 0.4, total_steps=N_TORCH, three_phase=True,
+                                                               anneal_strategy="linear"),
+}
+
+
+def schedule_trace(lib, optimizer_class, makers, hand_change_at=None, **optimizer_args):
+    """Per step: every group's lr and momentum (or β₁), with the schedulers `makers` made
+    in order on a two-group optimizer of `lib` and stepped together for N_TORCH epochs;
+    at epoch hand_change_at each lr is scaled by hand by 0.3."""
+    module = lib.optim.lr_scheduler if hasattr(lib, "optim") else sched
+    params = [lib.tensor([1.0], requires_grad=True), lib.tensor([2.0], requires_grad=True)]
+    opt = optimizer_class([{"params": params[:1]}, {"params": params[1:], "lr": 0.05}], lr=0.1, **optimizer_args)
+    schedulers = [make(module, opt) for make in makers]
+    trace = []
+    for epoch in range(N_TORCH):
+        if epoch == hand_change_at:
+            for group in opt.param_groups:
+                group["lr"] *= 0.3
+        trace.append([(g["lr"], g["betas"][0] if "betas" in g else g["momentum"]) for g in opt.param_groups])
+        opt.step()
+        for s in schedulers:
+            s.step()
+    return np.array(trace)
+
+
+def assert_trace_equals_torch(makers, optimizer="SGD", **kwargs):
+    torch = pytest.importorskip("torch")
+    args = {"SGD": {"momentum": 0.9}, "Adam": {"betas": (0.9, 0.99)}}[optimizer]
+    ours = schedule_trace(tg, getattr(optim, optimizer), makers, **kwargs, **args)
+    theirs = schedule_trace(torch, getattr(torch.optim, optimizer), makers, **kwargs, **args)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-300)
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_torch_alone(name):
+    assert_trace_equals_torch([SCHEDULES[name]])
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_torch_after_a_hand_change_of_the_lr(name):
+    assert_trace_equals_torch([SCHEDULES[name]], hand_change_at=13)
+
+
+@pytest.mark.parametrize("first, second", list(itertools.combinations(SCHEDULES, 2)))
+def test_torch_two_schedulers_chained(first, second):
+    assert_trace_equals_torch([SCHEDULES[first], SCHEDULES[second]])
+
+
+@pytest.mark.parametrize("name", ["OneCycleLR", "OneCycleLR three_phase linear"])
+def test_torch_one_cycle_cycles_adam_beta1_per_group(name):
+    assert_trace_equals_torch([SCHEDULES[name]], optimizer="Adam")
+
+
+def test_torch_reduce_on_plateau_with_min_lr_per_group():
+    torch = pytest.importorskip("torch")
+    metrics = [1.0, 0.9, 0.9, 0.9, 0.95, 0.9, 0.9, 0.9, 0.9, 0.8, 0.9, 0.9, 0.9, 0.9, 0.9, 0.9]
+    seen = []
+    for lib, module in ((tg, sched), (torch, torch.optim.lr_scheduler)):
+        params = [lib.tensor([1.0], requires_grad=True), lib.tensor([2.0], requires_grad=True)]
+        opt = (optim.SGD if lib is tg else torch.optim.SGD)([{"params": params[:1]}, {"params": params[1:]}], lr=1.0)
+        s = module.ReduceLROnPlateau(opt, factor=0.5, patience=1, cooldown=1, min_lr=[0.3, 0.1])
+        seen.append([s.step(m) or s.get_last_lr() for m in metrics])
+    assert seen[0] == seen[1] and seen[0][-1] == [0.3, 0.1]  # each group stops at its own min_lr
+
+
+@pytest.mark.parametrize("name", SCHEDULES)
+def test_torch_state_dict_resumes_the_same_schedule(name):
+    """Saved at epoch 12 with the optimizer, loaded into fresh ones, the schedule goes on as torch's."""
+    torch = pytest.importorskip("torch")
+    traces = []
+    for lib, module, opt_class in ((tg, sched, optim.SGD), (torch, torch.optim.lr_scheduler, torch.optim.SGD)):
+        def make():
+            params = [lib.tensor([1.0], requires_grad=True), lib.tensor([2.0], requires_grad=True)]
+            opt = opt_class([{"params": params[:1]}, {"params": params[1:], "lr": 0.05}], lr=0.1, momentum=0.9)
+            return opt, SCHEDULES[name](module, opt)
+        opt, s = make()
+        for _ in range(12):
+            opt.step()
+            s.step()
+        opt2, s2 = make()
+        opt2.load_state_dict(opt.state_dict())
+        s2.load_state_dict(s.state_dict())
+        trace = []
+        for _ in range(N_TORCH - 12):
+            opt2.step()
+            s2.step()
+            trace.append([g["lr"] for g in opt2.param_groups] + [g["momentum"] for g in opt2.param_groups])
+        traces.append(trace)
+    np.testing.assert_allclose(traces[0], traces[1], rtol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearLR"])
+def test_torch_resume_with_last_epoch(name):
+    """A scheduler made with last_epoch=11 on an optimizer resumed from its state_dict
+    goes on as torch's; without the saved initial_lr it refuses (KeyError, naming the group)."""
+    torch = pytest.importorskip("torch")
+    make = {"StepLR": lambda m, o, e: m.StepLR(o, 3, 0.5, last_epoch=e),
+            "ExponentialLR": lambda m, o, e: m.ExponentialLR(o, 0.9, last_epoch=e),
+            "CosineAnnealingLR": lambda m, o, e: m.CosineAnnealingLR(o, 7, 0.001, last_epoch=e),
+            "LinearLR": lambda m, o, e: m.LinearLR(o, 0.2, 0.9, 15, last_epoch=e)}[name]
+    traces = []
+    for lib, module, opt_class in ((tg, sched, optim.SGD), (torch, torch.optim.lr_scheduler, torch.optim.SGD)):
+        opt = opt_class([lib.tensor([1.0], requires_grad=True)], lr=0.1)
+        s = make(module, opt, -1)
+        for _ in range(12):
+            opt.step()
+            s.step()
+        opt2 = opt_class([lib.tensor([1.0], requires_grad=True)], lr=0.1)
+        opt2.load_state_dict(opt.state_dict())
+        s2 = make(module, opt2, 11)
+        traces.append([opt2.step() or s2.step() or opt2.param_groups[0]["lr"] for _ in range(10)])
+    np.testing.assert_allclose(traces[0], traces[1], rtol=1e-12)
+    with pytest.raises(KeyError, match=f"{name}: resuming at last_epoch=11 needs the 'initial_lr' of parameter group 0"):
+        make(sched, sgd(), 11)

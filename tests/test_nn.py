@@ -2,6 +2,7 @@
 and eval where they differ), module registration and naming, state dicts, BatchNorm's
 running statistics, Dropout's scaling, initialiser statistics, gradient clipping."""
 import math
+import re
 
 import numpy as np
 import pytest
@@ -108,8 +109,23 @@ def test_loss_values():
     np.testing.assert_allclose(stable.numpy(), [1000.0, 1000.0, math.log(2)])
     with pytest.raises(TypeError, match="int64"):
         nn.CrossEntropyLoss()(x, tg.tensor([0.0]))
-    with pytest.raises(ValueError, match="reduction"):
+    with pytest.raises(ValueError, match="MSELoss: reduction must be 'mean', 'sum' or 'none', got 'avg'"):
         nn.MSELoss(reduction="avg")
+    with pytest.raises(ValueError, match="huber_loss: reduction must be 'mean', 'sum' or 'none', got 'avg'"):
+        nn.functional.huber_loss(x, x, reduction="avg")
+
+
+def test_argument_errors_name_who_speaks_and_the_value():
+    cases = [(lambda: nn.Dropout(1.5), "Dropout: p must be in [0, 1], got 1.5"),
+             (lambda: nn.functional.dropout(tg.ones(2), -0.1), "dropout: p must be in [0, 1], got -0.1"),
+             (lambda: nn.init.calculate_gain("foo"), "nn.init.calculate_gain: unsupported nonlinearity 'foo'"),
+             (lambda: nn.init.kaiming_normal_(tg.ones(2, 2), mode="fan"),
+              "nn.init.kaiming_normal_: mode must be 'fan_in' or 'fan_out', got 'fan'"),
+             (lambda: nn.init.xavier_uniform_(tg.ones(3)),
+              "nn.init.xavier_uniform_: fan_in and fan_out need a tensor of at least 2 dimensions, got shape (3,)")]
+    for make, message in cases:
+        with pytest.raises(ValueError, match="^" + re.escape(message) + "$"):
+            make()
 
 
 def test_registration_naming_and_sharing():
@@ -164,8 +180,17 @@ def test_state_dict_round_trip_and_strictness():
         b.load_state_dict({k: v for k, v in sd.items() if k != "1.bias"})
     assert b.load_state_dict({"0.bias": np.zeros(3), "extra": np.ones(1)}, strict=False) == (
         [k for k in sd if k != "0.bias"], ["extra"])
-    with pytest.raises(RuntimeError, match="shape"):
+    with pytest.raises(RuntimeError, match=r"Sequential.load_state_dict: '0.weight' has shape \(2, 2\), "
+                                           r"this module's has shape \(3, 2\)"):
         b.load_state_dict({**sd, "0.weight": np.zeros((2, 2))})
+
+
+def test_load_state_dict_names_a_non_numeric_entry_and_changes_nothing():
+    layer = nn.Linear(2, 1)
+    before = layer.weight.numpy().copy()
+    with pytest.raises(TypeError, match="Linear.load_state_dict: 'bias' must be numeric, got str"):
+        layer.load_state_dict({"weight": np.zeros((1, 2)), "bias": "0.5"})
+    np.testing.assert_array_equal(layer.weight.numpy(), before)
 
 
 def test_batchnorm_running_statistics():
@@ -191,8 +216,6 @@ def test_dropout_scaling():
     drop.eval()
     np.testing.assert_array_equal(drop(x).numpy(), x.numpy())
     np.testing.assert_array_equal(nn.F.dropout(x, 1.0).numpy(), 0)
-    with pytest.raises(ValueError, match="between 0 and 1"):
-        nn.Dropout(1.5)
 
 
 def test_init_statistics():

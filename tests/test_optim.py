@@ -470,6 +470,21 @@ def test_load_state_dict_rejects_mismatched_groups(device):
         optim.Adam([{"params": [x]}, {"params": [y]}]).load_state_dict(sd)
 
 
+def test_load_state_dict_refuses_state_of_another_shape(device):
+    # a (1, 1) moment would broadcast over a (3, 1) weight and give wrong steps silently
+    w = tg.tensor(np.ones((3, 1)), device=device, requires_grad=True)
+    saved = {"state": {0: {"step": 1, "m": np.zeros((1, 1)), "v": np.zeros((3, 1))}},
+             "param_groups": [{**optim.Adam([w]).state_dict()["param_groups"][0]}]}
+    opt = optim.Adam([w])
+    with pytest.raises(ValueError, match=re.escape(
+            "Adam.load_state_dict: state of parameter 0 (shape (3, 1)): m has shape (1, 1), expected (3, 1)")):
+        opt.load_state_dict(saved)
+    assert opt.state == {}  # nothing was half-loaded
+    saved["state"] = {1: {"step": 1}}
+    with pytest.raises(ValueError, match="state of parameter 1, but this optimizer has 1 parameters"):
+        opt.load_state_dict(saved)
+
+
 def test_state_dict_numbers_parameters_in_group_order(device):
     x, y, z = make_param(device), make_param(device), make_param(device)
     opt = optim.Adam([{"params": [x, y]}, {"params": [z], "lr": 0.5}], lr=0.1)
@@ -573,38 +588,39 @@ def test_generator_of_parameters(device):
 
 
 # ---------------------------------------------------------------------------------------
-# 5. Argument checks, PyTorch's messages
+# 5. Argument checks: who, what is wrong, the value
 # ---------------------------------------------------------------------------------------
 
-INVALID = [(name, dict(lr=-0.1), "Invalid learning rate: -0.1") for name in OPTIMIZERS] + [
-    ("SGD", dict(momentum=-0.5), "Invalid momentum value: -0.5"),
-    ("SGD", dict(weight_decay=-0.01), "Invalid weight_decay value: -0.01"),
-    ("SGD", dict(nesterov=True), "Nesterov momentum requires a momentum and zero dampening"),
+INVALID = [(name, dict(lr=-0.1), f"{name}: lr must be >= 0, got -0.1") for name in OPTIMIZERS] + [
+    ("SGD", dict(momentum=-0.5), "SGD: momentum must be >= 0, got -0.5"),
+    ("SGD", dict(weight_decay=-0.01), "SGD: weight_decay must be >= 0, got -0.01"),
+    ("SGD", dict(nesterov=True), "SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum=0, dampening=0"),
     ("SGD", dict(nesterov=True, momentum=0.9, dampening=0.1),
-     "Nesterov momentum requires a momentum and zero dampening"),
-    ("Adagrad", dict(lr_decay=-1), "Invalid lr_decay value: -1"),
-    ("Adagrad", dict(weight_decay=-1), "Invalid weight_decay value: -1"),
-    ("Adagrad", dict(initial_accumulator_value=-1), "Invalid initial_accumulator_value value: -1"),
-    ("Adagrad", dict(eps=-1e-10), "Invalid epsilon value: -1e-10"),
-    ("RMSprop", dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
-    ("RMSprop", dict(momentum=-0.1), "Invalid momentum value: -0.1"),
-    ("RMSprop", dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
-    ("RMSprop", dict(alpha=-0.1), "Invalid alpha value: -0.1"),
-    ("Adadelta", dict(rho=1.5), "Invalid rho value: 1.5"),
-    ("Adadelta", dict(rho=-0.5), "Invalid rho value: -0.5"),
-    ("Adadelta", dict(eps=-1e-6), "Invalid epsilon value: -1e-06"),
-    ("Adadelta", dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
-    ("NAdam", dict(momentum_decay=-0.1), "Invalid momentum_decay value: -0.1"),
+     "SGD: nesterov=True needs momentum > 0 and dampening = 0, got momentum=0.9, dampening=0.1"),
+    ("Adagrad", dict(lr_decay=-1), "Adagrad: lr_decay must be >= 0, got -1"),
+    ("Adagrad", dict(weight_decay=-1), "Adagrad: weight_decay must be >= 0, got -1"),
+    ("Adagrad", dict(initial_accumulator_value=-1), "Adagrad: initial_accumulator_value must be >= 0, got -1"),
+    ("Adagrad", dict(eps=-1e-10), "Adagrad: eps must be >= 0, got -1e-10"),
+    ("RMSprop", dict(eps=-1e-8), "RMSprop: eps must be >= 0, got -1e-08"),
+    ("RMSprop", dict(momentum=-0.1), "RMSprop: momentum must be >= 0, got -0.1"),
+    ("RMSprop", dict(weight_decay=-0.1), "RMSprop: weight_decay must be >= 0, got -0.1"),
+    ("RMSprop", dict(alpha=-0.1), "RMSprop: alpha must be >= 0, got -0.1"),
+    ("Adadelta", dict(rho=1.5), "Adadelta: rho must be in [0, 1], got 1.5"),
+    ("Adadelta", dict(rho=-0.5), "Adadelta: rho must be in [0, 1], got -0.5"),
+    ("Adadelta", dict(eps=-1e-6), "Adadelta: eps must be >= 0, got -1e-06"),
+    ("Adadelta", dict(weight_decay=-0.1), "Adadelta: weight_decay must be >= 0, got -0.1"),
+    ("NAdam", dict(momentum_decay=-0.1), "NAdam: momentum_decay must be >= 0, got -0.1"),
+    ("SGD", dict(lr=float("nan")), "SGD: lr must be >= 0, got nan"),
 ] + [
-    (name, kw, msg)
+    (name, kw, f"{name}: {msg}")
     for name in ["Adam", "AdamW", "Adamax", "NAdam", "RAdam"]
     for kw, msg in [
-        (dict(eps=-1e-8), "Invalid epsilon value: -1e-08"),
-        (dict(betas=(1.0, 0.999)), "Invalid beta parameter at index 0: 1.0"),
-        (dict(betas=(-0.1, 0.999)), "Invalid beta parameter at index 0: -0.1"),
-        (dict(betas=(0.9, 1.0)), "Invalid beta parameter at index 1: 1.0"),
-        (dict(betas=(0.9, -0.5)), "Invalid beta parameter at index 1: -0.5"),
-        (dict(weight_decay=-0.1), "Invalid weight_decay value: -0.1"),
+        (dict(eps=-1e-8), "eps must be >= 0, got -1e-08"),
+        (dict(betas=(1.0, 0.999)), "betas[0] must be in [0, 1), got 1.0"),
+        (dict(betas=(-0.1, 0.999)), "betas[0] must be in [0, 1), got -0.1"),
+        (dict(betas=(0.9, 1.0)), "betas[1] must be in [0, 1), got 1.0"),
+        (dict(betas=(0.9, -0.5)), "betas[1] must be in [0, 1), got -0.5"),
+        (dict(weight_decay=-0.1), "weight_decay must be >= 0, got -0.1"),
     ]
 ]
 

@@ -35,7 +35,7 @@ from .tensor import Tensor
 __all__ = ["DataLoader", "make_moons", "make_spirals", "make_regression", "load_digits"]
 
 
-def _to_host(data: Any) -> numpy.ndarray:
+def _as_numpy(data: Any) -> numpy.ndarray:
     """A NumPy array holding `data` (a Tensor, a NumPy or CuPy array, or a nested list)."""
     if isinstance(data, Tensor):
         return data.numpy()
@@ -72,7 +72,7 @@ class DataLoader:
     ):
         if not arrays:
             raise ValueError("DataLoader: give at least one array")
-        hosts = [_to_host(a) for a in arrays]
+        hosts = [_as_numpy(a) for a in arrays]
         for i, a in enumerate(hosts):
             if a.ndim == 0:
                 raise ValueError(f"DataLoader: array {i} is 0-d; every array needs a leading (sample) axis")
