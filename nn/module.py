@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
-import numpy
-
 from tinygrad_edu import Tensor
 
 
@@ -154,10 +152,10 @@ class Module:
         for name, t in own.items():
             if name not in state_dict:
                 continue
-            value = numpy.asarray(state_dict[name])
+            value = Tensor(state_dict[name], dtype=t.dtype, device=t.device).data  # a copy, from any device
             if value.shape != t.shape:
                 raise RuntimeError(f"load_state_dict: {name} has shape {t.shape}, the saved one {value.shape}")
-            t.data = t.backend.asarray(value, dtype=t.dtype, copy=True)
+            t.data = value
         return missing, unexpected
 
     def extra_repr(self) -> str:
