@@ -43,7 +43,7 @@ def device(request) -> str:
 
 @pytest.fixture
 def without_standin(monkeypatch):
-    """"cuda" as a machine without a GPU sees it: not registered, so asking for it loads CuPy."""
+    """No stand-in during the test: asking for "cuda" tries to load CuPy, as on a machine without a GPU."""
     if not ON_STANDIN:
         pytest.skip("a real GPU is present: 'cuda' is CuPy")
     standin = backend.get_backend("cuda")

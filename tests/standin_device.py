@@ -180,6 +180,9 @@ class _Namespace:
 
 
 class _DeviceModule(_Namespace):
+    """The stand-in's `xp`: NumPy's functions on device arrays; asarray and array also
+    take host data, which they count as a copy to the device (as cupy.asarray)."""
+
     ndarray = DeviceArray
 
     def asarray(self, data: Any, dtype: Any = None, **options: Any) -> DeviceArray:
