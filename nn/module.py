@@ -16,9 +16,10 @@ import numpy
 from tinygrad_edu import Tensor
 
 
-def _saved_array(who: str, name: str, value: Any, t: Tensor) -> numpy.ndarray:
-    """A saved entry as a NumPy array, checked to fit the tensor it will be copied into."""
-    array = numpy.asarray(value)
+def _saved_array(who: str, name: str, value: Any, t: Tensor) -> Any:
+    """A saved entry (a NumPy or CuPy array, a number or a list), checked to fit the tensor
+    it will be copied into."""
+    array = value if hasattr(value, "dtype") else numpy.asarray(value)
     if array.dtype.kind not in "biuf":
         raise TypeError(f"{who}: {name!r} must be numeric, got {type(value).__name__} of dtype {array.dtype}")
     if array.shape != t.shape:

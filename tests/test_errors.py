@@ -302,7 +302,7 @@ def test_freed_graph_in_a_longer_chain(device):
         lambda: tg.set_default_device("cuda"),
     ],
 )
-def test_cuda_without_cupy(call):
+def test_cuda_without_cupy(call, without_standin):
     if _cupy_importable():
         pytest.skip("CuPy is installed: the missing-CuPy error cannot happen here")
     with pytest.raises(RuntimeError, match="CuPy"):

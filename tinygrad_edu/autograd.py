@@ -16,7 +16,7 @@ import functools
 import weakref
 from typing import Any, Callable, Sequence
 
-from .backend import backend_of
+from .backend import Backend, backend_of
 from .tensor import Tensor
 
 
@@ -136,7 +136,7 @@ class Function:
         if out.__class__ is not backend.array_type:  # a NumPy scalar, or a device transfer
             backend, out = backend_of(out)
         if state.anomaly:
-            _check_finite(node, inputs, out)
+            _check_finite(node, inputs, out, backend)
         if requires_grad and state.grad_enabled and out.dtype.kind == "f":
             node.inputs, node.output_array = inputs, out
             node.order, node.recorded_at = state.order, state.in_place_writes
@@ -239,11 +239,11 @@ def is_anomaly_enabled() -> bool:
     return state.anomaly
 
 
-def _check_finite(node: Function, inputs: Sequence[Tensor], out: Any) -> None:
-    xp = inputs[0].backend
-    if bool(xp.isfinite(out).all()):
+def _check_finite(node: Function, inputs: Sequence[Tensor], out: Any, backend: Backend) -> None:
+    # each array with its own device's isfinite: a device transfer's output is on another one
+    if bool(backend.isfinite(out).all()):
         return
-    if not all(bool(xp.isfinite(t.data).all()) for t in inputs if t.dtype.kind in "fc"):
+    if not all(bool(t.backend.isfinite(t.data).all()) for t in inputs if t.dtype.kind in "fc"):
         return  # the NaN/inf came in from an earlier op or from the data
     where = f" while computing the gradient of {state.backward_of.name}" if state.backward_of else ""
     raise FloatingPointError(f"detect_anomaly: {node.name} produced NaN or inf from finite inputs{where}")

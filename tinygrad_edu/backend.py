@@ -98,8 +98,22 @@ def is_basic_index(index: Any) -> bool:
 
 
 CPU = Backend("cpu", numpy)
-_backends = {"cpu": CPU}
+_backends: dict[str, Backend] = {}  # device name -> Backend
+_array_backends: dict[type, Backend] = {}  # array type -> the Backend whose arrays these are
 _default_device = "cpu"
+
+
+def register_backend(backend: Backend) -> None:
+    """Make `backend` the device called `backend.name`, and the owner of its arrays.
+
+    "cpu" is registered here and "cuda" when first asked for; the tests register a
+    stand-in for CuPy as "cuda" where no GPU is present.
+    """
+    _backends[backend.name] = backend
+    _array_backends[backend.array_type] = backend
+
+
+register_backend(CPU)
 
 
 def get_backend(device: str | None = None) -> Backend:
@@ -110,7 +124,8 @@ def get_backend(device: str | None = None) -> Backend:
     if backend is None:
         if device != "cuda":
             raise ValueError(f"unknown device {device!r}: use 'cpu' (NumPy) or 'cuda' (CuPy)")
-        backend = _backends["cuda"] = _load_cuda()
+        backend = _load_cuda()
+        register_backend(backend)
     return backend
 
 
@@ -132,8 +147,12 @@ def _load_cuda() -> Backend:
 
 
 def backend_of(data: Any) -> tuple[Backend, Any]:
-    """The device an array lives on, and the array itself (NumPy scalars become 0-d arrays)."""
-    if type(data).__module__.partition(".")[0] == "cupy":
+    """The device an array lives on, and the array itself (anything that is no device's
+    array, such as a list or a NumPy scalar, becomes a NumPy array)."""
+    backend = _array_backends.get(type(data))
+    if backend is not None:
+        return backend, data
+    if type(data).__module__.partition(".")[0] == "cupy":  # made by CuPy before "cuda" was asked for
         return get_backend("cuda"), data
     return CPU, numpy.asarray(data)
 

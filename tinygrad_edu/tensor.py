@@ -238,9 +238,9 @@ class Tensor:
     def copy_(self, source: Any) -> "Tensor":
         """Write `source` (a Tensor, an array or a number, broadcast to this shape) into this
         tensor's array in place, and bump its version; returns self (PyTorch's copy_)."""
-        if isinstance(source, Tensor):
-            source = source.data
-        self.data[...] = source if isinstance(source, (bool, int, float)) else self.backend.asarray(source)
+        if not isinstance(source, (bool, int, float)):
+            source = Tensor(source, device=self.device).data  # from any device
+        self.data[...] = source
         self.bump_version()
         return self
 
