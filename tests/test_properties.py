@@ -257,7 +257,7 @@ def matmul_shapes(draw: Any) -> tuple:
     n, k, m = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 3))
     batches = draw(hnp.mutually_broadcastable_shapes(num_shapes=2, min_dims=0, max_dims=2, max_side=2))
     a_batch, b_batch = batches.input_shapes
-    a_shape = (k,) if draw(st.booleans()) and not a_batch and not b_batch else a_batch + (n, k)  # see below
+    a_shape = (k,) if draw(st.booleans()) and not a_batch else a_batch + (n, k)
     b_shape = (k,) if draw(st.booleans()) and not b_batch else b_batch + (k, m)
     return a_shape, b_shape
 
@@ -273,9 +273,6 @@ def test_matmul(check_kind, shapes, seed):
           [draw_values(seed, a_shape, "any"), draw_values(seed + 1, b_shape, "any")], seed)
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError,
-                   reason="MatMul.backward: a 1-D a times a batched b reshapes the gradient to (1, m), dropping "
-                          "b's batch axes (Reshape: cannot reshape array of size 6 into shape (1,2)); owner: ops")
 @pytest.mark.parametrize("check_kind", CHECKS)
 @pytest.mark.parametrize("a_shape, b_shape", [((2,), (3, 2, 2)), ((1,), (1, 1, 2))])
 def test_matmul_vector_times_batch(check_kind, a_shape, b_shape):
