@@ -2,6 +2,7 @@
 in real MPI jobs that `mpiexec -n 2` and `-n 3` start (tests/distributed_worker.py)."""
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,14 +19,15 @@ ROOT = Path(__file__).resolve().parents[1]
 MPIEXEC = Path(sys.executable).parent / "mpiexec"  # the mpich wheel's, beside this python
 
 
-def mpiexec(processes: int, scenario: str, timeout: float = 60) -> subprocess.CompletedProcess:
-    """Run one scenario of distributed_worker.py as an MPI job of `processes` processes."""
+def mpiexec(processes: int, scenario: str, timeout: float = 60,
+            script: Path = ROOT / "tests" / "distributed_worker.py") -> subprocess.CompletedProcess:
+    """Run `script` (by default one scenario of distributed_worker.py) as an MPI job of `processes` processes."""
     pytest.importorskip("mpi4py")
     if not MPIEXEC.exists():
         pytest.skip(f"no mpiexec beside {sys.executable}: pip install -e '.[distributed]'")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run([str(MPIEXEC), "-n", str(processes), sys.executable, str(ROOT / "tests" / "distributed_worker.py"),
-                           scenario], capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    return subprocess.run([str(MPIEXEC), "-n", str(processes), sys.executable, str(script), *scenario.split()],
+                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
 
 
 def result_of(job: subprocess.CompletedProcess) -> dict:
@@ -67,6 +69,21 @@ def test_a_rank_that_raises_fails_the_whole_job_with_its_error():
     output = job.stdout + job.stderr
     assert "ValueError: rank 2 broke on purpose" in output
     assert "distributed: rank 2 of 3 failed" in output
+
+
+def test_the_data_parallel_demo_trains_on_two_processes_and_matches_one_process_with_twice_the_batch():
+    pytest.importorskip("matplotlib")
+    pytest.importorskip("tqdm")
+    job = mpiexec(2, "--epochs 1", script=ROOT / "demos" / "data_parallel.py", timeout=120)
+    assert job.returncode == 0, job.stdout + job.stderr
+    for rank in (0, 1):
+        assert re.search(rf"^rank {rank} of 2: 44 steps of 32 rows \(1408 samples\)", job.stdout, re.M), job.stdout
+    accuracy = float(re.search(r"test accuracy ([\d.]+)%", job.stdout).group(1))
+    assert accuracy > 85
+    assert re.search(r"throughput: \d+ samples/s for the 2 processes together", job.stdout)
+    difference = float(re.search(r"one process with batch 64 .* max \|difference\| = (\S+) after 22 steps",
+                                 job.stdout).group(1))
+    assert difference < 1e-12
 
 
 # ---- a world of one: plain python, no MPI --------------------------------------------------
