@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     steps, seconds, loss = train(model, opt, data, batch, epochs, args.seed, rank, processes)
     line = (f"rank {rank} of {processes}: {steps} steps of {batch} rows ({steps * batch} samples) in {seconds:.2f} s, "
             f"{opt.reduce_seconds:.2f} s of it in the all-reduce ({1e3 * opt.reduce_seconds / steps:.2f} ms per step)")
-    print(line, flush=True)
+    sys.stdout.write(line + "\n")  # one write, so that the processes' lines do not interleave
+    sys.stdout.flush()
     mean_loss = distributed.all_reduce(Tensor(np.array(loss)), "mean").item()
     slowest = distributed.all_reduce(Tensor(np.array(seconds)), "max").item()
     if rank != 0:
