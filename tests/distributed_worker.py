@@ -35,6 +35,9 @@ def collectives() -> dict:
     message = Tensor(np.full((2, 3), 100.0 + RANK, dtype=np.float32))
     distributed.broadcast(message, src=source)
     assert (message.numpy() == 100.0 + source).all() and message.dtype == np.float32, message
+    lone = nn.Parameter(np.full(2, float(RANK)))
+    distributed.broadcast_parameters(lone, src=source)  # one Tensor, not an iterable of its rows
+    assert lone.numpy().tolist() == [source, source], lone
     loader = DataLoader(np.arange(10 * P), batch_size=2)
     rows = [int(row) for (batch,) in loader for row in batch.numpy()]
     shares = distributed.all_reduce(Tensor(np.bincount(rows, minlength=10 * P)), "sum").numpy()

@@ -61,23 +61,25 @@ class DataLoader:
 
     `len(loader)` is the number of batches in one epoch.
 
-    Data parallelism (tinygrad_edu.distributed): process `rank` of `world_size` (None: the
-    running job's, see distributed.rank() and world_size()) iterates over its own share of
-    every epoch. The epoch's order — the same permutation in every process, which is why
-    shuffling across processes needs a seed — is cut into global batches of
-    world_size · batch_size rows, as one process with that batch size would cut it, and
-    process r takes rows [r·L/P, (r+1)·L/P) of each global batch of L rows (P =
-    world_size, rounded down). The shares are disjoint and together are the one-process
-    epoch, and every process gets the same number of batches, so none waits in an
-    all-reduce that another never joins. A full global batch gives every process exactly
-    batch_size rows, and averaging their mean-loss gradients gives the gradient of the
-    mean over the global batch: P processes with batch B take one process's steps with
-    batch P·B. The short last batch (drop_last=False) is split as evenly as possible, but
-    its shares differ by a row unless its length is a multiple of P, and the all-reduce
-    averages the processes with equal weights, so that one step weights the rows of the
-    smaller shares a little more than one process would: pass drop_last=True (or choose
-    the sizes) for every step to match. A last batch with fewer rows than processes is
-    refused, since a process would get an empty batch (whose mean loss is NaN).
+    Data parallelism (tinygrad_edu.distributed): process `rank` of `world_size` = P (None:
+    the running job's, distributed.rank() and world_size()) iterates over its own share of
+    every epoch. The epoch's order, the same in every process (so shuffling across
+    processes needs a seed), is cut into global batches of P·batch_size rows, as one
+    process with that batch size would cut it, and process r takes rows ⌊r·L/P⌋ to
+    ⌊(r+1)·L/P⌋ of each global batch of L rows. The shares are disjoint, together they are
+    the one-process epoch, and every process gets the same number of batches, so none
+    waits in an all-reduce that another never joins.
+
+    What "P batches of B equal one batch of P·B" needs: the mean over the global batch is
+    the plain average of the P processes' means only when the P shares have the same
+    size. A full global batch gives every process exactly batch_size rows, so P processes
+    with batch B take one process's steps with batch P·B. The short last batch
+    (drop_last=False) is split as evenly as possible, but its shares differ by a row
+    unless its length is a multiple of P, and the all-reduce weighs every process equally,
+    so in that one step the rows of the smaller shares weigh a little more than in one
+    process: pass drop_last=True (or pick sizes that divide) for every step to match. A
+    last batch with fewer rows than processes is refused, since some process would get
+    an empty batch, whose mean loss is NaN.
     """
 
     def __init__(

@@ -185,7 +185,10 @@ def broadcast_parameters(params: Any, src: int = 0) -> None:
     such as BatchNorm's running statistics stay each process's own) or an iterable of Tensors.
     Call it once after building the model, so that all processes start from the same point."""
     _check_source("broadcast_parameters", src)
-    tensors = list(params.parameters() if hasattr(params, "parameters") else params)
+    if isinstance(params, Tensor):
+        tensors = [params]  # not iterated: that would broadcast copies of its rows
+    else:
+        tensors = list(params.parameters() if hasattr(params, "parameters") else params)
     for p in tensors:
         _check_tensor("broadcast_parameters", p)
     for p in tensors:
