@@ -78,8 +78,7 @@ def flat_parameters(model: nn.Module) -> np.ndarray:
     return np.concatenate([p.numpy().ravel() for p in model.parameters()])
 
 
-def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Train on every process; returns what rank 0 printed (the others return their own line)."""
+def parse(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, help=f"default {EPOCHS}, {QUICK_EPOCHS} with --quick")
     parser.add_argument("--batch-size", type=int, default=32, help="rows per process and step (default 32)")
@@ -88,9 +87,14 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs")
     args = parser.parse_args(argv)
-    epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
-    rank, processes, batch = distributed.rank(), distributed.world_size(), args.batch_size
+    args.epochs = args.epochs or (QUICK_EPOCHS if args.quick else EPOCHS)
+    return args
 
+
+def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
+    """Train on every process; returns what rank 0 printed (the others return their own line)."""
+    args = parse(argv)
+    rank, processes, batch, epochs = distributed.rank(), distributed.world_size(), args.batch_size, args.epochs
     set_default_dtype(args.dtype)
     x_train, y_train, x_test, y_test = split_digits()
     data = (x_train.astype(args.dtype), y_train)
@@ -107,25 +111,31 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     slowest = distributed.all_reduce(Tensor(np.array(seconds)), "max").item()
     if rank != 0:
         return {"line": line}
-
     test_loss, test_accuracy = evaluate(model, Tensor(x_test.astype(args.dtype)), Tensor(y_test))
-    reference = build_mlp(args.seed)
-    reference.load_state_dict(start)
-    ref_steps, ref_seconds, _ = train(reference, optim.Adam(reference.parameters(), lr=args.lr), data,
-                                      processes * batch, epochs, args.seed, 0, 1)
-    difference = float(np.abs(flat_parameters(model) - flat_parameters(reference)).max())
     result = {"processes": processes, "epochs": epochs, "steps": steps, "train_loss": mean_loss,
               "test_loss": test_loss, "test_accuracy": test_accuracy,
-              "samples_per_second": processes * batch * steps / slowest,
-              "reference_samples_per_second": processes * batch * ref_steps / ref_seconds,
-              "max_abs_difference": difference, "line": line}
+              "samples_per_second": processes * batch * steps / slowest, "line": line}
     print(f"{processes} processes x batch {batch}, {epochs} epochs ({args.dtype}): training loss {mean_loss:.4f}, "
           f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.2%}")
+    result.update(check_against_one_process(model, start, data, args, processes))
     print(f"throughput: {result['samples_per_second']:.0f} samples/s for the {processes} processes together; "
           f"{result['reference_samples_per_second']:.0f} samples/s for one process with batch {processes * batch}")
     print(f"check: one process with batch {processes * batch} from the same start reaches the same parameters, "
-          f"max |difference| = {difference:.1e} after {ref_steps} steps")
+          f"max |difference| = {result['max_abs_difference']:.1e} after {result['reference_steps']} steps")
     return result
+
+
+def check_against_one_process(model: nn.Module, start: dict, data: tuple, args: argparse.Namespace,
+                              processes: int) -> dict[str, float]:
+    """Train from `start` again in this process alone with batch P·B; compare with `model`."""
+    batch = processes * args.batch_size
+    reference = build_mlp(args.seed)
+    reference.load_state_dict(start)
+    steps, seconds, _ = train(reference, optim.Adam(reference.parameters(), lr=args.lr), data, batch,
+                              args.epochs, args.seed, 0, 1)
+    difference = float(np.abs(flat_parameters(model) - flat_parameters(reference)).max())
+    return {"reference_steps": steps, "reference_samples_per_second": batch * steps / seconds,
+            "max_abs_difference": difference}
 
 
 if __name__ == "__main__":
