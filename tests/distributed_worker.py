@@ -62,7 +62,7 @@ def mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
 
 
-def train(model: nn.Module, make_optimizer, loader_args: dict, batch_size: int, processes: int, rank: int,
+def train(model: nn.Module, make_optimizer, loader_args: dict, batch_size: int | None, processes: int, rank: int,
           epochs: int, use_closure: bool) -> int:
     """Train `model` for `epochs` epochs as process `rank` of `processes`; returns the steps taken."""
     X, y = loader_args["X"], loader_args["y"]
@@ -118,7 +118,27 @@ def equivalence() -> dict:
             result[f"{case}/{name}"] = {"steps": steps, "max_abs_diff": float(np.abs(final - expected).max()),
                                         "moved": float(np.abs(final - np.concatenate(
                                             [v.ravel() for v in start.values()])).max())}
+    result["lbfgs_full_batch"] = lbfgs_full_batch()
     return result
+
+
+def lbfgs_full_batch() -> dict:
+    """L-BFGS on the whole data set split over the processes: its line search must see the
+    loss and gradient averaged over all of them, in every evaluation of the closure."""
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((12 * P, 5)), rng.integers(0, 3, 12 * P)
+    data = {"X": X, "y": y, "drop_last": False}
+    make_lbfgs = lambda ps: optim.LBFGS(ps, lr=1.0, max_iter=4, line_search_fn="strong_wolfe")  # noqa: E731
+    manual_seed(0)
+    model, reference = mlp(), mlp()
+    reference.load_state_dict(model.state_dict())
+    start = np.concatenate([p.numpy().ravel() for p in model.parameters()])
+    steps = train(model, make_lbfgs, data, None, P, RANK, 5, use_closure=True)
+    train(reference, make_lbfgs, data, None, 1, 0, 5, use_closure=True)
+    final, expected = ([p.numpy().ravel() for p in m.parameters()] for m in (model, reference))
+    final, expected = np.concatenate(final), np.concatenate(expected)
+    return {"steps": steps, "max_abs_diff": float(np.abs(final - expected).max()),
+            "moved": float(np.abs(final - start).max())}
 
 
 def failure() -> dict:

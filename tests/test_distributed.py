@@ -56,11 +56,13 @@ def test_all_reduce_broadcast_and_the_loaders_default_share_in_an_mpi_job(proces
 def test_p_processes_with_batch_b_reach_the_parameters_of_one_process_with_batch_pb(processes):
     result = result_of(mpiexec(processes, "equivalence"))
     assert set(result) == {f"{case}/{opt}" for case in ("short_last_batch_of_2P", "drop_last")
-                           for opt in ("sgd_momentum", "adam_closure")}
+                           for opt in ("sgd_momentum", "adam_closure")} | {"lbfgs_full_batch"}
     for name, run in result.items():
-        assert run["steps"] == 20, name
+        assert run["steps"] == (5 if name == "lbfgs_full_batch" else 20), name
         assert run["moved"] > 0.1, name  # the parameters did travel
-        assert run["max_abs_diff"] < 1e-12, name
+        # L-BFGS divides by differences of gradients (sᵀy), which magnifies rounding over its
+        # 20 iterations; a closure whose loss is not averaged moves the parameters by O(10)
+        assert run["max_abs_diff"] < (1e-9 if name == "lbfgs_full_batch" else 1e-12), name
 
 
 def test_a_rank_that_raises_fails_the_whole_job_with_its_error():

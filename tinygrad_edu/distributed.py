@@ -226,11 +226,11 @@ class DistributedOptimizer:
     """
 
     def __init__(self, optimizer: Any):
-        from optim import Optimizer  # optim imports tinygrad_edu, so not at the top
+        from optim import Newton, NewtonCG, Optimizer, TrustRegionNewtonCG  # optim imports tinygrad_edu
 
         if not isinstance(optimizer, Optimizer):
             raise TypeError(f"DistributedOptimizer: expected an optim.Optimizer, got {type(optimizer).__name__}")
-        if hasattr(optimizer, "evaluate_with_curvature"):
+        if isinstance(optimizer, (Newton, NewtonCG, TrustRegionNewtonCG)):
             raise TypeError(f"DistributedOptimizer: {type(optimizer).__name__} uses Hessian-vector products of this "
                             "process's graph, which are not averaged; use a first-order optimizer or LBFGS")
         self.optimizer = optimizer
