@@ -42,8 +42,9 @@ def test_all_reduce_broadcast_and_the_loaders_default_share_in_an_mpi_job(proces
     result = result_of(mpiexec(processes, "collectives"))
     ranks = np.arange(processes)
     values = np.stack([ranks + 1.0, -ranks, 10.0 * (ranks % 2)], axis=1)
-    for op, expected in {"sum": values.sum(0), "mean": values.mean(0), "max": values.max(0), "min": values.min(0)}.items():
-        np.testing.assert_allclose(result["reduced"][op], expected, rtol=1e-15, err_msg=op)
+    expected = {"sum": values.sum(0), "mean": values.mean(0), "max": values.max(0), "min": values.min(0)}
+    for op in expected:
+        np.testing.assert_allclose(result["reduced"][op], expected[op], rtol=1e-15, err_msg=op)
     assert result["int_sum"] == (np.arange(4) * ranks.sum()).tolist()
     assert (result["loader_rank"], result["loader_world_size"]) == (0, processes)
     assert result["path"] == "host"

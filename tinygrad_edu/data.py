@@ -117,7 +117,8 @@ class DataLoader:
         self.seed = seed
         self.drop_last = bool(drop_last)
         self.device = device
-        self.world_size = distributed.world_size() if world_size is None else _check_count("DataLoader: world_size", world_size)
+        self.world_size = (distributed.world_size() if world_size is None
+                           else _check_count("DataLoader: world_size", world_size))
         self.rank = distributed.rank() if rank is None else _check_count("DataLoader: rank", rank, minimum=0)
         self._check_shares()
         self._rng = numpy.random.default_rng(seed)
