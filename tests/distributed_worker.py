@@ -55,6 +55,7 @@ def unused_parameters() -> dict:
         (used_by_rank_0 * Tensor(np.array([2.0, 4.0]))).sum().backward()
     opt.step()
     assert unused.grad is None and unused.numpy().tolist() == [0.0, 0.0]
+    assert used_by_rank_0.grad.numpy().tolist() == [2.0 / P, 4.0 / P], f"rank {RANK}: {used_by_rank_0.grad}"
     return {"grad": used_by_rank_0.grad.numpy().tolist(), "param": used_by_rank_0.numpy().tolist()}
 
 

@@ -32,7 +32,9 @@ import functools
 import os
 import sys
 import time
-from typing import Any, Callable, Iterable
+from typing import Any, Callable
+
+import numpy
 
 from .autograd import enable_grad
 from .tensor import Tensor
@@ -128,8 +130,6 @@ def _communicate(array: Any, backend: Any, operation: Callable[[Any], None]) -> 
         operation(buffer)
         _path["last"] = "cuda-aware"
     else:
-        import numpy
-
         buffer = numpy.ascontiguousarray(backend.to_host(array))
         operation(buffer)
         _path["last"] = "host"
