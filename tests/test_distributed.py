@@ -177,3 +177,4 @@ def test_the_loader_refuses_shares_that_would_differ_or_be_empty():
     with pytest.raises(ValueError, match="DataLoader: world_size must be >= 1, got 0"):
         DataLoader(np.arange(10), world_size=0)
     assert DataLoader(np.arange(10)).world_size == 1 and DataLoader(np.arange(10)).rank == 0
+    assert repr(DataLoader(np.arange(10), batch_size=2, rank=1, world_size=2)).endswith(", rank=1, world_size=2)")
