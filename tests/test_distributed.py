@@ -3,6 +3,7 @@ in real MPI jobs that `mpiexec -n 2` and `-n 3` start (tests/distributed_worker.
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -26,8 +27,17 @@ def mpiexec(processes: int, scenario: str, timeout: float = 60,
     if not MPIEXEC.exists():
         pytest.skip(f"no mpiexec beside {sys.executable}: pip install -e '.[distributed]'")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPENBLAS_NUM_THREADS": "1"}
-    return subprocess.run([str(MPIEXEC), "-n", str(processes), sys.executable, str(script), *scenario.split()],
-                          capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
+    command = [str(MPIEXEC), "-n", str(processes), sys.executable, str(script), *scenario.split()]
+    # A session of its own: on a timeout the whole job (mpiexec, its proxy, the ranks) is killed.
+    job = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+                           start_new_session=True)
+    try:
+        stdout, stderr = job.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)
+        stdout, stderr = job.communicate()
+        pytest.fail(f"mpiexec -n {processes} {script.name} {scenario} still ran after {timeout} s:\n{stdout}{stderr}")
+    return subprocess.CompletedProcess(command, job.returncode, stdout, stderr)
 
 
 def result_of(job: subprocess.CompletedProcess) -> dict:
@@ -67,7 +77,7 @@ def test_p_processes_with_batch_b_reach_the_parameters_of_one_process_with_batch
 
 
 def test_a_rank_that_raises_fails_the_whole_job_with_its_error():
-    job = mpiexec(3, "failure", timeout=30)  # a hang would raise TimeoutExpired
+    job = mpiexec(3, "failure", timeout=30)  # a hang fails the test
     assert job.returncode != 0
     output = job.stdout + job.stderr
     assert "ValueError: rank 2 broke on purpose" in output
