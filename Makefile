@@ -12,7 +12,8 @@ TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 demo: $(VENV)/.installed-demo
 	$(PY) demos/tour.py
 
-test: $(VENV)/.installed-test
+# The tests include MPI jobs (tests/test_distributed.py), so they install the distributed extra too.
+test: $(VENV)/.installed-test,distributed
 	$(TEST_ENV) $(PY) -m pytest -q
 
 $(PY):

@@ -29,6 +29,7 @@ from typing import Any, Iterator
 
 import numpy
 
+from . import distributed
 from .backend import backend_of, get_backend
 from .tensor import Tensor
 
@@ -59,6 +60,26 @@ class DataLoader:
       loaders made with the same seed give the same sequence of epochs.
 
     `len(loader)` is the number of batches in one epoch.
+
+    Data parallelism (tinygrad_edu.distributed): process `rank` of `world_size` = P (None:
+    the running job's, distributed.rank() and world_size()) iterates over its own share of
+    every epoch. The epoch's order, the same in every process (so shuffling across
+    processes needs a seed), is cut into global batches of P·batch_size rows, as one
+    process with that batch size would cut it, and process r takes rows ⌊r·L/P⌋ to
+    ⌊(r+1)·L/P⌋ of each global batch of L rows. The shares are disjoint, together they are
+    the one-process epoch, and every process gets the same number of batches, so none
+    waits in an all-reduce that another never joins.
+
+    What "P batches of B equal one batch of P·B" needs: the mean over the global batch is
+    the plain average of the P processes' means only when the P shares have the same
+    size. A full global batch gives every process exactly batch_size rows, so P processes
+    with batch B take one process's steps with batch P·B. The short last batch
+    (drop_last=False) is split as evenly as possible, but its shares differ by a row
+    unless its length is a multiple of P, and the all-reduce weighs every process equally,
+    so in that one step the rows of the smaller shares weigh a little more than in one
+    process: pass drop_last=True (or pick sizes that divide) for every step to match. A
+    last batch with fewer rows than processes is refused, since some process would get
+    an empty batch, whose mean loss is NaN.
     """
 
     def __init__(
@@ -69,6 +90,8 @@ class DataLoader:
         seed: int | None = None,
         drop_last: bool = False,
         device: str | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
     ):
         if not arrays:
             raise ValueError("DataLoader: give at least one array")
@@ -94,15 +117,34 @@ class DataLoader:
         self.seed = seed
         self.drop_last = bool(drop_last)
         self.device = device
+        self.world_size = (distributed.world_size() if world_size is None
+                           else _check_count("DataLoader: world_size", world_size))
+        self.rank = distributed.rank() if rank is None else _check_count("DataLoader: rank", rank, minimum=0)
+        self._check_shares()
         self._rng = numpy.random.default_rng(seed)
+
+    def _check_shares(self) -> None:
+        """Refuse sharding that would leave the processes with different or empty orders."""
+        processes = self.world_size
+        if self.rank >= processes:
+            raise ValueError(f"DataLoader: rank must be < world_size = {processes}, got {self.rank}")
+        if processes == 1:
+            return
+        if self.shuffle and self.seed is None:
+            raise ValueError(f"DataLoader: shuffle=True across {processes} processes needs a seed, so that every "
+                             "process draws the same order")
+        last = self.num_samples % (processes * self._batch_rows())
+        if not self.drop_last and 0 < last < processes:
+            raise ValueError(f"DataLoader: the last batch of the epoch has {last} samples for {processes} processes, "
+                             "so some process would get none; pass drop_last=True or another batch size")
 
     def _batch_rows(self) -> int:
         """Rows per batch: batch_size, or the whole data set when it is None."""
         return self.num_samples if self.batch_size is None else self.batch_size
 
     def __len__(self) -> int:
-        """The number of batches in one epoch."""
-        n, size = self.num_samples, self._batch_rows()
+        """The number of batches in one epoch (the same in every process)."""
+        n, size = self.num_samples, self.world_size * self._batch_rows()
         if n == 0:
             return 0
         return n // size if self.drop_last else math.ceil(n / size)
@@ -114,9 +156,11 @@ class DataLoader:
         return self._batches(backend, order)
 
     def _batches(self, backend: Any, order: numpy.ndarray | None) -> Iterator[tuple[Tensor, ...]]:
-        size = self._batch_rows()
+        size = self.world_size * self._batch_rows()  # the rows of a global batch, all processes together
         for b in range(len(self)):
-            start, stop = b * size, min((b + 1) * size, self.num_samples)
+            first, rows = b * size, min(size, self.num_samples - b * size)
+            start = first + self.rank * rows // self.world_size
+            stop = first + (self.rank + 1) * rows // self.world_size
             if order is None:
                 # A slice is a view of the caller's array: copy it so that the batch owns
                 # its data, as Tensor(array) does (one transfer on "cuda").
@@ -126,8 +170,9 @@ class DataLoader:
                 yield tuple(Tensor.wrap(backend.asarray(a[rows]), backend) for a in self.arrays)
 
     def __repr__(self) -> str:
+        share = f", rank={self.rank}, world_size={self.world_size}" if self.world_size > 1 else ""
         return (f"DataLoader({len(self.arrays)} arrays of {self.num_samples} samples, batch_size={self.batch_size}, "
-                f"shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device!r})")
+                f"shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device!r}{share})")
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:

@@ -1,0 +1,157 @@
+"""The program that tests/test_distributed.py starts with `mpiexec -n P`: one scenario per run.
+
+    mpiexec -n 2 python tests/distributed_worker.py collectives
+    mpiexec -n 3 python tests/distributed_worker.py equivalence
+    mpiexec -n 3 python tests/distributed_worker.py failure
+
+Every process checks what it can see and raises on a mismatch (which aborts the job);
+rank 0 prints the numbers the test asserts on, as one JSON line prefixed by RESULT.
+"""
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+
+import nn
+import optim
+from tinygrad_edu import Tensor, distributed, manual_seed, set_default_dtype
+from tinygrad_edu.data import DataLoader
+
+P, RANK = distributed.world_size(), distributed.rank()
+
+
+def collectives() -> dict:
+    """all_reduce with each op, broadcast from the last rank, the DataLoader's default share."""
+    values = np.array([RANK + 1.0, -RANK, 10.0 * (RANK % 2)])
+    reduced = {}
+    for op in ("sum", "mean", "max", "min"):
+        t = Tensor(values.copy())
+        assert distributed.all_reduce(t, op) is t
+        reduced[op] = t.numpy().tolist()
+    counts = distributed.all_reduce(Tensor(np.arange(4, dtype=np.int64) * RANK), "sum").numpy().tolist()
+    source = P - 1
+    message = Tensor(np.full((2, 3), 100.0 + RANK, dtype=np.float32))
+    distributed.broadcast(message, src=source)
+    assert (message.numpy() == 100.0 + source).all() and message.dtype == np.float32, message
+    lone = nn.Parameter(np.full(2, float(RANK)))
+    distributed.broadcast_parameters(lone, src=source)  # one Tensor, not an iterable of its rows
+    assert lone.numpy().tolist() == [source, source], lone
+    loader = DataLoader(np.arange(10 * P), batch_size=2)
+    rows = [int(row) for (batch,) in loader for row in batch.numpy()]
+    shares = distributed.all_reduce(Tensor(np.bincount(rows, minlength=10 * P)), "sum").numpy()
+    assert (shares == 1).all(), shares
+    distributed.barrier()
+    return {"unused_parameters": unused_parameters(), "reduced": reduced, "int_sum": counts,
+            "loader_rank": loader.rank, "loader_world_size": loader.world_size, "path": distributed.last_path()}
+
+
+def unused_parameters() -> dict:
+    """A gradient only rank 0 has counts as zeros elsewhere; one nobody has stays None."""
+    used_by_rank_0, unused = nn.Parameter(np.zeros(2)), nn.Parameter(np.zeros(2))
+    opt = distributed.DistributedOptimizer(optim.SGD([used_by_rank_0, unused], lr=1.0))
+    if RANK == 0:
+        (used_by_rank_0 * Tensor(np.array([2.0, 4.0]))).sum().backward()
+    opt.step()
+    assert unused.grad is None and unused.numpy().tolist() == [0.0, 0.0]
+    assert used_by_rank_0.grad.numpy().tolist() == [2.0 / P, 4.0 / P], f"rank {RANK}: {used_by_rank_0.grad}"
+    return {"grad": used_by_rank_0.grad.numpy().tolist(), "param": used_by_rank_0.numpy().tolist()}
+
+
+def mlp() -> nn.Module:
+    return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
+
+
+def train(model: nn.Module, make_optimizer, loader_args: dict, batch_size: int | None, processes: int, rank: int,
+          epochs: int, use_closure: bool) -> int:
+    """Train `model` for `epochs` epochs as process `rank` of `processes`; returns the steps taken."""
+    X, y = loader_args["X"], loader_args["y"]
+    opt = make_optimizer(model.parameters())
+    if processes > 1:
+        opt = distributed.DistributedOptimizer(opt)
+    steps = 0
+    for epoch in range(epochs):
+        loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, seed=100 + epoch,
+                            drop_last=loader_args["drop_last"], rank=rank, world_size=processes)
+        for xb, yb in loader:
+            def closure():
+                opt.zero_grad()
+                loss = nn.functional.cross_entropy(model(xb), yb)
+                loss.backward()
+                return loss
+            if use_closure:
+                opt.step(closure)
+            else:
+                closure()
+                opt.step()
+            steps += 1
+    return steps
+
+
+def equivalence() -> dict:
+    """P processes with batch B against one process with batch P·B, float64, SGD with momentum
+    and Adam, with a short last batch that splits evenly and with drop_last."""
+    B = 3
+    cases = {  # name: (samples, drop_last): 5 steps per epoch, 4 epochs = 20 steps
+        "short_last_batch_of_2P": (P * B * 4 + 2 * P, False),
+        "drop_last": (P * B * 5 + 1, True)}
+    optimizers = {"sgd_momentum": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), False),
+                  "adam_closure": (lambda ps: optim.Adam(ps, lr=0.01), True)}
+    result = {}
+    for case, (n, drop_last) in cases.items():
+        rng = np.random.default_rng(7)
+        data = {"X": rng.standard_normal((n, 5)), "y": rng.integers(0, 3, n), "drop_last": drop_last}
+        for name, (make_optimizer, use_closure) in optimizers.items():
+            manual_seed(RANK)  # a different start in every process: broadcast_parameters must fix it
+            model = mlp()
+            distributed.broadcast_parameters(model)
+            start = {k: v.copy() for k, v in model.state_dict().items()}
+            steps = train(model, make_optimizer, data, B, P, RANK, 4, use_closure)
+            final = np.concatenate([p.numpy().ravel() for p in model.parameters()])
+            spread = Tensor(final.copy())
+            distributed.all_reduce(spread, "max")
+            assert (spread.numpy() == final).all(), f"rank {RANK}: the processes' parameters differ"
+            reference = mlp()
+            reference.load_state_dict(start)
+            train(reference, make_optimizer, data, P * B, 1, 0, 4, use_closure)
+            expected = np.concatenate([p.numpy().ravel() for p in reference.parameters()])
+            result[f"{case}/{name}"] = {"steps": steps, "max_abs_diff": float(np.abs(final - expected).max()),
+                                        "moved": float(np.abs(final - np.concatenate(
+                                            [v.ravel() for v in start.values()])).max())}
+    result["lbfgs_full_batch"] = lbfgs_full_batch()
+    return result
+
+
+def lbfgs_full_batch() -> dict:
+    """L-BFGS on the whole data set split over the processes: its line search must see the
+    loss and gradient averaged over all of them, in every evaluation of the closure."""
+    rng = np.random.default_rng(8)
+    X, y = rng.standard_normal((12 * P, 5)), rng.integers(0, 3, 12 * P)
+    data = {"X": X, "y": y, "drop_last": False}
+    make_lbfgs = lambda ps: optim.LBFGS(ps, lr=1.0, max_iter=4, line_search_fn="strong_wolfe")  # noqa: E731
+    manual_seed(0)
+    model, reference = mlp(), mlp()
+    reference.load_state_dict(model.state_dict())
+    start = np.concatenate([p.numpy().ravel() for p in model.parameters()])
+    steps = train(model, make_lbfgs, data, None, P, RANK, 5, use_closure=True)
+    train(reference, make_lbfgs, data, None, 1, 0, 5, use_closure=True)
+    final, expected = ([p.numpy().ravel() for p in m.parameters()] for m in (model, reference))
+    final, expected = np.concatenate(final), np.concatenate(expected)
+    return {"steps": steps, "max_abs_diff": float(np.abs(final - expected).max()),
+            "moved": float(np.abs(final - start).max())}
+
+
+def failure() -> dict:
+    """The last rank raises while the others wait in an all-reduce."""
+    if RANK == P - 1:
+        raise ValueError(f"rank {RANK} broke on purpose")
+    distributed.all_reduce(Tensor(np.ones(3)))
+    return {}
+
+
+if __name__ == "__main__":
+    set_default_dtype("float64")
+    result = {"collectives": collectives, "equivalence": equivalence, "failure": failure}[sys.argv[1]]()
+    if RANK == 0:
+        print("RESULT " + json.dumps(result), flush=True)
