@@ -50,7 +50,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads: small matmuls run ~4x faster on one thread
 
-import argparse
 import statistics
 import time
 from dataclasses import dataclass
@@ -66,6 +65,8 @@ import numpy as np  # noqa: E402
 from optim import SGD  # noqa: E402
 from tinygrad_edu import Tensor, arange, manual_seed, no_grad, randn, tensor, zeros  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits, make_regression  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 LR = 0.05
 SEED = 0
@@ -280,10 +281,7 @@ def markdown(rows: list[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     """Run both experiments, write the PNGs, print the table; returns the table's rows."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the PNGs (default: out/)")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget, for a smoke test")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, quick="a tiny budget, for a smoke test").parse_args(argv)
     regression_epochs, digits_epochs = (2, 1) if args.quick else (30, 10)
     args.out.mkdir(parents=True, exist_ok=True)
 

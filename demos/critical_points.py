@@ -63,7 +63,6 @@ grew above 10 times its start (or overflowed); for the MLP that means "thrown ou
 """
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +77,8 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import classify_critical_point, hessian_eigenvalues, top_eigenvalue  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 GD_LR = 0.1  # part 1: the learning rate of every run near the critical points
 RADIUS = 0.6  # part 1: the runs start on this circle around (0, 0)
@@ -308,11 +309,8 @@ def plot_lr_limit(result: dict, file: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Part 1 and part 2: print both tables, draw both figures; returns the numbers."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="folder for the PNGs (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="fewer GD iterations (a smoke test)")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    args = demo_parser(__doc__, quick="fewer GD iterations (a smoke test)").parse_args(argv)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     rows = critical_point_table(60 if args.quick else 200)

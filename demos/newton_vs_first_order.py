@@ -65,7 +65,6 @@ iterate, for the plots) is done outside the clock.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass, field
@@ -83,6 +82,8 @@ import optim  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import top_eigenvalue  # noqa: E402
 from tinygrad_edu.data import load_digits  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 LAM = 1e-2  # L2 regularisation; the Hessian's condition number at w* is then about 150
 STOP_GTOL = 1e-12  # every run stops once max |gradient| < this (near float64's floor here)
@@ -284,11 +285,8 @@ def plot_orders(runs: list, w_star: numpy.ndarray, floor: float, file: Path) -> 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run every method, print the table, draw the figures; returns the rows and the setting."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="folder for the PNGs (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="200 instead of 2000 GD/Adam iterations")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    args = demo_parser(__doc__, quick="200 instead of 2000 GD/Adam iterations").parse_args(argv)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     X, y = digits_problem()

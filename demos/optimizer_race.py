@@ -51,7 +51,6 @@ than the heavy ball's, as long as GD's. (Both start their buffer at the first gr
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import math
 from dataclasses import dataclass
@@ -67,6 +66,8 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 from optim import OptimizeResult, lr_scheduler  # noqa: E402
 from tinygrad_edu import Tensor  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 TOL = 1e-6  # "reached": from that step on, the loss stays within TOL of the known minimum
 GTOL = 1e-4  # minimize stops once max |gradient| < GTOL; on these landscapes the loss is then within TOL
@@ -378,16 +379,14 @@ def plot_schedules(out: Path, epochs: int = 100) -> Path:
 
 def main(argv: Sequence[str] | None = None) -> dict[str, list[Row]]:
     """Run every landscape, print its table, draw its figure; returns the tables by landscape key."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="folder for the PNGs (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="far fewer iterations: a smoke test")
+    parser = demo_parser(__doc__, quick="far fewer iterations: a smoke test")
     parser.add_argument("--tune", action="store_true", help="search the races' learning rates and print them")
     args = parser.parse_args(argv)
     if args.tune:
         for land in (RAVINE, ROSENBROCK):
             print(land.key, tune(land))
         return {}
-    out = Path(args.out)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     tables, files = {}, []
     for land in LANDSCAPES:

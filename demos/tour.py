@@ -13,7 +13,6 @@ Run: python demos/tour.py [--out out] [--device cpu|cuda] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import importlib.util
 import shutil
 import sys
@@ -24,6 +23,8 @@ from typing import Any, Sequence
 
 import tinygrad_edu as tg
 from tinygrad_edu.autograd import Function
+
+from _cli import demo_parser
 
 DEMOS = Path(__file__).resolve().parent
 
@@ -81,11 +82,7 @@ def check_gradients() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"))
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--quick", action="store_true", help="every part in its quick form (a smoke test)")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, quick="every part in its quick form (a smoke test)", device=True).parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     quick = ["--quick"] if args.quick else []

@@ -70,6 +70,8 @@ import optim  # noqa: E402
 from tinygrad_edu import Tensor, manual_seed, no_grad  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits  # noqa: E402
 
+from _cli import demo_parser  # noqa: E402
+
 SPLIT_SEED, N_TRAIN = 0, 1437
 # Every first-order optimizer of optim, with a learning rate that works for this problem and
 # batch size (PyTorch's default where it does).
@@ -166,7 +168,7 @@ def resolve(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str,
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train (or resume), write the checkpoint and the curves; returns what it printed."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = demo_parser(__doc__, quick=f"{QUICK_EPOCHS} epochs, for a smoke test", device=True)
     parser.add_argument("--model", choices=("mlp", "cnn"), help="default: mlp")
     parser.add_argument("--optimizer", type=str.lower, choices=tuple(OPTIMIZERS), help="default: adam")
     parser.add_argument("--lr", type=float, help="learning rate (default: the optimizer's in OPTIMIZERS)")
@@ -174,11 +176,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         f"{QUICK_EPOCHS} with --quick; when resuming, the checkpoint's)")
     parser.add_argument("--batch-size", type=int, help="default: 32")
     parser.add_argument("--seed", type=int, help="seeds the initial weights, the shuffling and dropout (default: 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--resume", type=Path, help="a checkpoint written by this script")
-    parser.add_argument("--out", type=Path, default=Path("out"),
-                        help="folder for the checkpoint and the PNG (default: out/)")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, for a smoke test")
     args = parser.parse_args(argv)
 
     checkpoint = nn.load(args.resume) if args.resume else None
