@@ -82,6 +82,7 @@ OPTIMIZERS: dict[str, tuple[type[optim.Optimizer], float]] = {
 # The settings that define a run: a resumed run takes them from its checkpoint.
 RUN_SETTINGS = ("model", "optimizer", "lr", "batch_size", "seed")
 DEFAULTS = {"model": "mlp", "optimizer": "adam", "batch_size": 32, "seed": 0}
+CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "history", "args"}  # what main saves after every epoch
 EPOCHS, QUICK_EPOCHS = 30, 3
 
 
@@ -152,6 +153,20 @@ def plot(history: dict[str, list[float]], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path`; a file that is missing, or not one this script wrote, ends
+    the program with one line that says so (exit status 1), not a traceback."""
+    try:
+        checkpoint = nn.load(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--resume: {e}") from None
+    missing = CHECKPOINT_KEYS - set(checkpoint) if isinstance(checkpoint, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise SystemExit(f"--resume: {str(path)!r} was written by nn.save, but not by train_digits.py "
+                         f"(no {', '.join(sorted(missing))})")
+    return checkpoint
+
+
 def resolve(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
     """The run's settings: the command line's (or the defaults), or, when resuming, the
     checkpoint's, which the command line may repeat but not contradict."""
@@ -179,7 +194,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--resume", type=Path, help="a checkpoint written by this script")
     args = parser.parse_args(argv)
 
-    checkpoint = nn.load(args.resume) if args.resume else None
+    checkpoint = read_checkpoint(args.resume) if args.resume else None
     run = resolve(args, checkpoint and checkpoint["args"])
     start = checkpoint["epoch"] if checkpoint else 0
     epochs = args.epochs or (checkpoint["args"]["epochs"] if checkpoint else QUICK_EPOCHS if args.quick else EPOCHS)
