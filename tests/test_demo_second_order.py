@@ -62,3 +62,14 @@ def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path, monke
         differences = [errors["finite diff., forward"], errors["finite diff., central"]]
         assert reverse < 1e-10 and forward_over_reverse < 1e-10
         assert len(differences) == 2 and min(differences) > 10 * reverse
+
+
+def test_the_order_is_read_only_from_steadily_shrinking_errors(monkeypatch):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    order_estimates = importlib.import_module("newton_vs_first_order").order_estimates
+    quadratic = [0.5 ** (2 ** k) for k in range(6)]  # e_{k+1} = e_k²
+    assert order_estimates(quadratic, floor=1e-30) == pytest.approx([2.0] * 4)
+    assert order_estimates(quadratic + [1e-40, 1e-41], floor=1e-30) == pytest.approx([2.0] * 4)  # floor cuts
+    circling = [1e-3, 8e-4, 9e-5, 1.2e-4, 2.4e-4, 3.3e-4, 4.1e-4, 3.9e-4, 3.4e-4]  # Adam's tail: grows, shrinks
+    assert order_estimates(circling, floor=1e-11) == []
+    assert order_estimates([1.0, 0.5, 0.25, 0.125], floor=1e-11) == []  # fewer than 5: no q
