@@ -15,8 +15,9 @@ What to look at:
     keeps its speed along the valley floor and needs roughly 40 % fewer steps. Adagrad and RMSprop give
     each coordinate its own step and finish in a handful: this valley lies along the axes, which is
     exactly what a per-coordinate step can fix (rotate it by 45° to see the advantage shrink). At
-    the large learning rates the search chose for them, their first steps jump out of the picture
-    and back. AdamW's weight decay pulls towards 0, which here happens to be the minimum.
+    the large learning rates the search chose for them, their first steps jump far out of the valley
+    and back (Adagrad and RMSprop, dashed, along the same path), so that panel is widened to hold every
+    path. AdamW's weight decay pulls towards 0, which here happens to be the minimum.
 (b) b_rosenbrock.png: the curved valley from (−1.2, 1). Reaching the valley floor takes a few
     steps; following it to (1, 1) is the hard part, and within 5000 steps plain GD does not get
     there. AdamW keeps its default weight decay (1e-2), which keeps pulling it away, towards 0.
@@ -27,7 +28,8 @@ What to look at:
     the tiny gradient still gives full-size steps (RMSprop leaves first), except Adagrad, whose
     ever-growing sum shrinks its steps, and RAdam, whose rectifier damps its early adaptive steps.
     The moving-average momentum is no faster than GD here (see below). The function has no
-    minimum, so a run stops once |y| > 2 (its callback returns True).
+    minimum, so a run stops once |y| > 2 (its callback returns True): the table says "escaped the
+    saddle", which is the goal here, not a failure.
 (d) d_double_well.png: x⁴ − 3x² − x + y², a shallow minimum at x ≈ −1.13 before the deeper one
     at x ≈ 1.30 (seed 004's figure of a ball rolling through a valley). At the same learning rate
     GD stops in the first valley; heavy ball, the moving average and Nesterov arrive with speed and
@@ -47,7 +49,8 @@ momentum=0.9, dampening=0; the moving average of seeds 002/003 is dampening=0.9,
 the gradients instead of summing them, so at the same lr its steps end up about 10 times shorter
 than the heavy ball's, as long as GD's. (Both start their buffer at the first gradient, as PyTorch.)
 
---quick runs far fewer iterations (a smoke test); --tune searches the races' learning rates again.
+--quick runs far fewer iterations (a smoke test); --tune searches the races' learning rates again;
+--readme-figure docs/images/rosenbrock.png redraws the README's picture.
 """
 from __future__ import annotations
 
@@ -158,6 +161,7 @@ class Landscape:
     quick_maxiter: int
     box: tuple[float, float, float, float]  # x_min, x_max, y_min, y_max of the picture
     escape: float | None = None  # the saddle: a run stops once |y| > escape
+    fit_paths: bool = False  # widen each panel past `box` until every point of its paths shows
     log_levels: bool = True  # contour levels spaced logarithmically above the minimum
     axes: tuple[str, str] = ("x", "y")
 
@@ -178,7 +182,8 @@ def shared(eta: float) -> tuple[tuple[Method, float], ...]:
 
 RAVINE = Landscape(
     key="a_ravine", title="(a) Ill-conditioned ravine 0.5·(x² + 50·y²)", fun=ravine, start=(-9.0, 1.0),
-    minimum=(0.0, 0.0), runs=tuned(RAVINE_LR), maxiter=2000, quick_maxiter=400, box=(-10.0, 2.0, -2.0, 2.0))
+    minimum=(0.0, 0.0), runs=tuned(RAVINE_LR), maxiter=2000, quick_maxiter=400, box=(-10.0, 2.0, -2.0, 2.0),
+    fit_paths=True)  # the adaptive methods' large learning rates jump far out of the valley and back
 ROSENBROCK = Landscape(
     key="b_rosenbrock", title="(b) Rosenbrock (1 − x)² + 100·(y − x²)² from (−1.2, 1)", fun=rosenbrock,
     start=(-1.2, 1.0), minimum=(1.0, 1.0), runs=tuned(ROSENBROCK_LR), maxiter=5000, quick_maxiter=300,
@@ -266,11 +271,19 @@ def print_table(land: Landscape, rows: list[Row]) -> None:
 
     target = f"steps to |y| > {land.escape:g}" if land.escape is not None else f"steps to loss ≤ min + {TOL:g}"
     print(f"\n### {land.title}\n")
-    print(line("method", "lr", target, "final loss", "success: message"))
+    print(line("method", "lr", target, "final loss", "verdict" if land.escape is not None else "success: message"))
     print("|---|---:|---:|---:|---|")
     for row in rows:
         print(line(row.method, f"{row.lr:g}", "—" if row.steps is None else row.steps, f"{row.result.fun:.3g}",
-                   f"{row.result.success}: {row.result.message}"))
+                   verdict(land, row)))
+
+
+def verdict(land: Landscape, row: Row) -> str:
+    """minimize's success and message; on the saddle, where leaving is the goal and the callback
+    ends the run once |y| > escape, "escaped the saddle" instead of minimize's "stopped by the callback"."""
+    if land.escape is None:
+        return f"{row.result.success}: {row.result.message}"
+    return "escaped the saddle" if row.steps is not None else f"did not escape: {row.result.message}"
 
 
 STYLES = tuple(zip(("black", "tab:blue", "tab:cyan", "tab:green", "tab:olive", "tab:orange", "tab:brown",
@@ -296,38 +309,65 @@ def label_steps(ax: plt.Axes, path: numpy.ndarray, color: str) -> None:
             last = point
 
 
-def plot(land: Landscape, rows: list[Row], out: Path) -> Path:
-    """Contours with the runs' paths, then each run's progress per step; returns the PNG's path."""
+def panel_box(land: Landscape, paths: list[numpy.ndarray]) -> tuple[float, float, float, float]:
+    """land.box, or, for a landscape with fit_paths, the box widened to hold every finite point
+    of `paths` with a 5 % margin."""
     x_min, x_max, y_min, y_max = land.box
+    points = numpy.concatenate(paths) if land.fit_paths else numpy.empty((0, 2))
+    points = points[numpy.isfinite(points).all(axis=1)]
+    if points.size:
+        (px_min, py_min), (px_max, py_max) = points.min(axis=0), points.max(axis=0)
+        dx, dy = 0.05 * (max(x_max, px_max) - min(x_min, px_min)), 0.05 * (max(y_max, py_max) - min(y_min, py_min))
+        x_min, x_max = min(x_min, px_min - dx), max(x_max, px_max + dx)
+        y_min, y_max = min(y_min, py_min - dy), max(y_max, py_max + dy)
+    return x_min, x_max, y_min, y_max
+
+
+def draw_contours(ax: plt.Axes, land: Landscape, box: tuple[float, float, float, float]) -> None:
+    """The landscape's filled contours over `box`, with the start and the minimum marked."""
+    x_min, x_max, y_min, y_max = box
     grid = numpy.meshgrid(numpy.linspace(x_min, x_max, 300), numpy.linspace(y_min, y_max, 300))
     z = land.fun(Tensor(numpy.stack(grid))).numpy()
     if land.log_levels:  # heights above the minimum span decades: space the levels logarithmically
         levels = land.f_min + numpy.geomspace(1e-2, z.max() - land.f_min, 25)
     else:
         levels = numpy.linspace(z.min(), z.max(), 25)
+    ax.contourf(*grid, z, levels=levels, cmap="Greys", alpha=0.35, extend="min")
+    ax.contour(*grid, z, levels=levels, colors="grey", linewidths=0.5, linestyles="solid")
+    ax.plot(*land.start, "ks", ms=9, label="start")
+    if land.minimum is not None:
+        ax.plot(*land.minimum, "*", color="gold", mec="black", ms=18, label="minimum")
+    ax.set(xlim=(x_min, x_max), ylim=(y_min, y_max), xlabel=land.axes[0], ylabel=land.axes[1])
+
+
+def draw_path(ax: plt.Axes, row: Row, style: dict) -> None:
+    """A run's path; far-off points of a diverging run are left out (Agg cannot draw lines to
+    near-overflow coordinates)."""
+    path = numpy.where(numpy.abs(row.result.path) < 1e6, row.result.path, numpy.nan)
+    ax.plot(path[:, 0], path[:, 1], **style)
+
+
+def plot(land: Landscape, rows: list[Row], out: Path) -> Path:
+    """Contours with the runs' paths, then each run's progress per step; returns the PNG's path."""
     groups = panels(rows)
     fig, axes = plt.subplots(1, len(groups) + 1, figsize=(5.5 * (len(groups) + 1), 6.2), layout="constrained")
     curves = axes[-1]
     for ax, (title, members) in zip(axes, groups):
-        ax.contourf(*grid, z, levels=levels, cmap="Greys", alpha=0.35, extend="min")
-        ax.contour(*grid, z, levels=levels, colors="grey", linewidths=0.5, linestyles="solid")
-        for i in members:
+        draw_contours(ax, land, panel_box(land, [rows[i].result.path for i in members]))
+        for position, i in enumerate(members):
             row, (color, marker) = rows[i], STYLES[i]
-            # far-off points of a diverging run are left out: Agg cannot draw lines to near-overflow coordinates
-            path = numpy.where(numpy.abs(row.result.path) < 1e6, row.result.path, numpy.nan)
             steps = "never" if row.steps is None else f"{row.steps} steps"
-            style = dict(color=color, marker=marker, ms=3, lw=1.2, label=f"{row.method}, lr={row.lr:g}: {steps}")
-            ax.plot(path[:, 0], path[:, 1], **style)
+            # every other path dashed: paths that coincide (Adagrad's and RMSprop's on the ravine) both show
+            style = dict(color=color, marker=marker, ms=3, lw=1.2, ls="--" if position % 2 else "-",
+                         label=f"{row.method}, lr={row.lr:g}: {steps}")
+            draw_path(ax, row, style)
             if len(members) == 1:  # a panel of its own: number the first steps, as the note's animation does
-                label_steps(ax, path[:12], color)
+                label_steps(ax, row.result.path[:12], color)
             curves.plot(numpy.where(numpy.isfinite(row.progress), row.progress, numpy.nan), **style)
-        ax.plot(*land.start, "ks", ms=9, label="start")
-        if land.minimum is not None:
-            ax.plot(*land.minimum, "*", color="gold", mec="black", ms=18, label="minimum")
         if land.escape is not None:
             for side in (land.escape, -land.escape):
                 ax.axhline(side, color="black", ls="--", lw=1, label=f"|y| = {land.escape:g}")
-        ax.set(xlim=(x_min, x_max), ylim=(y_min, y_max), xlabel=land.axes[0], ylabel=land.axes[1], title=title)
+        ax.set_title(title)
     if land.escape is None:
         curves.axhline(TOL, color="black", ls="--", lw=1)
         curves.set(ylim=(1e-10, 1e6), ylabel=f"loss − minimum (dashed: {TOL:g})")
@@ -343,6 +383,24 @@ def plot(land: Landscape, rows: list[Row], out: Path) -> Path:
     fig.suptitle(land.title, fontsize=14)
     file = out / f"{land.key}.png"
     fig.savefig(file, dpi=100)
+    plt.close(fig)
+    return file
+
+
+README_METHODS = ("GD", "Momentum, heavy ball", "Nesterov", "Adam", "RMSprop")
+
+
+def plot_readme(rows: list[Row], file: Path) -> Path:
+    """The README's picture: a few methods on Rosenbrock, one panel, type readable at 880 px."""
+    fig, ax = plt.subplots(figsize=(8, 6), layout="constrained")
+    draw_contours(ax, ROSENBROCK, ROSENBROCK.box)
+    for i, row in enumerate(rows):
+        if row.method in README_METHODS:
+            steps = "not within 5000 steps" if row.steps is None else f"{row.steps} steps"
+            draw_path(ax, row, dict(color=STYLES[i][0], lw=2, label=f"{row.method} (lr {row.lr:g}): {steps}"))
+    ax.set_title("Optimizers on Rosenbrock's function, from (−1.2, 1) to the minimum (1, 1)", fontsize=12)
+    ax.legend(loc="upper center", fontsize=11, framealpha=0.9)  # the paths stay below y = 1.5
+    fig.savefig(file, dpi=110)
     plt.close(fig)
     return file
 
@@ -381,6 +439,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Row]]:
     """Run every landscape, print its table, draw its figure; returns the tables by landscape key."""
     parser = demo_parser(__doc__, quick="far fewer iterations: a smoke test")
     parser.add_argument("--tune", action="store_true", help="search the races' learning rates and print them")
+    parser.add_argument("--readme-figure", type=Path, help="also draw the README's picture of the Rosenbrock race "
+                        "to this file (docs/images/rosenbrock.png)")
     args = parser.parse_args(argv)
     if args.tune:
         for land in (RAVINE, ROSENBROCK):
@@ -393,6 +453,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, list[Row]]:
         tables[land.key] = race(land, args.quick)
         print_table(land, tables[land.key])
         files.append(plot(land, tables[land.key], out))
+        if land is ROSENBROCK and args.readme_figure:
+            files.append(plot_readme(tables[land.key], args.readme_figure))
     files.append(plot_schedules(out))
     print("\nFiles written:\n" + "\n".join(f"- {file}" for file in files))
     return tables

@@ -54,9 +54,10 @@ class WrongSin(Function):
 
 def a_graph(out: Path) -> list:
     say("1. A graph", "y = tanh(w·x + b), then y.backward(): each leaf gets ∂y/∂leaf in .grad.")
-    x = tg.tensor([2.0, 0.0], requires_grad=True, name="x")
-    w = tg.tensor([-3.0, 1.0], requires_grad=True, name="w")
-    b = tg.tensor(6.8813735870195432, requires_grad=True, name="b")
+    # float64, so the values checkable by hand print as they are: -1.5, not float32's -1.5000005
+    x = tg.tensor([2.0, 0.0], dtype="float64", requires_grad=True, name="x")
+    w = tg.tensor([-3.0, 1.0], dtype="float64", requires_grad=True, name="w")
+    b = tg.tensor(6.8813735870195432, dtype="float64", requires_grad=True, name="b")
     y = ((w * x).sum() + b).tanh()
     y.name = "y"
     y.backward(retain_graph=True)

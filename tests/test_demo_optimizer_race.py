@@ -1,5 +1,6 @@
 """Smoke test of demos/optimizer_race.py: its quick run draws every figure, and its ravine table
-says what seed 004 claims, that momentum needs fewer steps than plain GD."""
+says what seed 004 claims, that momentum needs fewer steps than plain GD; the saddle's table says
+which runs escaped; the ravine's panels hold every path."""
 import importlib
 from pathlib import Path
 
@@ -14,9 +15,20 @@ FIGURES = ["a_ravine.png", "b_rosenbrock.png", "c_saddle.png", "d_double_well.pn
 
 def test_quick_run_draws_every_figure_and_momentum_beats_gd_on_the_ravine(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(DEMOS))  # the demos are scripts, not a package
-    tables = importlib.import_module("optimizer_race").main(["--quick", "--out", str(tmp_path)])
+    race = importlib.import_module("optimizer_race")
+    tables = race.main(["--quick", "--out", str(tmp_path)])
     assert sorted(p.name for p in tmp_path.glob("*.png")) == FIGURES
     assert all((tmp_path / name).stat().st_size > 0 for name in FIGURES)
     steps = {row.method: row.steps for row in tables["a_ravine"]}
     assert steps["GD"] is not None and steps["Momentum, heavy ball"] is not None
     assert steps["Momentum, heavy ball"] < steps["GD"]
+
+    # the saddle's goal is to leave it: a run the callback stopped there escaped, it did not fail
+    saddle = {row.method: race.verdict(race.SADDLE, row) for row in tables["c_saddle"]}
+    assert saddle["Momentum, heavy ball"] == "escaped the saddle"
+    assert saddle["Adagrad"].startswith("did not escape: maximum number of iterations")
+    # every point of every ravine path lies inside its panel (Adagrad's and RMSprop's first jump included)
+    x_min, x_max, y_min, y_max = race.panel_box(race.RAVINE, [row.result.path for row in tables["a_ravine"]])
+    for row in tables["a_ravine"]:
+        (px_min, py_min), (px_max, py_max) = row.result.path.min(axis=0), row.result.path.max(axis=0)
+        assert x_min <= px_min and px_max <= x_max and y_min <= py_min and py_max <= y_max, row.method
