@@ -1,8 +1,8 @@
-"""Critical points and the learning-rate limit: what the Hessian tells gradient descent (seed 000).
+"""Critical points and the learning-rate limit: what the Hessian tells gradient descent (「梯度下降的調整策略」).
 
 Run:  python demos/critical_points.py [--out out/] [--quick]
 
-Seed 000 (梯度下降的調整策略) says two things about the Hessian H that this demo checks.
+The note 「梯度下降的調整策略」 says two things about the Hessian H that this demo checks.
 
 Part 1, "判斷臨界點的類型": where ∇f = 0, the signs of H's eigenvalues tell what the point is:
 all positive a minimum, all negative a maximum, both signs a saddle. The demo takes the
@@ -20,7 +20,7 @@ What to look at in critical_points.png and the first table:
 - The saddle: the two runs that start exactly on the x-axis (the saddle's stable
   direction) converge to it; all others are pushed out along ±y, since any y ≠ 0 grows by
   (1 + 2·lr) per step. A start closer to the axis would first slide towards the saddle and
-  linger there before leaving: GD stalls near saddles (seed 002's momentum is the cure)
+  linger there before leaving: GD stalls near saddles (the momentum of 「2.3 梯度下降法與優化技術」 is the cure)
   but, started off the axis, does not stay.
 - The cap: every run is pushed away.
 - The monkey saddle has H = 0 at the origin: both eigenvalues are 0, second derivatives

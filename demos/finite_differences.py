@@ -1,6 +1,6 @@
 """Finite differences against the step size h: the V-shaped error curve, and why gradcheck runs in float64.
 
-Seed 000 (梯度下降的調整策略, "掉進「浮點數」的陷阱") warns that the computer's float and
+The note 「梯度下降的調整策略」 ("掉進「浮點數」的陷阱") warns that the computer's float and
 double are not real numbers: they are discrete, with gaps, and every operation rounds.
 A finite difference shows it at once. For a smooth f, Taylor's theorem gives
 

@@ -1,6 +1,6 @@
 """Vanishing and exploding gradients, measured layer by layer in a 10-layer network.
 
-Seed 004 (機器學習中的優化器 (2), section "2. 梯度消失與梯度爆炸") names the two
+The note 「機器學習中的優化器 第 2 篇」 (section "2. 梯度消失與梯度爆炸") names the two
 problems: in a deep network the gradient can become tiny, so the early layers hardly
 learn (vanishing), or huge, so the updates throw the model around (exploding). Its
 picture shows the second with a learning rate that is too large; this demo shows where

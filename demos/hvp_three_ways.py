@@ -1,8 +1,8 @@
-"""One Hessian-vector product, three ways: accuracy and cost (seed 000: the Hessian, Newton's method).
+"""One Hessian-vector product, three ways: accuracy and cost (「梯度下降的調整策略」: the Hessian, Newton's method).
 
 Run:  python demos/hvp_three_ways.py [--out out/] [--quick]
 
-Seed 000's table says Newton's method costs O(n²) memory for H and O(n³) time to solve
+The table of 「梯度下降的調整策略」 says Newton's method costs O(n²) memory for H and O(n³) time to solve
 with it. Newton-CG (optim.NewtonCG) avoids both: it only ever needs products H·v, each at
 about the cost of a couple of gradients, and never forms H. This demo computes the same
 product H(x)·v in three ways and compares each with the exact answer:

@@ -1,4 +1,4 @@
-"""Seed 003's example, line for line: fit y = 2x with SGD, then with Adagrad.
+"""The example of 「第二章 梯度下降法」, line for line: fit y = 2x with SGD, then with Adagrad.
 
 The note (chapter 2, sections 2.4) writes this in PyTorch; here only the imports differ:
 `torch.nn` is `nn`, `torch.optim` is `optim`, `torch.tensor` is `tensor`. Each epoch is

@@ -1,8 +1,8 @@
-"""Newton versus first-order methods: logistic regression on the handwritten digits (seed 000).
+"""Newton versus first-order methods: logistic regression on the handwritten digits (「梯度下降的調整策略」).
 
 Run:  python demos/newton_vs_first_order.py [--out out/] [--quick]
 
-Seed 000 (梯度下降的調整策略) puts three methods in one table: gradient descent (first order,
+The note 「梯度下降的調整策略」 puts three methods in one table: gradient descent (first order,
 O(n) per step, "slow, linear"), Newton (second order, O(n³) per step, "fast, quadratic") and
 quasi-Newton L-BFGS (O(n·k) per step, "fairly fast"). This demo measures that table on a
 real problem: L2-regularised logistic regression on the digits, "is the digit odd?",
@@ -17,7 +17,7 @@ their counters (opt.counts: function, gradient and Hessian-vector evaluations) c
 - GD: optim.SGD with lr = 1/L, where L = λmax of the Hessian at w = 0, found by power
   iteration with Hessian-vector products (tinygrad_edu.curvature.top_eigenvalue). For
   logistic regression H(w) = Xᵀ diag(σ(1−σ)) X / n + λI and σ(1−σ) ≤ 1/4 = its value at
-  w = 0, so H(w) ≤ H(0) everywhere and this lr is safe all the way (seed 000: a step above
+  w = 0, so H(w) ≤ H(0) everywhere and this lr is safe all the way (「梯度下降的調整策略」: a step above
   2/λmax diverges, see demos/critical_points.py).
 - Adam: optim.Adam, lr = 1e-2 (its adaptive step has no fixed contraction rate).
 - L-BFGS: one iteration per step (max_iter=1), strong-Wolfe line search, PyTorch's
@@ -35,8 +35,8 @@ What to look at:
     two Newton-CG variants lie in between.
 (2) Right column (per second): the same curves against wall time. A Newton step costs 65
     HVPs plus an eigendecomposition, a GD step one gradient; for 65 weights Newton still
-    wins by far, and NewtonCG, with about 7 HVPs per step, is faster still. Seed 000's
-    O(n³) warning is about n in the millions, not 65.
+    wins by far, and NewtonCG, with about 7 HVPs per step, is faster still. The
+    O(n³) warning of 「梯度下降的調整策略」 is about n in the millions, not 65.
 (3) The printed table: iterations, function/gradient evaluations, HVPs, wall time, the
     final gap, and the estimated order of convergence q. With e_k = ‖w_k − w*‖ (w* from an
     extra, very accurate Newton run), q ≈ log(e_{k+1}/e_k) / log(e_k/e_{k−1}): if

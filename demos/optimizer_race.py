@@ -1,4 +1,4 @@
-"""Optimizer race: every optimizer of optim/ on the landscapes of the course notes (seeds 000-004).
+"""Optimizer race: every optimizer of optim/ on the landscapes of the course notes.
 
 Run:  python demos/optimizer_race.py [--out out/] [--quick] [--tune]
 
@@ -10,8 +10,9 @@ from which the loss stays within 1e-6 of the known minimum until the run ends (o
 step where |y| passes 2). How each learning rate was chosen is in the comment above LR_GRID.
 
 What to look at:
-(a) a_ravine.png: 0.5·(x² + 50·y²), steep across, flat along (seed 000's narrow valley, seed 001's
-    ravine). GD needs lr < 2/50 for the steep direction, so it crawls along the flat one; momentum
+(a) a_ravine.png: 0.5·(x² + 50·y²), steep across, flat along (the narrow valley of
+    「梯度下降的調整策略」, the ravine of 「訓練卡住 ≠ 梯度過小」). GD needs lr < 2/50 for the steep
+    direction, so it crawls along the flat one; momentum
     keeps its speed along the valley floor and needs roughly 40 % fewer steps. Adagrad and RMSprop give
     each coordinate its own step and finish in a handful: this valley lies along the axes, which is
     exactly what a per-coordinate step can fix (rotate it by 45° to see the advantage shrink). At
@@ -21,8 +22,8 @@ What to look at:
 (b) b_rosenbrock.png: the curved valley from (−1.2, 1). Reaching the valley floor takes a few
     steps; following it to (1, 1) is the hard part, and within 5000 steps plain GD does not get
     there. AdamW keeps its default weight decay (1e-2), which keeps pulling it away, towards 0.
-(c) c_saddle.png: x² − y² from (1, 0.001), a saddle (seed 000: gradient zero, yet not a minimum;
-    seed 002: momentum on saddles). Near it the gradient along y is tiny: GD's |y| grows by
+(c) c_saddle.png: x² − y² from (1, 0.001), a saddle (「梯度下降的調整策略」: gradient zero, yet not a minimum;
+    the note 「2.3 梯度下降法與優化技術」: momentum on saddles). Near it the gradient along y is tiny: GD's |y| grows by
     (1 + 2·lr) a step, a straight line on the log plot. Heavy ball and Nesterov add those steps
     up and leave about four times sooner; the adaptive methods divide by the gradient's size, so
     the tiny gradient still gives full-size steps (RMSprop leaves first), except Adagrad, whose
@@ -31,21 +32,21 @@ What to look at:
     minimum, so a run stops once |y| > 2 (its callback returns True): the table says "escaped the
     saddle", which is the goal here, not a failure.
 (d) d_double_well.png: x⁴ − 3x² − x + y², a shallow minimum at x ≈ −1.13 before the deeper one
-    at x ≈ 1.30 (seed 004's figure of a ball rolling through a valley). At the same learning rate
+    at x ≈ 1.30 (the figure of a ball rolling through a valley). At the same learning rate
     GD stops in the first valley; heavy ball, the moving average and Nesterov arrive with speed and
     roll over the hump. The adaptive methods, whose steps are bounded by their lr, stay in the
     first valley too (Adagrad, its steps ever shrinking, has not even settled there).
-(e) e_lr_study.png: seed 004's learning-rate study. Its loss is the MSE of ŷ = w1·x1 + w2·x2 on the
-    three samples of the note's figure code (gradient-descent-bgd.py, linked from seed 004), from
+(e) e_lr_study.png: the learning-rate study of 「機器學習中的優化器 第 2 篇」. Its loss is the MSE of ŷ = w1·x1 + w2·x2 on the
+    three samples of the note's figure code (gradient-descent-bgd.py, linked from that note), from
     w = (0, 0). The Hessian's largest eigenvalue is 22/3, so GD is stable only for lr < 3/11 ≈ 0.273:
     at 0.1 it converges in a few steps; 0.28 is just past the limit and each zig-zag is 5 % longer
     than the last, which over the note's 10-step animation looks like a steady oscillation; at 0.5
     the loss overflows and minimize reports "diverged".
-(f) f_lr_schedules.png: seed 001's schedules, computed with optim.lr_scheduler on a dummy optimizer:
+(f) f_lr_schedules.png: the schedules of 「訓練卡住 ≠ 梯度過小」, computed with optim.lr_scheduler on a dummy optimizer:
     a linear warm-up then cosine decay (SequentialLR), and StepLR's step decay.
 
-The two momentum rows are the notes' two forms of one method: heavy ball (seed 004) is
-momentum=0.9, dampening=0; the moving average of seeds 002/003 is dampening=0.9, which averages
+The two momentum rows are the notes' two forms of one method: heavy ball (「機器學習中的優化器 第 2 篇」) is
+momentum=0.9, dampening=0; the moving average of 「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」 is dampening=0.9, which averages
 the gradients instead of summing them, so at the same lr its steps end up about 10 times shorter
 than the heavy ball's, as long as GD's. (Both start their buffer at the first gradient, as PyTorch.)
 
@@ -74,7 +75,7 @@ from _cli import demo_parser  # noqa: E402
 
 TOL = 1e-6  # "reached": from that step on, the loss stays within TOL of the known minimum
 GTOL = 1e-4  # minimize stops once max |gradient| < GTOL; on these landscapes the loss is then within TOL
-BETA = 0.9  # every momentum coefficient, the notes' usual value (seed 004)
+BETA = 0.9  # every momentum coefficient, the notes' usual value (「機器學習中的優化器 第 2 篇」)
 
 
 @dataclass(frozen=True)
@@ -89,8 +90,8 @@ class Method:
 GD = Method("GD", "sgd")
 METHODS = (
     GD,
-    Method("Momentum, heavy ball", "sgd", {"momentum": BETA}),  # seed 004: v ← βv − η∇L, w ← w + v
-    Method("Momentum, moving average", "sgd", {"momentum": BETA, "dampening": BETA}),  # seeds 002/003
+    Method("Momentum, heavy ball", "sgd", {"momentum": BETA}),  # v ← βv − η∇L, w ← w + v
+    Method("Momentum, moving average", "sgd", {"momentum": BETA, "dampening": BETA}),  # v ← βv + (1 − β)∇L
     Method("Nesterov", "sgd", {"momentum": BETA, "nesterov": True}),
     Method("Adagrad", "adagrad"),
     Method("RMSprop", "rmsprop"),
@@ -107,7 +108,7 @@ METHODS = (
 #   lowest). `--tune` reruns this search (about two minutes) and prints the two tables below.
 # - The saddle and the double well show a behaviour, not a race: every method takes the same ETA,
 #   except Adadelta, whose lr is a unitless factor on a step it sizes itself (default 1.0).
-# - Seed 004's study: its two learning rates, 0.1 and 0.28, and 0.5, which diverges.
+# - The learning-rate study of 「機器學習中的優化器 第 2 篇」: its two learning rates, 0.1 and 0.28, and 0.5, which diverges.
 LR_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0)
 RAVINE_LR = {"GD": 0.03, "Momentum, heavy ball": 0.01, "Momentum, moving average": 0.03, "Nesterov": 0.01,
              "Adagrad": 10.0, "RMSprop": 1.0, "Adadelta": 1.0, "Adam": 1.0, "AdamW": 10.0, "NAdam": 0.3, "RAdam": 0.1}
@@ -140,7 +141,8 @@ def double_well(v: Tensor) -> Tensor:
 
 
 def seed_quadratic(v: Tensor) -> Tensor:
-    """Seed 004's loss: the mean squared error of ŷ = w1·x1 + w2·x2 on the three samples
+    """The loss of the learning-rate study in 「機器學習中的優化器 第 2 篇」: the mean squared error
+    of ŷ = w1·x1 + w2·x2 on the three samples
     (x1, x2, y) = (1, 1, 4), (2, 1, 6), (1, 2, 6) of the figure code the note links
     (gradient-descent-bgd.py); minimum 0 at w1 = w2 = 2."""
     w1, w2 = v[0], v[1]
@@ -197,7 +199,7 @@ DOUBLE_WELL = Landscape(
     start=(-2.2, 1.5), minimum=(float(numpy.roots([4, 0, -6, -1]).real.max()), 0.0),  # the largest root of f'
     runs=shared(ETA), maxiter=2000, quick_maxiter=300, box=(-2.6, 2.6, -1.8, 1.8), log_levels=False)
 LR_STUDY = Landscape(
-    key="e_lr_study", title="(e) Seed 004's learning-rate study: GD on its MSE, optimum w1 = w2 = 2",
+    key="e_lr_study", title="(e) The course notes' learning-rate study: GD on its MSE, optimum w1 = w2 = 2",
     fun=seed_quadratic, start=(0.0, 0.0), minimum=(2.0, 2.0), runs=((GD, 0.1), (GD, 0.28), (GD, 0.5)),
     maxiter=400, quick_maxiter=400, box=(-2.0, 6.0, -2.0, 6.0), axes=("w1", "w2"))
 LANDSCAPES = (RAVINE, ROSENBROCK, SADDLE, DOUBLE_WELL, LR_STUDY)
@@ -292,7 +294,7 @@ STYLES = tuple(zip(("black", "tab:blue", "tab:cyan", "tab:green", "tab:olive", "
 
 def panels(rows: list[Row]) -> list[tuple[str, list[int]]]:
     """Which rows share a contour panel: one per run when all rows are one method at several
-    learning rates (seed 004's study, side by side as in the note), else GD and momentum in one
+    learning rates (the learning-rate study, side by side as in its note), else GD and momentum in one
     and the adaptive methods in the other."""
     if len({row.method for row in rows}) == 1:
         return [(f"{row.method}, lr = {row.lr:g}", [i]) for i, row in enumerate(rows)]
@@ -417,7 +419,7 @@ def schedule(make: Callable[[optim.Optimizer], lr_scheduler.LRScheduler], epochs
 
 
 def plot_schedules(out: Path, epochs: int = 100) -> Path:
-    """Seed 001's warm-up then decay (LinearLR, then CosineAnnealingLR) beside StepLR's step decay."""
+    """The warm-up then decay of 「訓練卡住 ≠ 梯度過小」 (LinearLR, then CosineAnnealingLR) beside StepLR's step decay."""
     warmup = 10
     cosine = schedule(lambda opt: lr_scheduler.SequentialLR(
         opt, [lr_scheduler.LinearLR(opt, start_factor=0.01, total_iters=warmup),

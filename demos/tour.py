@@ -5,9 +5,10 @@
 2. Trust, but check: gradcheck compares those gradients with finite differences, and
    catches a deliberately wrong derivative.
 3. The optimizer race: GD, momentum, Nesterov, Adagrad, RMSprop, Adam and friends on a
-   ravine, Rosenbrock, a saddle, a double well (seeds 000, 001, 004).
-4. Training: an MLP learns the 8x8 digits with Adam (seed 002's loop), with a checkpoint.
-5. Second order: Newton-CG and L-BFGS against gradient descent (seed 000's Newton).
+   ravine, Rosenbrock, a saddle, a double well (the notes 「梯度下降的調整策略」,
+   「訓練卡住 ≠ 梯度過小」 and 「機器學習中的優化器 第 2 篇」).
+4. Training: an MLP learns the 8x8 digits with Adam (the loop of 「2.3 梯度下降法與優化技術」), with a checkpoint.
+5. Second order: Newton-CG and L-BFGS against gradient descent (Newton, as in 「梯度下降的調整策略」).
 
 Run: python demos/tour.py [--out out] [--device cpu|cuda] [--quick]
 """

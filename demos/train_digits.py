@@ -1,6 +1,6 @@
 """Train a classifier on the 8x8 handwritten digits, save a checkpoint, resume it exactly.
 
-This is the training loop of seed 002 (2.3 梯度下降法與優化技術, section 2.3.5: the model,
+This is the training loop of the note 「2.3 梯度下降法與優化技術」 (section 2.3.5: the model,
 the loss, `optim.Adam(model.parameters(), lr=0.001)`, then zero_grad → backward → step
 for every batch) grown into a whole program, with the pieces a real run needs:
 
@@ -13,7 +13,7 @@ for every batch) grown into a whole program, with the pieces a real run needs:
 - `--optimizer`: any first-order optimizer of optim, by its name in any case (sgd,
   adagrad, rmsprop, adadelta, adam, adamw, adamax, nadam, radam), each with the learning
   rate in OPTIMIZERS unless `--lr` says otherwise. The default is Adam with lr 1e-3, as in
-  the seed; on this data every optimizer of the table, at its rate, reaches the targets
+  the note; on this data every optimizer of the table, at its rate, reaches the targets
   (MLP >= 97%, CNN >= 98% test accuracy) in the default 30 epochs of batch 32, with no
   learning-rate schedule. The second-order methods of the course (Newton-CG, L-BFGS)
   need a closure and the whole data set per step, not mini-batches.

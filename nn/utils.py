@@ -1,4 +1,4 @@
-"""Gradient clipping: tame exploding gradients (seed 004) before the optimizer steps."""
+"""Gradient clipping: tame exploding gradients (「機器學習中的優化器 第 2 篇」) before the optimizer steps."""
 from __future__ import annotations
 
 from typing import Iterable

@@ -1,6 +1,6 @@
 """optim: the optimizers of the course notes, from gradient descent to Adam and beyond.
 
-Each class's docstring holds its update rule in the notation of the seed note that
+Each class's docstring holds its update rule in the notation of the course note that
 teaches it, with each symbol mapped to an argument, and its `update` method reads as
 those same lines. Every optimizer takes what torch.optim's takes and matches its
 trajectory. LBFGS, NewtonCG, TrustRegionNewtonCG and Newton take a closure and use the

@@ -15,7 +15,7 @@ class Adadelta(Optimizer):
         θ_t = θ_{t−1} − η Δ_t                                ρ = rho, ε = eps, η = lr
 
     The paper has no η (it is 1, the default here). The notes do not treat Adadelta; it
-    answers their complaint about Adagrad (seed 001: the rate decays to nothing) like
+    answers their complaint about Adagrad (「訓練卡住 ≠ 梯度過小」: the rate decays to nothing) like
     RMSprop does, and also removes the global rate by measuring steps in θ's units.
     weight_decay λ adds λθ to g; maximize uses −g.
 

@@ -7,18 +7,18 @@ from .optimizer import Optimizer, require
 
 
 class Adagrad(Optimizer):
-    r"""Adagrad (seed 003, 2.3.2; seed 002):
+    r"""Adagrad (「第二章 梯度下降法」 §2.3.2; 「2.3 梯度下降法與優化技術」):
 
         r_t = r_{t−1} + g_t²                       (sum of squared gradients, r_0 = initial_accumulator_value)
         θ_{t+1} = θ_t − η / (√r_t + ε) · g_t        η = lr, ε = eps
 
-    Seed 001 writes the same update with σ, the root mean square of the past gradients,
+    The note 「訓練卡住 ≠ 梯度過小」 writes the same update with σ, the root mean square of the past gradients,
     and a learning rate that decays as η/√(t+1):
 
         σ_t = √( 1/(t+1) Σ_{i=0}^{t} g_i² ),      θ^{t+1} = θ^t − (η/√(t+1)) / σ_t · g_t
 
     and (η/√(t+1)) / σ_t = η / √(Σ g_i²) = η / √r_t: the 1/(t+1) inside σ cancels the
-    decay, so both notes describe one algorithm. Where ε sits differs: seeds 002/003 put
+    decay, so both notes describe one algorithm. Where ε sits differs: 「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」 put
     it inside the root, √(r_t + ε); PyTorch (and this class) outside, √r_t + ε.
     lr_decay δ divides the rate further: η_t = η / (1 + (t − 1) δ).
     weight_decay λ adds λθ to g; maximize uses −g.

@@ -18,7 +18,7 @@ def adam_defaults(lr: float, betas: tuple, eps: float, weight_decay: float, **ot
 
 
 class Adam(Optimizer):
-    r"""Adam (seed 001; seed 002), RMSprop plus momentum:
+    r"""Adam (「訓練卡住 ≠ 梯度過小」; 「2.3 梯度下降法與優化技術」), RMSprop plus momentum:
 
         m_t = β₁ m_{t−1} + (1 − β₁) g_t              (first moment, m_0 = 0)
         v_t = β₂ v_{t−1} + (1 − β₂) g_t²             (second moment, v_0 = 0)

@@ -1,5 +1,5 @@
-"""Learning-rate schedules: decay (seed 001: approach the minimum with smaller steps) and
-warm-up (seed 001: small steps while the optimizer's statistics are still unreliable).
+"""Learning-rate schedules: decay (「訓練卡住 ≠ 梯度過小」: approach the minimum with smaller steps) and
+warm-up (「訓練卡住 ≠ 梯度過小」: small steps while the optimizer's statistics are still unreliable).
 
 Usage as PyTorch's: make the scheduler after the optimizer (it applies its epoch-0 rate
 at once, e.g. LinearLR's start_factor), and call `scheduler.step()` after each

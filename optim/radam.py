@@ -18,7 +18,7 @@ class RAdam(Optimizer):
 
     In the first steps v_t rests on a few gradients and 1/√v̂ has a huge variance; RAdam
     rectifies it by r_t and skips it altogether while ρ_t is small: an automatic warm-up
-    (seed 001 motivates warm-up by exactly this variance of σ early on). With the
+    (the note 「訓練卡住 ≠ 梯度過小」 motivates warm-up by exactly this variance of σ early on). With the
     default β₂ = 0.999 the first 5 steps are plain momentum steps. The paper switches at
     ρ_t > 4; PyTorch (and this class) at ρ_t > 5.
     weight_decay λ adds λθ to g; maximize uses −g.

@@ -7,14 +7,14 @@ from .optimizer import Optimizer, require
 
 
 class RMSprop(Optimizer):
-    r"""RMSprop (seed 001; seed 002 with G for σ²):
+    r"""RMSprop (「訓練卡住 ≠ 梯度過小」; 「2.3 梯度下降法與優化技術」 with G for σ²):
 
         σ_t² = α σ_{t−1}² + (1 − α) g_t²           (σ_0² = 0; α = alpha)
         θ_{t+1} = θ_t − η / (σ_t + ε) · g_t         η = lr, ε = eps
 
-    Seed 001 writes the average without its square root (σ_t = α(σ_{t−1})² + ...); the
+    The note 「訓練卡住 ≠ 梯度過小」 writes the average without its square root (σ_t = α(σ_{t−1})² + ...); the
     update divides by the root mean square, σ_t = √(σ_t²), as above. Where ε sits
-    differs: seed 002 and TensorFlow 1's RMSPropOptimizer use √(σ² + ε); PyTorch and
+    differs: the note 「2.3 梯度下降法與優化技術」 and TensorFlow 1's RMSPropOptimizer use √(σ² + ε); PyTorch and
     Keras (and this class) σ + ε, outside the root.
     centered=True subtracts the squared mean gradient, σ_t² − ḡ_t² with
     ḡ_t = α ḡ_{t−1} + (1 − α) g_t: a variance instead of a second moment.

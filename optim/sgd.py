@@ -7,7 +7,8 @@ from .optimizer import Optimizer, require
 
 
 class SGD(Optimizer):
-    r"""Gradient descent (seed 003, 2.2; seed 001's table; seed 004):
+    r"""Gradient descent (「第二章 梯度下降法」 §2.2; the table of 「訓練卡住 ≠ 梯度過小」;
+    「機器學習中的優化器 第 2 篇」):
 
         θ_{t+1} = θ_t − η ∇L(θ_t)                                  η = lr
 
@@ -20,9 +21,9 @@ class SGD(Optimizer):
         θ_t = θ_{t−1} − η b_t
 
     The notes write it two ways, both this buffer:
-    - heavy ball (seed 004): v_{t+1} = β v_t − η∇L(w_t), w_{t+1} = w_t + v_{t+1}, is
+    - heavy ball (「機器學習中的優化器 第 2 篇」): v_{t+1} = β v_t − η∇L(w_t), w_{t+1} = w_t + v_{t+1}, is
       momentum=β, dampening=0, with v = −η b;
-    - moving average (seeds 002, 003): v_t = β v_{t−1} + (1 − β)∇J(θ_t),
+    - moving average (「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」): v_t = β v_{t−1} + (1 − β)∇J(θ_t),
       θ_{t+1} = θ_t − α v_t, is momentum=β, dampening=β, α = lr. One difference: the
       notes start from v_0 = 0, so their first step is (1 − β) g_1; PyTorch (and this
       class) starts the buffer at b_1 = g_1; later steps agree.

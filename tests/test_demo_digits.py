@@ -1,5 +1,5 @@
 """The digits demos: demos/train_digits.py trains, checkpoints and resumes exactly;
-demos/gradient_flow.py measures vanishing and exploding gradients (seed 004)."""
+demos/gradient_flow.py measures vanishing and exploding gradients (「機器學習中的優化器 第 2 篇」)."""
 import sys
 from pathlib import Path
 

@@ -1,4 +1,4 @@
-"""The main demo (seed 003's linear regression) learns y = 2x with both optimizers."""
+"""The main demo (the linear regression of 「第二章 梯度下降法」) learns y = 2x with both optimizers."""
 import importlib
 import pathlib
 

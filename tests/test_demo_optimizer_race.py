@@ -1,5 +1,5 @@
 """Smoke test of demos/optimizer_race.py: its quick run draws every figure, and its ravine table
-says what seed 004 claims, that momentum needs fewer steps than plain GD; the saddle's table says
+says what the note 「機器學習中的優化器 第 2 篇」 claims, that momentum needs fewer steps than plain GD; the saddle's table says
 which runs escaped; the ravine's panels hold every path."""
 import importlib
 from pathlib import Path

@@ -1,5 +1,5 @@
 """Smoke test of the second-order demos (demos/newton_vs_first_order.py, critical_points.py,
-hvp_three_ways.py): each quick run draws its figures, and its numbers say what seed 000 claims:
+hvp_three_ways.py): each quick run draws its figures, and its numbers say what the note 「梯度下降的調整策略」 claims:
 Newton converges quadratically and GD linearly; the Hessian classifies the four critical points;
 GD converges just below 2/λmax and diverges just above; an HVP by automatic differentiation is
 exact where finite differences are not."""
