@@ -18,5 +18,6 @@ def demo_parser(doc: str, quick: str | None = None, out: str | None = "out",
     if quick is not None:
         parser.add_argument("--quick", action="store_true", help=quick)
     if device:
-        parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+        parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                            help="where the tensors live (cuda needs CuPy and a GPU; default: cpu)")
     return parser
