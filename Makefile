@@ -21,6 +21,7 @@ $(PY):
 
 # Reinstall when pyproject.toml changes (the package itself is installed editable).
 $(VENV)/.installed-%: pyproject.toml | $(PY)
+	@echo "Installing tinygrad_edu and its $* extras into $(VENV)/ (a minute or two, quietly)..."
 	$(PY) -m pip install -q -e '.[$*]'
 	touch $@
 

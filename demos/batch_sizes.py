@@ -1,6 +1,6 @@
-"""Seed 000's table, measured: batch gradient descent, SGD and mini-batch SGD side by side.
+"""The table of 「梯度下降的調整策略」, measured: batch gradient descent, SGD and mini-batch SGD side by side.
 
-Seed 000 (梯度下降的調整策略, the question "為何深度學習引擎當中通常用 SGD 而非 GD")
+The note 「梯度下降的調整策略」 (the question "為何深度學習引擎當中通常用 SGD 而非 GD")
 compares GD (all the data for each update), SGD (one sample) and mini-batch SGD (a few
 samples) in a table: data per update, update speed, noise of the path, and so on. All
 three are the one update θ ← θ − η∇L(θ) of optim.SGD; only the batches that DataLoader
@@ -8,7 +8,7 @@ feeds it differ (batch_size=None, 1, 16, 64; shuffled with a fixed seed).
 
 1. Linear regression y ≈ w·x + b (256 samples of make_regression, seed 0), every run from
    (w, b) = (2, 2). regression_paths.png draws each run's (w, b) path on the contour
-   lines of the full-data loss, as seed 004's animation does for GD. GD walks straight
+   lines of the full-data loss, as the animation of 「機器學習中的優化器 第 2 篇」 does for GD. GD walks straight
    down the bowl, one step per epoch, and has not arrived after 30 epochs; SGD is at the
    bottom within its first epoch and then never settles: it wanders in a cloud (right
    panel), and the larger the batch, the smaller the cloud. regression_loss.png: far
@@ -24,13 +24,13 @@ feeds it differ (batch_size=None, 1, 16, 64; shuffled with a fixed seed).
    update costs about the same and, far from the minimum, does about as much) while
    SGD's test accuracy flickers from update to update.
 
-The printed table is seed 000's, measured: per batch setting, updates per epoch, the
+The printed table is that of 「梯度下降的調整策略」, measured: per batch setting, updates per epoch, the
 median time of an epoch, the time of one update, the full-data loss before and after the
 epoch budget, the noise of the path and the test accuracy. Noise is the share of updates
 after which the full-data loss was higher than before: GD follows the true gradient with
 a safe step and never goes uphill; a batch's gradient is an estimate that sometimes
 points the wrong way, most often for one sample, and near the minimum about every other
-time. The seed's "更新速度: 極慢" for GD holds for ImageNet-sized data; here a full-batch
+time. The note's "更新速度: 極慢" for GD holds for ImageNet-sized data; here a full-batch
 update costs only a few times a one-sample update. Its GPU and local-minimum rows are
 not measured: this runs on the CPU, and both losses are convex.
 
@@ -50,7 +50,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads: small matmuls run ~4x faster on one thread
 
-import argparse
 import statistics
 import time
 from dataclasses import dataclass
@@ -66,6 +65,8 @@ import numpy as np  # noqa: E402
 from optim import SGD  # noqa: E402
 from tinygrad_edu import Tensor, arange, manual_seed, no_grad, randn, tensor, zeros  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits, make_regression  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 LR = 0.05
 SEED = 0
@@ -280,10 +281,7 @@ def markdown(rows: list[Row]) -> str:
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     """Run both experiments, write the PNGs, print the table; returns the table's rows."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the PNGs (default: out/)")
-    parser.add_argument("--quick", action="store_true", help="a tiny budget, for a smoke test")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, quick="a tiny budget, for a smoke test").parse_args(argv)
     regression_epochs, digits_epochs = (2, 1) if args.quick else (30, 10)
     args.out.mkdir(parents=True, exist_ok=True)
 

@@ -1,8 +1,8 @@
-"""Critical points and the learning-rate limit: what the Hessian tells gradient descent (seed 000).
+"""Critical points and the learning-rate limit: what the Hessian tells gradient descent (「梯度下降的調整策略」).
 
 Run:  python demos/critical_points.py [--out out/] [--quick]
 
-Seed 000 (梯度下降的調整策略) says two things about the Hessian H that this demo checks.
+The note 「梯度下降的調整策略」 says two things about the Hessian H that this demo checks.
 
 Part 1, "判斷臨界點的類型": where ∇f = 0, the signs of H's eigenvalues tell what the point is:
 all positive a minimum, all negative a maximum, both signs a saddle. The demo takes the
@@ -20,7 +20,7 @@ What to look at in critical_points.png and the first table:
 - The saddle: the two runs that start exactly on the x-axis (the saddle's stable
   direction) converge to it; all others are pushed out along ±y, since any y ≠ 0 grows by
   (1 + 2·lr) per step. A start closer to the axis would first slide towards the saddle and
-  linger there before leaving: GD stalls near saddles (seed 002's momentum is the cure)
+  linger there before leaving: GD stalls near saddles (the momentum of 「2.3 梯度下降法與優化技術」 is the cure)
   but, started off the axis, does not stay.
 - The cap: every run is pushed away.
 - The monkey saddle has H = 0 at the origin: both eigenvalues are 0, second derivatives
@@ -63,7 +63,6 @@ grew above 10 times its start (or overflowed); for the MLP that means "thrown ou
 """
 from __future__ import annotations
 
-import argparse
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +77,8 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import classify_critical_point, hessian_eigenvalues, top_eigenvalue  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 GD_LR = 0.1  # part 1: the learning rate of every run near the critical points
 RADIUS = 0.6  # part 1: the runs start on this circle around (0, 0)
@@ -308,11 +309,8 @@ def plot_lr_limit(result: dict, file: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Part 1 and part 2: print both tables, draw both figures; returns the numbers."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="folder for the PNGs (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="fewer GD iterations (a smoke test)")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    args = demo_parser(__doc__, quick="fewer GD iterations (a smoke test)").parse_args(argv)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     rows = critical_point_table(60 if args.quick else 200)

@@ -45,7 +45,6 @@ Run: python demos/draw_graphs.py [--out out/graphs/] [--png] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +56,8 @@ import numpy as np
 import nn
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
+
+from _cli import demo_parser
 
 MICROGRAD_B = 6.8813735870195432  # micrograd's bias: makes n = 0.8814, so that o = tanh(n) = 1/√2
 
@@ -188,11 +189,8 @@ def count_nodes(drawing: graphviz.Digraph) -> int:
 
 def main(argv: Sequence[str] | None = None) -> Drawings:
     """Build each graph, render it, print the node counts; returns the files and the counts."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out/graphs"), help="folder for the drawings "
-                        "(default: out/graphs/)")
+    parser = demo_parser(__doc__, quick="leave out the module-level drawing", out="out/graphs")
     parser.add_argument("--png", action="store_true", help="write a PNG of each drawing next to its SVG")
-    parser.add_argument("--quick", action="store_true", help="leave out the module-level drawing")
     args = parser.parse_args(argv)
 
     graphs = {"neuron": neuron(), "mlp_loss": mlp_loss(), "hvp": hessian_vector_product()}

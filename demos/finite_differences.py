@@ -1,6 +1,6 @@
 """Finite differences against the step size h: the V-shaped error curve, and why gradcheck runs in float64.
 
-Seed 000 (梯度下降的調整策略, "掉進「浮點數」的陷阱") warns that the computer's float and
+The note 「梯度下降的調整策略」 ("掉進「浮點數」的陷阱") warns that the computer's float and
 double are not real numbers: they are discrete, with gaps, and every operation rounds.
 A finite difference shows it at once. For a smooth f, Taylor's theorem gives
 
@@ -57,7 +57,6 @@ Run: python demos/finite_differences.py [--out out/] [--quick]
 """
 from __future__ import annotations
 
-import argparse
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,6 +70,8 @@ import numpy as np  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu import Tensor  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 X0 = 1.0
 DTYPES = ("float64", "float32")
@@ -158,10 +159,7 @@ def plot(hs: np.ndarray, curves: dict[tuple[str, str], np.ndarray], rows: list[R
 
 def main(argv: Sequence[str] | None = None) -> list[Row]:
     """Compute the four error curves, print the table, write the figure; returns the table's rows."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the PNG (default: out/)")
-    parser.add_argument("--quick", action="store_true", help="2 steps per decade instead of 8, for a smoke test")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, quick="2 steps per decade instead of 8, for a smoke test").parse_args(argv)
     per_decade = 2 if args.quick else 8
     hs = np.logspace(-1, -16, 15 * per_decade + 1)
     eps_gc = GRADCHECK_DEFAULTS["eps"]

@@ -1,6 +1,6 @@
 """Vanishing and exploding gradients, measured layer by layer in a 10-layer network.
 
-Seed 004 (機器學習中的優化器 (2), section "2. 梯度消失與梯度爆炸") names the two
+The note 「機器學習中的優化器 第 2 篇」 (section "2. 梯度消失與梯度爆炸") names the two
 problems: in a deep network the gradient can become tiny, so the early layers hardly
 learn (vanishing), or huge, so the updates throw the model around (exploding). Its
 picture shows the second with a learning rate that is too large; this demo shows where
@@ -63,7 +63,6 @@ import os
 
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads: small matmuls run faster on one thread
 
-import argparse
 import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -78,6 +77,8 @@ import nn  # noqa: E402
 from optim import SGD  # noqa: E402
 from tinygrad_edu import manual_seed  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 SEED, DEPTH, WIDTH, BATCH, LR = 0, 10, 64, 64, 0.05
 ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}
@@ -216,10 +217,7 @@ def plot(grid: dict[str, dict[str, dict[str, np.ndarray]]], clipping: dict[str, 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Run every (activation, init) and the clipping pair, print both tables, write the PNG;
     returns the printed numbers."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the PNG (default: out/)")
-    parser.add_argument("--quick", action="store_true", help="a few steps, for a smoke test")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, quick="a few steps, for a smoke test").parse_args(argv)
     grid_steps, clip_steps = (5, 12) if args.quick else (40, 60)
 
     images, labels = load_digits()

@@ -1,8 +1,8 @@
-"""One Hessian-vector product, three ways: accuracy and cost (seed 000: the Hessian, Newton's method).
+"""One Hessian-vector product, three ways: accuracy and cost (「梯度下降的調整策略」: the Hessian, Newton's method).
 
 Run:  python demos/hvp_three_ways.py [--out out/] [--quick]
 
-Seed 000's table says Newton's method costs O(n²) memory for H and O(n³) time to solve
+The table of 「梯度下降的調整策略」 says Newton's method costs O(n²) memory for H and O(n³) time to solve
 with it. Newton-CG (optim.NewtonCG) avoids both: it only ever needs products H·v, each at
 about the cost of a couple of gradients, and never forms H. This demo computes the same
 product H(x)·v in three ways and compares each with the exact answer:
@@ -52,7 +52,6 @@ What to look at:
 """
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -67,6 +66,8 @@ import numpy  # noqa: E402
 import nn  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.data import load_digits, make_moons  # noqa: E402
+
+from _cli import demo_parser  # noqa: E402
 
 LAM = 1e-2
 MACHINE_EPS = float(numpy.finfo(numpy.float64).eps)
@@ -243,11 +244,8 @@ def plot(problems: list, results: list, sweeps: list, file: Path) -> None:
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Print the table, draw the figure; returns the rows (one per problem and way)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="folder for the PNGs (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="fewer timing repetitions (a smoke test)")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    args = demo_parser(__doc__, quick="fewer timing repetitions (a smoke test)").parse_args(argv)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
     repeats = 10 if args.quick else 60
 

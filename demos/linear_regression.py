@@ -1,4 +1,4 @@
-"""Seed 003's example, line for line: fit y = 2x with SGD, then with Adagrad.
+"""The example of 「第二章 梯度下降法」, line for line: fit y = 2x with SGD, then with Adagrad.
 
 The note (chapter 2, sections 2.4) writes this in PyTorch; here only the imports differ:
 `torch.nn` is `nn`, `torch.optim` is `optim`, `torch.tensor` is `tensor`. Each epoch is
@@ -8,9 +8,15 @@ batch_size=1 or 16) would make it SGD or mini-batch SGD with the same optimizer.
 
 Run: python demos/linear_regression.py
 """
+from __future__ import annotations
+
+from typing import Sequence
+
 import nn
 import optim
 from tinygrad_edu import manual_seed, tensor
+
+from _cli import demo_parser
 
 x_train = tensor([[1.0], [2.0], [3.0], [4.0], [5.0]])
 y_train = tensor([[2.0], [4.0], [6.0], [8.0], [10.0]])
@@ -45,7 +51,9 @@ def train(model, criterion, optimizer, num_epochs=1000):
     return loss.item()
 
 
-def main():
+def main(argv: Sequence[str] | None = None) -> dict:
+    """Train the note's model with SGD, then with Adagrad; returns {name: (loss, w, b)}."""
+    demo_parser(__doc__, out=None).parse_args(argv)  # no options: --help explains, anything else is refused
     results = {}
     for name, make_optimizer in [
         ("SGD, lr=0.01", lambda params: optim.SGD(params, lr=0.01)),

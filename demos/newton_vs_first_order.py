@@ -1,8 +1,8 @@
-"""Newton versus first-order methods: logistic regression on the handwritten digits (seed 000).
+"""Newton versus first-order methods: logistic regression on the handwritten digits (「梯度下降的調整策略」).
 
 Run:  python demos/newton_vs_first_order.py [--out out/] [--quick]
 
-Seed 000 (梯度下降的調整策略) puts three methods in one table: gradient descent (first order,
+The note 「梯度下降的調整策略」 puts three methods in one table: gradient descent (first order,
 O(n) per step, "slow, linear"), Newton (second order, O(n³) per step, "fast, quadratic") and
 quasi-Newton L-BFGS (O(n·k) per step, "fairly fast"). This demo measures that table on a
 real problem: L2-regularised logistic regression on the digits, "is the digit odd?",
@@ -17,7 +17,7 @@ their counters (opt.counts: function, gradient and Hessian-vector evaluations) c
 - GD: optim.SGD with lr = 1/L, where L = λmax of the Hessian at w = 0, found by power
   iteration with Hessian-vector products (tinygrad_edu.curvature.top_eigenvalue). For
   logistic regression H(w) = Xᵀ diag(σ(1−σ)) X / n + λI and σ(1−σ) ≤ 1/4 = its value at
-  w = 0, so H(w) ≤ H(0) everywhere and this lr is safe all the way (seed 000: a step above
+  w = 0, so H(w) ≤ H(0) everywhere and this lr is safe all the way (「梯度下降的調整策略」: a step above
   2/λmax diverges, see demos/critical_points.py).
 - Adam: optim.Adam, lr = 1e-2 (its adaptive step has no fixed contraction rate).
 - L-BFGS: one iteration per step (max_iter=1), strong-Wolfe line search, PyTorch's
@@ -35,24 +35,26 @@ What to look at:
     two Newton-CG variants lie in between.
 (2) Right column (per second): the same curves against wall time. A Newton step costs 65
     HVPs plus an eigendecomposition, a GD step one gradient; for 65 weights Newton still
-    wins by far, and NewtonCG, with about 7 HVPs per step, is faster still. Seed 000's
-    O(n³) warning is about n in the millions, not 65.
+    wins by far, and NewtonCG, with about 7 HVPs per step, is faster still. The
+    O(n³) warning of 「梯度下降的調整策略」 is about n in the millions, not 65.
 (3) The printed table: iterations, function/gradient evaluations, HVPs, wall time, the
     final gap, and the estimated order of convergence q. With e_k = ‖w_k − w*‖ (w* from an
-    extra, very accurate Newton run), q ≈ log(e_{k+1}/e_k) / log(e_k/e_{k−1}), taken over
-    the last three iterates whose errors are all still above the precision floor
-    (1e-11·‖w*‖): if e_{k+1} ≈ C e_k^q, this ratio tends to q. Expect q ≈ 1 for GD
-    (linear), between 1 and 2 for L-BFGS and Newton-CG (superlinear: CG's tolerance
-    shrinks like √‖g‖, so about 1.5), q ≈ 2 for Newton (quadratic). Adam with a fixed lr
-    settles into no clean rate; its q means little.
+    extra, very accurate Newton run), q ≈ log(e_{k+1}/e_k) / log(e_k/e_{k−1}): if
+    e_{k+1} ≈ C e_k^q, this ratio tends to q. It is read only from the run's last errors
+    above the precision floor (1e-11·‖w*‖), and only when at least five of them shrink one
+    after the other; otherwise the table says "—". Expect q ≈ 1 for GD (linear), between
+    1 and 2 for Newton-CG (superlinear: CG's tolerance shrinks like √‖g‖, so about 1.5),
+    q ≈ 2 for Newton (quadratic). Adam with a fixed lr circles w* in the end, its error
+    growing and shrinking: it has no order, and the ratio would be noise (9, −0.1, ...).
     L-BFGS is the surprise: superlinear in its middle phase (see convergence_order.png),
     then linear (q ≈ 1) in its tail. The reason is a rule it shares with PyTorch: a pair
     (s, y) enters the memory only when yᵀs > 1e-10, an absolute threshold. With this loss
     (a mean, f* ≈ 0.34) yᵀs ≈ sᵀHs falls below 1e-10 once steps are 1e-5 to 1e-4 long, so
     from then on the memory is frozen (the table's note gives how many pairs it holds)
     and L-BFGS is a fixed preconditioner times the gradient: linear convergence. Finally
-    its line search, which compares values of f, stalls when f − f* reaches f's rounding
-    error (about 1e-16): the run then ends as "stalled", short of the gradient tolerance.
+    its line search, which compares values of f, finds no lower f once f − f* is within
+    f's rounding error (about 1e-16, reached at ‖w − w*‖ ≈ 3e-8 since f − f* ≈ ½ eᵀHe):
+    the run stops there, short of the gradient tolerance, and the table shows f − f* = 0.
 (4) convergence_order.png: log e_{k+1} against log e_k, one panel per method. The slope
     of the points is the order: GD's points lie on a slope-1 line just below the diagonal
     (e_{k+1} ≈ 0.996·e_k), Newton's last points run parallel to the slope-2 line,
@@ -65,7 +67,6 @@ iterate, for the plots) is done outside the clock.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import time
 from dataclasses import dataclass, field
@@ -84,9 +85,13 @@ import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import top_eigenvalue  # noqa: E402
 from tinygrad_edu.data import load_digits  # noqa: E402
 
+from _cli import demo_parser  # noqa: E402
+
 LAM = 1e-2  # L2 regularisation; the Hessian's condition number at w* is then about 150
 STOP_GTOL = 1e-12  # every run stops once max |gradient| < this (near float64's floor here)
 FLOOR = 1e-11  # errors below FLOOR·‖w*‖ are at the reference's precision: not used for q
+EPS = 2.0 ** -52  # float64's machine epsilon
+STEADY = 5  # q is read only from at least this many consecutive shrinking errors
 ADAM_LR = 1e-2
 FIRST_ORDER_ITERS, QUICK_FIRST_ORDER_ITERS = 2000, 200
 SECOND_ORDER_ITERS = 200  # a cap; they stop on STOP_GTOL long before
@@ -186,13 +191,30 @@ def run_method(method: Method, fun: Callable, w0: numpy.ndarray, iters: int) -> 
 
 
 def order_estimates(errors: Sequence[float], floor: float) -> list:
-    """q_k = log(e_{k+1}/e_k) / log(e_k/e_{k−1}) for every k whose three errors exceed floor."""
-    e = list(errors)
-    qs = []
-    for k in range(1, len(e) - 1):
-        if min(e[k - 1], e[k], e[k + 1]) > floor and e[k] != e[k - 1]:
-            qs.append(math.log(e[k + 1] / e[k]) / math.log(e[k] / e[k - 1]))
-    return qs
+    """q_k = log(e_{k+1}/e_k) / log(e_k/e_{k−1}) over the run's last steady stretch: the
+    errors, before the first one at or below floor, that shrink at every step. A stretch
+    shorter than STEADY errors (an error that grew, as Adam's does when it circles w*)
+    gives no q: the ratio of two logs of noisy ratios can be anything, 9 or −0.1."""
+    e = list(errors[:next((k for k, x in enumerate(errors) if x <= floor), len(errors))])
+    start = len(e) - 1
+    while start > 0 and e[start - 1] > e[start]:
+        start -= 1
+    e = e[start:]
+    if len(e) < STEADY:
+        return []
+    return [math.log(e[k + 1] / e[k]) / math.log(e[k] / e[k - 1]) for k in range(1, len(e) - 1)]
+
+
+def stop_reason(run: Run, f_star: float) -> str:
+    """Why a run whose last step left w unchanged stopped: f at its rounding error (a line
+    search, which compares values of f, can find nothing lower), or a failed line search."""
+    gap = run.losses[-1] - f_star
+    if gap <= 4 * EPS * abs(f_star):
+        return (f"{run.method.label}: stopped after {run.counts['iterations']} iterations: f − f* = {gap:.1e} is "
+                f"within f's rounding error ({4 * EPS * abs(f_star):.0e}), so its line search found no lower f\n"
+                "(f − f* ≈ ½ eᵀHe: f is flat to double precision once e = ‖w − w*‖ is about 1e-8).")
+    return (f"{run.method.label}: stalled after {run.counts['iterations']} iterations with f − f* = {gap:.1e} "
+            "(a step left w unchanged: its line search found no decrease of f).")
 
 
 def reference_minimum(fun: Callable, d: int) -> tuple:
@@ -265,8 +287,8 @@ def plot_orders(runs: list, w_star: numpy.ndarray, floor: float, file: Path) -> 
                   markersize=3 if many else 5, linewidth=1, label="(e_k, e_{k+1})")
         ax.axvspan(lo, floor, color="0.9")
         ax.axhspan(lo, floor, color="0.9")
-        q = "—" if run.q_last is None else f"{run.q_last:.2f}"
-        ax.set_title(f"{run.method.label}: {run.counts['iterations']} iterations, last q ≈ {q}")
+        q = "no steady order" if run.q_last is None else f"last q ≈ {run.q_last:.2f}"
+        ax.set_title(f"{run.method.label}: {run.counts['iterations']} iterations, {q}")
         ax.grid(True, alpha=0.3)
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
@@ -284,11 +306,8 @@ def plot_orders(runs: list, w_star: numpy.ndarray, floor: float, file: Path) -> 
 
 def main(argv: Sequence[str] | None = None) -> dict:
     """Run every method, print the table, draw the figures; returns the rows and the setting."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", default="out", help="folder for the PNGs (created if missing)")
-    parser.add_argument("--quick", action="store_true", help="200 instead of 2000 GD/Adam iterations")
-    args = parser.parse_args(argv)
-    out = Path(args.out)
+    args = demo_parser(__doc__, quick="200 instead of 2000 GD/Adam iterations").parse_args(argv)
+    out = args.out
     out.mkdir(parents=True, exist_ok=True)
 
     X, y = digits_problem()
@@ -337,14 +356,16 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for run in runs:
         if run.pairs is not None:
             print(f"{run.method.label}: {run.pairs} curvature pairs in memory at the end "
-                  "(a pair is kept only when yᵀs > 1e-10).")
+                  "(a pair is kept only when yᵀs > 1e-10; in the tail, none is).")
         if run.stalled:
-            print(f"{run.method.label}: stalled after {run.counts['iterations']} iterations (a step left w unchanged: "
-                  "its line search found no decrease of f).")
+            print(stop_reason(run, f_star))
     print()
-    print("q_k = log(e_{k+1}/e_k) / log(e_k/e_{k-1}), e_k = ‖w_k − w*‖, over the last iterates with e > "
-          f"{FLOOR:g}·‖w*‖ = {floor:.1e}. Expect ≈ 1 (linear: GD), 1 < q < 2 (superlinear: L-BFGS, Newton-CG), "
-          "≈ 2 (quadratic: Newton).")
+    print("q_k = log(e_{k+1}/e_k) / log(e_k/e_{k-1}), e_k = ‖w_k − w*‖, read from the last errors above "
+          f"{FLOOR:g}·‖w*‖ = {floor:.1e}\nwhen at least {STEADY} of them shrink one after the other; '—' where "
+          "they do not (Adam with a fixed lr circles w*: no steady order).\n"
+          "Expect q ≈ 1 for GD (linear), 1 < q < 2 for the Newton-CG methods (superlinear), q ≈ 2 for Newton "
+          "(quadratic).\nL-BFGS is superlinear only while it still takes curvature pairs; in its tail "
+          "(new pairs refused, see above) it is linear: q ≈ 1.")
 
     files = [out / "newton_vs_first_order.png", out / "convergence_order.png"]
     plot_curves(runs, f_star, files[0])

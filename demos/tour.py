@@ -5,37 +5,25 @@
 2. Trust, but check: gradcheck compares those gradients with finite differences, and
    catches a deliberately wrong derivative.
 3. The optimizer race: GD, momentum, Nesterov, Adagrad, RMSprop, Adam and friends on a
-   ravine, Rosenbrock, a saddle, a double well (seeds 000, 001, 004).
-4. Training: an MLP learns the 8x8 digits with Adam (seed 002's loop), with a checkpoint.
-5. Second order: Newton-CG and L-BFGS against gradient descent (seed 000's Newton).
+   ravine, Rosenbrock, a saddle, a double well (the notes 「梯度下降的調整策略」,
+   「訓練卡住 ≠ 梯度過小」 and 「機器學習中的優化器 第 2 篇」).
+4. Training: an MLP learns the 8x8 digits with Adam (the loop of 「2.3 梯度下降法與優化技術」), with a checkpoint.
+5. Second order: Newton-CG and L-BFGS against gradient descent (Newton, as in 「梯度下降的調整策略」).
 
 Run: python demos/tour.py [--out out] [--device cpu|cuda] [--quick]
 """
 from __future__ import annotations
 
-import argparse
-import importlib.util
+import importlib
 import shutil
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Sequence
 
 import tinygrad_edu as tg
 from tinygrad_edu.autograd import Function
 
-DEMOS = Path(__file__).resolve().parent
-
-
-def demo(name: str) -> ModuleType:
-    """A sibling script of this folder, imported as a module."""
-    spec = importlib.util.spec_from_file_location(f"demo_{name}", DEMOS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up while it executes
-    spec.loader.exec_module(module)
-    return module
-
+from _cli import demo_parser  # the other demos, siblings of this script, are imported the same way
 
 def say(title: str, text: str) -> None:
     print(f"\n== {title} ==\n{text}")
@@ -53,9 +41,10 @@ class WrongSin(Function):
 
 def a_graph(out: Path) -> list:
     say("1. A graph", "y = tanh(w·x + b), then y.backward(): each leaf gets ∂y/∂leaf in .grad.")
-    x = tg.tensor([2.0, 0.0], requires_grad=True, name="x")
-    w = tg.tensor([-3.0, 1.0], requires_grad=True, name="w")
-    b = tg.tensor(6.8813735870195432, requires_grad=True, name="b")
+    # float64, so the values checkable by hand print as they are: -1.5, not float32's -1.5000005
+    x = tg.tensor([2.0, 0.0], dtype="float64", requires_grad=True, name="x")
+    w = tg.tensor([-3.0, 1.0], dtype="float64", requires_grad=True, name="w")
+    b = tg.tensor(6.8813735870195432, dtype="float64", requires_grad=True, name="b")
     y = ((w * x).sum() + b).tanh()
     y.name = "y"
     y.backward(retain_graph=True)
@@ -81,11 +70,7 @@ def check_gradients() -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("out"))
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    parser.add_argument("--quick", action="store_true", help="every part in its quick form (a smoke test)")
-    args = parser.parse_args(argv)
+    args = demo_parser(__doc__, quick="every part in its quick form (a smoke test)", device=True).parse_args(argv)
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
     quick = ["--quick"] if args.quick else []
@@ -94,16 +79,17 @@ def main(argv: Sequence[str] | None = None) -> dict:
     written = a_graph(out)
     check_gradients()
 
-    say("3. The optimizer race", "Every first-order method on classic landscapes (contour plots in out/).")
-    race = demo("optimizer_race").main(["--out", str(out), *quick])
+    say("3. The optimizer race", "Every first-order method on classic landscapes (contour plots in out/).\n"
+        "Running 11 optimizers on 5 landscapes, hundreds to thousands of steps each: some seconds of silence.")
+    race = importlib.import_module("optimizer_race").main(["--out", str(out), *quick])
 
     say("4. Training on the digits", "An MLP, Adam, mini-batches of 32; a checkpoint and curves in out/.")
-    digits = demo("train_digits").main(["--model", "mlp", "--out", str(out), "--device", args.device, *quick])
+    digits = importlib.import_module("train_digits").main(["--model", "mlp", "--out", str(out),
+                                                           "--device", args.device, *quick])
 
-    second_order = None
-    if (DEMOS / "newton_vs_first_order.py").exists():
-        say("5. Second order", "Newton-CG and L-BFGS against first-order methods on logistic regression.")
-        second_order = demo("newton_vs_first_order").main(["--out", str(out), *quick])
+    say("5. Second order", "Newton-CG and L-BFGS against first-order methods on logistic regression.\n"
+        "Running six methods to the minimum, GD and Adam for up to 2000 steps: some seconds of silence.")
+    second_order = importlib.import_module("newton_vs_first_order").main(["--out", str(out), *quick])
 
     seconds = time.perf_counter() - start
     files = sorted({*written, *(p for p in out.rglob("*") if p.is_file() and p.stat().st_mtime >= started_at - 1)})

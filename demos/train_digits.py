@@ -1,6 +1,6 @@
 """Train a classifier on the 8x8 handwritten digits, save a checkpoint, resume it exactly.
 
-This is the training loop of seed 002 (2.3 梯度下降法與優化技術, section 2.3.5: the model,
+This is the training loop of the note 「2.3 梯度下降法與優化技術」 (section 2.3.5: the model,
 the loss, `optim.Adam(model.parameters(), lr=0.001)`, then zero_grad → backward → step
 for every batch) grown into a whole program, with the pieces a real run needs:
 
@@ -13,7 +13,7 @@ for every batch) grown into a whole program, with the pieces a real run needs:
 - `--optimizer`: any first-order optimizer of optim, by its name in any case (sgd,
   adagrad, rmsprop, adadelta, adam, adamw, adamax, nadam, radam), each with the learning
   rate in OPTIMIZERS unless `--lr` says otherwise. The default is Adam with lr 1e-3, as in
-  the seed; on this data every optimizer of the table, at its rate, reaches the targets
+  the note; on this data every optimizer of the table, at its rate, reaches the targets
   (MLP >= 97%, CNN >= 98% test accuracy) in the default 30 epochs of batch 32, with no
   learning-rate schedule. The second-order methods of the course (Newton-CG, L-BFGS)
   need a closure and the whole data set per step, not mini-batches.
@@ -70,6 +70,8 @@ import optim  # noqa: E402
 from tinygrad_edu import Tensor, manual_seed, no_grad  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits  # noqa: E402
 
+from _cli import demo_parser  # noqa: E402
+
 SPLIT_SEED, N_TRAIN = 0, 1437
 # Every first-order optimizer of optim, with a learning rate that works for this problem and
 # batch size (PyTorch's default where it does).
@@ -80,6 +82,7 @@ OPTIMIZERS: dict[str, tuple[type[optim.Optimizer], float]] = {
 # The settings that define a run: a resumed run takes them from its checkpoint.
 RUN_SETTINGS = ("model", "optimizer", "lr", "batch_size", "seed")
 DEFAULTS = {"model": "mlp", "optimizer": "adam", "batch_size": 32, "seed": 0}
+CHECKPOINT_KEYS = {"model", "optimizer", "epoch", "history", "args"}  # what main saves after every epoch
 EPOCHS, QUICK_EPOCHS = 30, 3
 
 
@@ -150,6 +153,20 @@ def plot(history: dict[str, list[float]], title: str, path: Path) -> None:
     plt.close(fig)
 
 
+def read_checkpoint(path: Path) -> dict[str, Any]:
+    """The checkpoint at `path`; a file that is missing, or not one this script wrote, ends
+    the program with one line that says so (exit status 1), not a traceback."""
+    try:
+        checkpoint = nn.load(path)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"--resume: {e}") from None
+    missing = CHECKPOINT_KEYS - set(checkpoint) if isinstance(checkpoint, dict) else CHECKPOINT_KEYS
+    if missing:
+        raise SystemExit(f"--resume: {str(path)!r} was written by nn.save, but not by train_digits.py "
+                         f"(no {', '.join(sorted(missing))})")
+    return checkpoint
+
+
 def resolve(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str, Any]:
     """The run's settings: the command line's (or the defaults), or, when resuming, the
     checkpoint's, which the command line may repeat but not contradict."""
@@ -166,7 +183,7 @@ def resolve(args: argparse.Namespace, saved: dict[str, Any] | None) -> dict[str,
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     """Train (or resume), write the checkpoint and the curves; returns what it printed."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = demo_parser(__doc__, quick=f"{QUICK_EPOCHS} epochs, for a smoke test", device=True)
     parser.add_argument("--model", choices=("mlp", "cnn"), help="default: mlp")
     parser.add_argument("--optimizer", type=str.lower, choices=tuple(OPTIMIZERS), help="default: adam")
     parser.add_argument("--lr", type=float, help="learning rate (default: the optimizer's in OPTIMIZERS)")
@@ -174,14 +191,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
                         f"{QUICK_EPOCHS} with --quick; when resuming, the checkpoint's)")
     parser.add_argument("--batch-size", type=int, help="default: 32")
     parser.add_argument("--seed", type=int, help="seeds the initial weights, the shuffling and dropout (default: 0)")
-    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--resume", type=Path, help="a checkpoint written by this script")
-    parser.add_argument("--out", type=Path, default=Path("out"),
-                        help="folder for the checkpoint and the PNG (default: out/)")
-    parser.add_argument("--quick", action="store_true", help=f"{QUICK_EPOCHS} epochs, for a smoke test")
     args = parser.parse_args(argv)
 
-    checkpoint = nn.load(args.resume) if args.resume else None
+    checkpoint = read_checkpoint(args.resume) if args.resume else None
     run = resolve(args, checkpoint and checkpoint["args"])
     start = checkpoint["epoch"] if checkpoint else 0
     epochs = args.epochs or (checkpoint["args"]["epochs"] if checkpoint else QUICK_EPOCHS if args.quick else EPOCHS)

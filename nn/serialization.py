@@ -20,8 +20,8 @@ the plain type.
 
 The file
 --------
-An ordinary `.npz` (a zip of `.npy` files, as numpy.savez writes) at exactly `path`
-(no ".npz" is appended), so `numpy.load(path, allow_pickle=False)` opens it:
+An ordinary `.npz` written by numpy.savez at exactly `path` (no ".npz" is appended),
+so `numpy.load(path, allow_pickle=False)` opens it:
 
 - the arrays are members "a0", "a1", ... in the order the tree holds them;
 - the member "__nn_save__" is a 0-d NumPy unicode array holding a JSON document
@@ -36,24 +36,24 @@ An ordinary `.npz` (a zip of `.npy` files, as numpy.savez writes) at exactly `pa
 Floats are written by JSON as repr(x), which reads back as exactly the same float;
 strict JSON has no nan or infinity, so those are spelled as strings. The JSON is ASCII
 only (other characters are \\u escapes), so no string is mangled by NumPy's unicode
-arrays. Nothing is pickled, on either side: the members are written and read with
-allow_pickle=False, and a file holding an object array is refused.
+arrays. Nothing is pickled: save refuses object arrays before numpy.savez sees them,
+and load reads with allow_pickle=False.
 
-`load` accepts only a file with that marker: garbage bytes, an empty or truncated file,
-a `.npy`, a foreign `.npz` (without "__nn_save__") or one whose JSON is damaged all
-raise ValueError naming the path; a missing file raises FileNotFoundError.
+`load` accepts only a file with that marker: garbage bytes, text, an empty or truncated
+file, a `.npy`, a foreign `.npz` (without "__nn_save__") or one whose JSON is damaged
+all raise ValueError naming the path and saying what the file is instead; a missing
+file raises FileNotFoundError.
 
-The write is atomic: the file is written to a temporary file in the same directory,
-flushed and fsync'ed, then renamed over `path` with os.replace. A crash or an error
-part-way leaves any earlier file at `path` as it was, and the temporary file is removed.
+The write is atomic: the file is written to a new file beside `path`, flushed and
+fsync'ed, then renamed over `path` with os.replace. A crash or an error part-way leaves
+any earlier file at `path` as it was, and the new file is removed. The new file is
+created with mode 0o666, less the umask, as open() makes any file.
 """
 from __future__ import annotations
 
 import json
 import math
 import os
-import tempfile
-import zipfile
 from typing import Any
 
 import numpy as np
@@ -137,22 +137,16 @@ class _Encoder:
                         f"{_where(path)} (keys must be str or int)")
 
 
-def _write_npz(file: Any, members: dict[str, np.ndarray]) -> None:
-    """Write the members as an uncompressed .npz to an open binary file (as numpy.savez does)."""
-    with zipfile.ZipFile(file, mode="w", compression=zipfile.ZIP_STORED, allowZip64=True) as archive:
-        for name, array in members.items():
-            with archive.open(name + ".npy", mode="w", force_zip64=True) as out:
-                np.lib.format.write_array(out, array, allow_pickle=False)
-
-
-def _new_file_mode(path: str) -> int:
-    """The permissions `path` should get: those of the file it replaces, else 0o666 less the umask."""
-    try:
-        return os.stat(path).st_mode & 0o7777
-    except OSError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+def _new_file_beside(path: str) -> tuple[str, Any]:
+    """A new file, opened for writing, in the directory of `path` (so os.replace is a
+    rename within one filesystem), with ordinary permissions (0o666 less the umask)."""
+    directory, name = os.path.split(os.path.abspath(path))
+    while True:
+        tmp = os.path.join(directory, f".{name}.{os.urandom(4).hex()}.tmp")
+        try:
+            return tmp, open(tmp, "xb")
+        except FileExistsError:  # another writer drew the same name
+            continue
 
 
 def save(obj: Any, path: str | os.PathLike) -> None:
@@ -165,32 +159,16 @@ def save(obj: Any, path: str | os.PathLike) -> None:
     members = {META: np.array(document, dtype=str)}
     members.update((f"a{i}", array) for i, array in enumerate(encoder.arrays))
 
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + os.path.basename(path) + ".", suffix=".tmp")
+    tmp, file = _new_file_beside(path)
     try:
-        with os.fdopen(fd, "wb") as file:
-            _write_npz(file, members)
+        with file:
+            np.savez(file, **members)  # no object array reaches it, so nothing is pickled
             file.flush()
             os.fsync(file.fileno())
-        if hasattr(os, "chmod"):
-            os.chmod(tmp, _new_file_mode(path))  # mkstemp makes it 0o600
         os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        os.unlink(tmp)
         raise
-    try:  # make the rename itself durable (POSIX; not possible on Windows)
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 # ---- load ---------------------------------------------------------------------------
@@ -261,16 +239,30 @@ def _reject_constant(name: str) -> None:
     raise _Corrupt(f"non-standard JSON constant {name}")
 
 
+def _not_a_zip(head: bytes) -> str | None:
+    """What a file starting with `head` is, when it cannot be an .npz (a zip archive)."""
+    if head.startswith(b"PK\x03\x04"):
+        return None
+    if not head:
+        return "the file is empty"
+    if head.startswith(b"\x93NUMPY"):
+        return "it is a single .npy array, not an .npz archive"
+    if head.startswith(b"\x80"):
+        return "it looks like a pickle, which nn.load never reads"
+    text = head.decode("utf-8", errors="ignore")
+    if b"\x00" not in head and len(text) >= len(head) - 3 and all(c.isprintable() or c.isspace() for c in text):
+        return "it looks like text"
+    return "it does not start as a zip archive (which an .npz is)"
+
+
 def _read(file: Any) -> Any:
-    try:
-        archive = np.load(file, allow_pickle=False)
-    except Exception as e:  # garbage, an empty or truncated file, a pickle
-        raise _Corrupt(f"not a readable .npz file: {type(e).__name__}: {e}") from e
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise _Corrupt("a single .npy array, not an .npz archive")
-    with archive:
+    reason = _not_a_zip(file.read(64))
+    if reason:
+        raise _Corrupt(reason)
+    file.seek(0)
+    with np.load(file, allow_pickle=False) as archive:
         if META not in archive.files:
-            raise _Corrupt(f"a .npz without the {META!r} member (a foreign .npz)")
+            raise _Corrupt(f"it is an .npz without the {META!r} member (a foreign .npz)")
         meta = archive[META]
         if meta.dtype.kind != "U" or meta.shape != ():
             raise _Corrupt(f"the {META!r} member is not a 0-d string array")
@@ -295,7 +287,7 @@ def load(path: str | os.PathLike) -> Any:
         try:
             return _read(file)
         except _Corrupt as e:
-            raise ValueError(f"nn.load: {path!r} is not a checkpoint written by nn.save: {e}") from e.__cause__
-        except Exception as e:  # a member that does not read back (damaged zip entry, bad header, ...)
-            raise ValueError(f"nn.load: {path!r} is not a checkpoint written by nn.save: "
-                             f"{type(e).__name__}: {e}") from e
+            reason = str(e)
+        except Exception as e:  # a damaged zip: truncated, a member that does not read back, ...
+            reason = f"{type(e).__name__}: {e}"
+    raise ValueError(f"nn.load: {path!r} is not an .npz checkpoint written by nn.save: {reason}")

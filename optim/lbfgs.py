@@ -9,7 +9,7 @@ from .optimizer import require
 
 
 class LBFGS(FlatOptimizer):
-    r"""Limited-memory BFGS (seed 000: quasi-Newton, "approximate the Hessian from
+    r"""Limited-memory BFGS (「梯度下降的調整策略」: quasi-Newton, "approximate the Hessian from
     gradients"; Nocedal and Wright, Algorithms 7.4 and 7.5), PyTorch's algorithm:
 
         s_k = θ_{k+1} − θ_k,  y_k = g_{k+1} − g_k           (the last history_size pairs,

@@ -1,6 +1,6 @@
 """Newton's method and its large-scale forms, driven by the engine's Hessian-vector products.
 
-Seed 000 derives Newton's step from the second-order Taylor model
+The note 「梯度下降的調整策略」 derives Newton's step from the second-order Taylor model
 f(θ + d) ≈ f + gᵀd + ½ dᵀHd, whose minimum is at H d = −g, and notes its cost: storing H
 takes O(n²) memory and solving with it O(n³) time. The three classes here trade that
 cost differently:
@@ -178,7 +178,7 @@ class TrustRegionNewtonCG(FlatOptimizer):
 
 
 class Newton(FlatOptimizer):
-    r"""Newton's method with the full Hessian (seed 000):
+    r"""Newton's method with the full Hessian (「梯度下降的調整策略」):
 
         H = [H e₁, …, H eₙ]  (n Hessian-vector products) + damping·I
         θ ← θ − lr · H̃⁻¹ g
@@ -190,7 +190,7 @@ class Newton(FlatOptimizer):
     (Shifting all eigenvalues by the same τ, H + τI, also gives descent but, near a saddle,
     a huge step along the negative direction.)
 
-    Cost, as seed 000's table says: n products and O(n²) memory to form H, O(n³) to
+    Cost, as the table of 「梯度下降的調整策略」 says: n products and O(n²) memory to form H, O(n³) to
     decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
     The full step has no line search: far from a minimum, or near a nearly singular H,
     it can overshoot and raise the loss; lower lr, add damping, or use NewtonCG (line

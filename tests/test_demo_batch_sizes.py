@@ -1,4 +1,5 @@
-"""Smoke test of demos/batch_sizes.py: a --quick run writes its PNGs, and its table says what seed 000's does."""
+"""Smoke test of demos/batch_sizes.py: a --quick run writes its PNGs, and its table says what
+the one in 「梯度下降的調整策略」 does."""
 import importlib
 import math
 from pathlib import Path

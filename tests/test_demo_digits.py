@@ -1,5 +1,5 @@
 """The digits demos: demos/train_digits.py trains, checkpoints and resumes exactly;
-demos/gradient_flow.py measures vanishing and exploding gradients (seed 004)."""
+demos/gradient_flow.py measures vanishing and exploding gradients (「機器學習中的優化器 第 2 篇」)."""
 import sys
 from pathlib import Path
 
@@ -65,3 +65,21 @@ def test_gradient_flow_shows_vanishing_and_clipping_tames_an_explosion(tmp_path)
     assert not np.isfinite(unclipped["loss"]).all()
     assert np.isfinite(clipped["loss"]).all() and np.isfinite(clipped["grad_norm"]).all()
     assert clipped["loss"][-1] < clipped["loss"][0] / 2
+
+
+@pytest.mark.parametrize("content, reason", [
+    ("text", "is not an .npz checkpoint written by nn.save: it looks like text"),
+    ("foreign checkpoint", "was written by nn.save, but not by train_digits.py (no args, epoch, history, model, "
+                           "optimizer)"),
+    ("missing", "No such file or directory"),
+])
+def test_resume_from_a_file_it_did_not_write_says_so_in_one_line(tmp_path, content, reason):
+    path = tmp_path / "notes.txt"
+    if content == "text":
+        path.write_text("my notes on the run\n")
+    elif content == "foreign checkpoint":
+        nn.save({"weights": np.ones(3)}, path)
+    with pytest.raises(SystemExit) as exit_:
+        train_digits.main(["--resume", str(path), "--out", str(tmp_path)])
+    message = str(exit_.value.code)
+    assert message.startswith("--resume: ") and reason in message and "\n" not in message

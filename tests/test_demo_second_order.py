@@ -1,9 +1,9 @@
 """Smoke test of the second-order demos (demos/newton_vs_first_order.py, critical_points.py,
-hvp_three_ways.py): each quick run draws its figures, and its numbers say what seed 000 claims:
+hvp_three_ways.py): each quick run draws its figures, and its numbers say what the note 「梯度下降的調整策略」 claims:
 Newton converges quadratically and GD linearly; the Hessian classifies the four critical points;
 GD converges just below 2/λmax and diverges just above; an HVP by automatic differentiation is
 exact where finite differences are not."""
-import runpy
+import importlib
 from pathlib import Path
 
 import pytest
@@ -13,9 +13,9 @@ pytest.importorskip("matplotlib", reason="matplotlib is a demo extra (pip instal
 DEMOS = Path(__file__).resolve().parents[1] / "demos"
 
 
-def run_quick(name: str, out: Path) -> dict:
-    main = runpy.run_path(str(DEMOS / f"{name}.py"), run_name=name)["main"]
-    return main(["--quick", "--out", str(out)])
+def run_quick(name: str, out: Path, monkeypatch) -> dict:
+    monkeypatch.syspath_prepend(str(DEMOS))  # the demos are scripts, not a package
+    return importlib.import_module(name).main(["--quick", "--out", str(out)])
 
 
 def assert_figures(out: Path, names: list) -> None:
@@ -23,8 +23,8 @@ def assert_figures(out: Path, names: list) -> None:
     assert all((out / name).stat().st_size > 10_000 for name in names)
 
 
-def test_newton_is_quadratic_and_gd_linear(tmp_path):
-    result = run_quick("newton_vs_first_order", tmp_path)
+def test_newton_is_quadratic_and_gd_linear(tmp_path, monkeypatch):
+    result = run_quick("newton_vs_first_order", tmp_path, monkeypatch)
     assert_figures(tmp_path, ["newton_vs_first_order.png", "convergence_order.png"])
     rows = {row["method"]: row for row in result["rows"]}
     assert set(rows) == {"GD", "Adam", "L-BFGS", "NewtonCG", "TrustRegionNewtonCG", "Newton"}
@@ -37,8 +37,8 @@ def test_newton_is_quadratic_and_gd_linear(tmp_path):
     assert rows["GD"]["hvp_evals"] == rows["L-BFGS"]["hvp_evals"] == 0
 
 
-def test_critical_points_and_the_learning_rate_limit(tmp_path):
-    result = run_quick("critical_points", tmp_path)
+def test_critical_points_and_the_learning_rate_limit(tmp_path, monkeypatch):
+    result = run_quick("critical_points", tmp_path, monkeypatch)
     assert_figures(tmp_path, ["critical_points.png", "lr_limit.png"])
     assert result["classifications"] == ["minimum", "saddle", "maximum", "degenerate"]
     bowl, saddle, cap, _ = result["critical_points"]
@@ -52,8 +52,8 @@ def test_critical_points_and_the_learning_rate_limit(tmp_path):
         assert row["lam"] == pytest.approx(row["exact"], rel=1e-6)  # power iteration found λmax
 
 
-def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path):
-    result = run_quick("hvp_three_ways", tmp_path)
+def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path, monkeypatch):
+    result = run_quick("hvp_three_ways", tmp_path, monkeypatch)
     assert_figures(tmp_path, ["hvp_three_ways.png"])
     for problem in {row["problem"] for row in result["rows"]}:
         errors = {row["short"]: row["error"] for row in result["rows"] if row["problem"] == problem}
@@ -62,3 +62,14 @@ def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path):
         differences = [errors["finite diff., forward"], errors["finite diff., central"]]
         assert reverse < 1e-10 and forward_over_reverse < 1e-10
         assert len(differences) == 2 and min(differences) > 10 * reverse
+
+
+def test_the_order_is_read_only_from_steadily_shrinking_errors(monkeypatch):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    order_estimates = importlib.import_module("newton_vs_first_order").order_estimates
+    quadratic = [0.5 ** (2 ** k) for k in range(6)]  # e_{k+1} = e_k²
+    assert order_estimates(quadratic, floor=1e-30) == pytest.approx([2.0] * 4)
+    assert order_estimates(quadratic + [1e-40, 1e-41], floor=1e-30) == pytest.approx([2.0] * 4)  # floor cuts
+    circling = [1e-3, 8e-4, 9e-5, 1.2e-4, 2.4e-4, 3.3e-4, 4.1e-4, 3.9e-4, 3.4e-4]  # Adam's tail: grows, shrinks
+    assert order_estimates(circling, floor=1e-11) == []
+    assert order_estimates([1.0, 0.5, 0.25, 0.125], floor=1e-11) == []  # fewer than 5: no q

@@ -219,6 +219,33 @@ def test_a_new_file_gets_ordinary_permissions(tmp_path):
     assert os.stat(path).st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's 0o600
 
 
+def test_save_leaves_the_process_umask_alone(tmp_path, monkeypatch):
+    """The umask is process-wide: reading it by setting it to 0 and back would give a file
+    that another thread creates meanwhile mode 0o666."""
+    def refuse(mask):
+        raise AssertionError(f"nn.save called os.umask({mask:o})")
+
+    monkeypatch.setattr(os, "umask", refuse)
+    nn.save({"w": np.ones(2)}, tmp_path / "ckpt")
+    monkeypatch.undo()
+    assert_same(nn.load(tmp_path / "ckpt"), {"w": np.ones(2)})
+
+
+def test_a_text_file_or_a_pickle_is_named_for_what_it_is(tmp_path):
+    import pickle
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("lr = 0.1\nbatch = 32, résumé\n")
+    with pytest.raises(ValueError) as info:
+        nn.load(notes)
+    assert str(info.value) == (f"nn.load: {str(notes)!r} is not an .npz checkpoint written by nn.save: "
+                               "it looks like text")
+    pickled = tmp_path / "state.pkl"
+    pickled.write_bytes(pickle.dumps({"w": [1.0]}))
+    with pytest.raises(ValueError, match="it looks like a pickle, which nn.load never reads"):
+        nn.load(pickled)
+
+
 # ---------------------------------------------------------------------------------------
 # What cannot be saved
 # ---------------------------------------------------------------------------------------
@@ -316,7 +343,7 @@ def test_files_nn_save_did_not_write_raise_value_error(tmp_path):
     for i, (name, write) in enumerate(cases.items()):
         path = tmp_path / f"bad{i}"
         write(path)
-        with pytest.raises(ValueError, match=re.escape(repr(str(path))) + " is not a checkpoint written by nn.save"):
+        with pytest.raises(ValueError, match=re.escape(repr(str(path))) + " is not an .npz checkpoint written by"):
             nn.load(path)
             pytest.fail(f"{name}: no ValueError")
 
@@ -325,7 +352,9 @@ def test_the_messages_say_what_is_wrong(tmp_path):
     cases = _bad_files(tmp_path)
     for name, reason in [("foreign npz", "foreign .npz"), ("corrupt json", "JSON is damaged"),
                          ("future version", "version 99"), ("missing member", "'a7'"),
-                         ("npy", "not an .npz"), ("empty", "not a readable .npz")]:
+                         ("npy", "a single .npy array"), ("empty", "the file is empty"),
+                         ("text", "it looks like text"), ("pickled object npy", "a single .npy array"),
+                         ("garbage", "does not start as a zip archive")]:
         path = tmp_path / name.replace(" ", "_")
         cases[name](path)
         with pytest.raises(ValueError, match=re.escape(reason)):

@@ -1,4 +1,4 @@
-"""Curvature: what the Hessian says about a point (seed 000).
+"""Curvature: what the Hessian says about a point (「梯度下降的調整策略」).
 
 At a critical point (∇f = 0) the Hessian's eigenvalues decide what the point is: all
 positive, a minimum; all negative, a maximum; both signs, a saddle; a zero eigenvalue
@@ -86,5 +86,5 @@ def top_eigenvalue(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], iter
 
 def max_stable_lr(eigenvalue: float) -> float:
     """2 / λmax: the largest learning rate for which gradient descent does not diverge on a
-    quadratic whose largest curvature is λmax (seed 000: why too high a rate diverges)."""
+    quadratic whose largest curvature is λmax (「梯度下降的調整策略」: why too high a rate diverges)."""
     return 2.0 / eigenvalue
