@@ -47,7 +47,8 @@ def a_graph(out: Path) -> list:
     b = tg.tensor(6.8813735870195432, dtype="float64", requires_grad=True, name="b")
     y = ((w * x).sum() + b).tanh()
     y.name = "y"
-    y.backward(retain_graph=True)
+    y.retain_grad()  # an intermediate keeps .grad only when asked, as in PyTorch
+    y.backward()  # frees the arrays the graph saved, not its structure: it can still be drawn
     print(f"y = {y.item():.4f};  x.grad = {x.grad.numpy()},  w.grad = {w.grad.numpy()},  b.grad = {b.grad.item():.4f}")
     drawing = tg.draw_graph(y, show_values=True)
     if shutil.which("dot") is None:

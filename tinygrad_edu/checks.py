@@ -109,17 +109,7 @@ def gradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, r
         outputs = _float_outputs(f(*args))
     analytic = _analytic(outputs, diff_inputs)
     numerical = _numerical(f, args, diff_inputs, len(outputs), eps)
-
-    worst = None
-    for o in range(len(outputs)):
-        for i in range(len(diff_inputs)):
-            a, n = analytic[o][i], numerical[o][i]
-            excess = numpy.abs(a - n) - (atol + rtol * numpy.abs(n))
-            excess = numpy.where(numpy.isnan(excess), numpy.inf, excess)  # NaN never passes
-            if excess.size and excess.max() > 0:
-                k, e = numpy.unravel_index(int(excess.argmax()), excess.shape)
-                if worst is None or excess[k, e] > worst[0]:
-                    worst = (excess[k, e], o, i, k, e, a[k, e], n[k, e], int((excess > 0).sum()), a.size)
+    worst = _worst_entry(analytic, numerical, atol, rtol)
     if worst is None:
         return True
     _, o, i, k, e, a_value, n_value, bad, total = worst
@@ -132,6 +122,22 @@ def gradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, r
         f"({bad} of {total} entries outside atol={atol:g} + rtol={rtol:g}·|numerical|)",
         raise_exception,
     )
+
+
+def _worst_entry(analytic: list, numerical: list, atol: float, rtol: float) -> tuple | None:
+    """The Jacobian entry furthest outside atol + rtol·|numerical| over every (output,
+    input) pair, as (excess, output, input, row, column, analytic, numerical, entries
+    outside, entries); None when all pass. NaN never passes."""
+    worst = None
+    for o, (analytic_o, numerical_o) in enumerate(zip(analytic, numerical)):
+        for i, (a, n) in enumerate(zip(analytic_o, numerical_o)):
+            excess = numpy.abs(a - n) - (atol + rtol * numpy.abs(n))
+            excess = numpy.where(numpy.isnan(excess), numpy.inf, excess)
+            if excess.size and excess.max() > 0:
+                k, e = numpy.unravel_index(int(excess.argmax()), excess.shape)
+                if worst is None or excess[k, e] > worst[0]:
+                    worst = (excess[k, e], o, i, k, e, a[k, e], n[k, e], int((excess > 0).sum()), a.size)
+    return worst
 
 
 def gradgradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1e-3,
