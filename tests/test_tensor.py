@@ -866,3 +866,13 @@ def test_op_methods_are_the_functions_beside_their_ops(name):
     from tinygrad_edu import ops
     assert getattr(Tensor, name) is getattr(ops, name)
     assert getattr(Tensor, name).__doc__.strip()
+
+
+def test_numpy_conversion_is_implicit_only_on_the_cpu(device):
+    t = tg.tensor([1.0, 2.0], device=device)
+    if device == "cpu":
+        np.testing.assert_array_equal(np.asarray(t), [1.0, 2.0])
+    else:  # a silent copy from the GPU would hide a synchronisation, as PyTorch refuses too
+        with pytest.raises(TypeError, match="a tensor on cuda is not converted implicitly; call .numpy"):
+            np.asarray(t)
+    np.testing.assert_array_equal(t.numpy(), [1.0, 2.0])

@@ -105,7 +105,9 @@ class Function:
     returning for each input the gradient of the output with respect to it (a Tensor, or
     None for an input that needs none). Inside backward, `self.inputs` are the input
     Tensors and `self.output()` is the output as a Tensor of this graph. Op parameters
-    (axis, shape, ...) are passed to `apply` as keywords and become attributes.
+    (axis, shape, ...) are passed to `apply` as keywords and become attributes, which a
+    subclass declares in `__slots__` (`()` when it has none): a graph holds one node per
+    op, and slots keep each node small.
     """
 
     __slots__ = ("inputs", "output_array", "order", "recorded_at", "__weakref__")

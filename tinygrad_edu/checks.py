@@ -20,7 +20,6 @@ class GradcheckError(AssertionError):
     """An analytic derivative disagrees with its finite-difference estimate."""
 
 
-
 def _float_outputs(value: Any) -> list:
     return [y for y in as_tuple(value) if isinstance(y, Tensor) and y.dtype.kind == "f"]
 

@@ -22,7 +22,6 @@ def _leaves(x: Any) -> tuple:
     return tuple(t.detach().requires_grad_() for t in xs), is_tuple
 
 
-
 def gradients_or_zeros(outputs: Any, inputs: Sequence[Tensor], grad_outputs: Any = None,
                        create_graph: bool = False) -> tuple:
     """grad(outputs, inputs) where an input the outputs do not depend on (or outputs that

@@ -81,6 +81,8 @@ def expand_reduced(grad: Tensor, shape: tuple, axes: tuple) -> Tensor:
 class Add(Function):
     """a + b;  ∂/∂a = 1,  ∂/∂b = 1."""
 
+    __slots__ = ()
+
     def forward(self, xp, a, b):
         return a + b
 
@@ -92,6 +94,8 @@ class Add(Function):
 
 class Sub(Function):
     """a - b;  ∂/∂a = 1,  ∂/∂b = -1."""
+
+    __slots__ = ()
 
     def forward(self, xp, a, b):
         return a - b
@@ -105,6 +109,8 @@ class Sub(Function):
 class Mul(Function):
     """a * b;  ∂/∂a = b,  ∂/∂b = a."""
 
+    __slots__ = ()
+
     def forward(self, xp, a, b):
         return a * b
 
@@ -116,6 +122,8 @@ class Mul(Function):
 
 class Div(Function):
     """a / b;  ∂/∂a = 1/b,  ∂/∂b = -a/b²."""
+
+    __slots__ = ()
 
     def forward(self, xp, a, b):
         return a / b
@@ -135,6 +143,8 @@ class Pow(Function):
     every higher derivative there is a finite 0 as well, not 0·∞.
     """
 
+    __slots__ = ()
+
     def forward(self, xp, a, b):
         return a ** b
 
@@ -153,6 +163,8 @@ class Pow(Function):
 
 class MatMul(Function):
     """a @ b (NumPy matmul: 1-D operands and batch broadcasting);  ∂/∂a = g bᵀ,  ∂/∂b = aᵀ g."""
+
+    __slots__ = ()
 
     def forward(self, xp, a, b):
         return xp.matmul(a, b)
@@ -205,6 +217,8 @@ def check_matmul_shapes(sa: tuple, sb: tuple) -> None:
 class Maximum(Function):
     """max(a, b) elementwise;  the gradient goes to the larger input, split evenly on ties."""
 
+    __slots__ = ()
+
     def forward(self, xp, a, b):
         return xp.maximum(a, b)
 
@@ -220,6 +234,8 @@ class Maximum(Function):
 
 class Minimum(Maximum):
     """min(a, b) elementwise;  the gradient goes to the smaller input, split evenly on ties."""
+
+    __slots__ = ()
 
     def forward(self, xp, a, b):
         return xp.minimum(a, b)
@@ -260,6 +276,8 @@ class Compare(Function):
 class Where(Function):
     """where(cond, a, b);  the gradient goes to a where cond holds, to b elsewhere."""
 
+    __slots__ = ()
+
     def forward(self, xp, cond, a, b):
         return xp.where(cond, a, b)
 
@@ -286,6 +304,8 @@ def where(cond: Any, a: Any, b: Any) -> Tensor:
 class Neg(Function):
     """-x;  d/dx = -1."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return -x
 
@@ -295,6 +315,8 @@ class Neg(Function):
 
 class Exp(Function):
     """exp(x);  d/dx = exp(x)."""
+
+    __slots__ = ()
 
     def forward(self, xp, x):
         return xp.exp(x)
@@ -311,6 +333,8 @@ def exp(x: Tensor) -> Tensor:
 class Log(Function):
     """ln(x);  d/dx = 1/x."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return xp.log(x)
 
@@ -326,12 +350,13 @@ def log(x: Tensor) -> Tensor:
 class Sqrt(Function):
     """√x;  d/dx = 1/(2√x)  (∞ at 0, as PyTorch)."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return xp.sqrt(x)
 
     def backward(self, grad):
         return (grad / (2 * self.output()),)
-
 
 
 def sqrt(x: Tensor) -> Tensor:
@@ -341,6 +366,8 @@ def sqrt(x: Tensor) -> Tensor:
 
 class Abs(Function):
     """|x|;  d/dx = sign(x) (0 at 0, as PyTorch)."""
+
+    __slots__ = ()
 
     def forward(self, xp, x):
         return xp.abs(x)
@@ -358,6 +385,8 @@ def abs(x: Tensor) -> Tensor:
 class Sin(Function):
     """sin(x);  d/dx = cos(x)."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return xp.sin(x)
 
@@ -373,6 +402,8 @@ def sin(x: Tensor) -> Tensor:
 class Cos(Function):
     """cos(x);  d/dx = -sin(x)."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return xp.cos(x)
 
@@ -387,6 +418,8 @@ def cos(x: Tensor) -> Tensor:
 
 class Tanh(Function):
     """tanh(x);  d/dx = 1 - tanh²(x)."""
+
+    __slots__ = ()
 
     def forward(self, xp, x):
         return xp.tanh(x)
@@ -412,6 +445,8 @@ def gelu(x: Tensor) -> Tensor:
 class Sigmoid(Function):
     """σ(x) = 1/(1 + e^-x);  d/dx = σ(x)(1 - σ(x))."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return xp.exp(-xp.logaddexp(0, -x))  # 1/(1+e^-x) without overflow for large -x
 
@@ -428,6 +463,8 @@ def sigmoid(x: Tensor) -> Tensor:
 class Softplus(Function):
     """log(1 + eˣ), computed as logaddexp(0, x) so it cannot overflow;  d/dx = σ(x)."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return xp.logaddexp(0, x)
 
@@ -442,6 +479,8 @@ def softplus(x: Tensor) -> Tensor:
 
 class Relu(Function):
     """max(x, 0);  d/dx = 1 where x > 0, else 0."""
+
+    __slots__ = ()
 
     def forward(self, xp, x):
         return xp.maximum(x, 0)
@@ -476,6 +515,8 @@ def leaky_relu(x: Tensor, slope: float = 0.01) -> Tensor:
 class Square(Function):
     """x²;  d/dx = 2x."""
 
+    __slots__ = ()
+
     def forward(self, xp, x):
         return x * x
 
@@ -490,6 +531,8 @@ def square(x: Tensor) -> Tensor:
 
 class Reciprocal(Function):
     """1/x;  d/dx = -1/x²."""
+
+    __slots__ = ()
 
     def forward(self, xp, x):
         return 1 / x
@@ -592,6 +635,8 @@ class StdFromVar(Sqrt):
     its derivative there as 0 is |x|'s at 0. A stand-in 1 under the division, chosen by
     `where`, keeps every higher derivative at such a point a finite 0.
     """
+
+    __slots__ = ()
 
     def backward(self, grad):
         nonzero = self.output_array != 0
@@ -966,7 +1011,5 @@ def stack(tensors: Sequence[Tensor], axis: int = 0) -> Tensor:
         if t.shape != tensors[0].shape:
             raise ValueError(f"stack: all tensors must have one shape, got {tensors[0].shape} and {t.shape}")
     return cat([t.unsqueeze(axis) for t in tensors], axis=axis)
-
-
 
 

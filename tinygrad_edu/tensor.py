@@ -164,6 +164,8 @@ class Tensor:
         return self.numpy().tolist()
 
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
+        if self.backend is not CPU:  # a copy from the GPU is a synchronisation: only on request
+            raise TypeError(f"numpy.asarray: a tensor on {self.device} is not converted implicitly; call .numpy()")
         array = self.numpy()
         return array if dtype is None else array.astype(dtype)
 
