@@ -1,4 +1,4 @@
-"""Smoke test of demos/benchmark.py: a quick run of W2 (small-op overhead) and W5 (deep
+"""Smoke test of benchmarks/runner.py: a quick run of W2 (small-op overhead) and W5 (deep
 chain) through the parent process and its children writes a JSON report whose workloads
 all passed their correctness checks. Timings are never compared with the targets here:
 they depend on the machine."""
@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "demos" / "benchmark.py"
+BENCHMARK = Path(__file__).resolve().parents[1] / "benchmarks" / "runner.py"
 
 
 def test_quick_run_writes_checked_results(tmp_path):

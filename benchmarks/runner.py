@@ -1,6 +1,6 @@
 """tinygrad_edu against a hand-written NumPy floor (and PyTorch, when installed).
 
-Run:  python demos/benchmark.py [--workloads W1,W2,...] [--repeats N] [--json PATH]
+Run:  python benchmarks/runner.py [--workloads W1,W2,...] [--repeats N] [--json PATH]
                                 [--device cpu|cuda] [--quick]
 
 Why a NumPy floor. The engine's forward and backward passes are NumPy calls. Someone who
