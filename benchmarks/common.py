@@ -162,6 +162,7 @@ def sgd_step(lib_nn: Any, lib_optim: Any, model: Any, x: Any, y: Any) -> Callabl
 
 
 def training_problem(build: Callable[[Any], Any], x: np.ndarray, y: np.ndarray, device: str) -> TrainingProblem:
+    """The problem of a training step, its initial weights those of the seeded build."""
     initial = [p.numpy() for p in seeded_model(build, "cpu").parameters()]
     return TrainingProblem(build, x, y, initial, device)
 
@@ -223,6 +224,7 @@ def tanh_mlp_loss(X: Any, y: Any, *params: Any) -> Any:
 
 
 def hvp_problem() -> HvpProblem:
+    """W3's data, parameters and direction, from a fixed seed."""
     rng = np.random.default_rng(0)
     X, y = rng.standard_normal((HVP_SAMPLES, HVP_SIZES[0])), rng.standard_normal((HVP_SAMPLES, 1))
     params: list = []

@@ -249,6 +249,7 @@ def run_numpy_newton_cg(floor: NumpyLogistic, d: int) -> dict:
 
 
 def scipy_installed() -> bool:
+    """Whether scipy.optimize can be imported (W4's floor is SciPy's Newton-CG where it can)."""
     try:
         import scipy.optimize  # noqa: F401
     except ImportError:

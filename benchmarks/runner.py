@@ -98,7 +98,9 @@ def synchronizer(device: str) -> Callable[[], None]:
     if device == "cpu":
         return lambda: None
     import cupy
-    torch = sys.modules.get("torch")
+    torch = sys.modules.get("torch")  # loaded by the PyTorch column, which may lack CUDA
+    if torch is not None and not torch.cuda.is_available():
+        torch = None
 
     def sync() -> None:
         cupy.cuda.Stream.null.synchronize()

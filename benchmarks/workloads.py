@@ -109,21 +109,25 @@ def same_first_step(rtol: float, atol: float) -> Callable[[TrainingProblem, dict
 
 
 def step_target(limit: float) -> Callable[[Entry], list]:
+    """The target of a training step: an engine's step at most `limit` times the floor's."""
     return lambda entry: [("floor", "<=", limit)] if entry.kind == ENGINE else []
 
 
 def mlp_title(problem: TrainingProblem) -> str:
+    """The title "MLP 784-256-256-10 step, batch 128, ...", from the problem's weights and data."""
     sizes = [problem.initial[0].shape[1]] + [w.shape[0] for w in problem.initial[::2]]
     where = problem.device if problem.device == "cpu" else gpu_name()
     return f"MLP {'-'.join(map(str, sizes))} step, batch {len(problem.x)}, float32, SGD ({where})"
 
 
 def gpu_name() -> str:
+    """The name of GPU 0, as CUDA reports it."""
     import cupy
     return cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
 
 
 def large_problem(device: str, quick: bool) -> TrainingProblem:
+    """LARGE's MLP and batch (smaller with --quick)."""
     return mlp_problem(device, LARGE_QUICK_SIZES, LARGE_QUICK_BATCH) if quick else \
         mlp_problem(device, LARGE_SIZES, LARGE_BATCH)
 
@@ -160,6 +164,7 @@ def engine_chain(x0: np.ndarray, n_ops: int) -> np.ndarray:
 
 
 def same_chain_gradient(x0: np.ndarray, entries: dict[str, Entry]) -> dict:
+    """W2's check: every column's gradient of the chain equals the floor's."""
     floor = first_floor(entries)
     expected = floor.case.run()
     for name, e in entries.items():
@@ -238,6 +243,7 @@ def engine_hvp(problem: Any) -> dict[str, Case]:
 
 
 def same_hvp(problem: Any, entries: dict[str, Entry]) -> dict:
+    """W3's check: every gradient and H·v equals the R-operator floor's."""
     floor = first_floor(entries)
     _, floor_grad, floor_hv = floor.case.run()
     for name, e in entries.items():
@@ -258,6 +264,7 @@ def hvp_figures(problem: Any, entry: Entry, medians: dict, entries: dict) -> dic
 
 
 def hvp_title(problem: Any) -> str:
+    """W3's title, with the number of parameters."""
     n_params = sum(p.size for p in problem.params)
     return (f"H·v of a {'-'.join(map(str, HVP_SIZES))} tanh MLP loss ({n_params} parameters), "
             f"{HVP_SAMPLES} samples, float64")
@@ -360,6 +367,7 @@ def same_solution(problem: tuple[np.ndarray, np.ndarray], entries: dict[str, Ent
 
 
 def newton_title(problem: tuple[np.ndarray, np.ndarray]) -> str:
+    """W4's title, with the problem's size and where the floor comes from."""
     n, d = problem[0].shape
     return (f"Newton-CG, L2 logistic regression n={n} d={d} float64, w0 = 0 to max|∇f| < {GTOL:g}"
             + ("" if floors.scipy_installed() else " (SciPy not installed: the floor is NumPy by hand)"))
