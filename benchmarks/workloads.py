@@ -35,7 +35,8 @@ runs it, what the check compares and what the targets are.
        the floor is the same hand-written step on CuPy arrays. Targets: >= 20x faster than
        the same engine on the CPU, <= 2x PyTorch CUDA.
 
-W5 and MEM measure the engine alone (PROBES); every other workload is a Workload whose rows
+W5 and MEM run loops of their own (several chain lengths; a thousand steps), so they are
+functions (PROBES) outside the column table; every other workload is a Workload whose rows
 come from the columns of runner.COLUMNS, tinygrad_edu's from ENGINE_CASES below.
 """
 from __future__ import annotations
