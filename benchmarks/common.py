@@ -1,6 +1,7 @@
 """What every part of the benchmark shares: each workload's data and sizes (the problem that
 every column is given), the code that tinygrad_edu and PyTorch both run (they share the
-names Linear, ReLU, SGD, tanh, exp ...), the Case a column hands the runner, the interleaved timing and a table row.
+names Linear, ReLU, SGD, tanh, exp ...), the Case a column hands the runner, the
+interleaved timing and a table row.
 """
 from __future__ import annotations
 
