@@ -364,7 +364,7 @@ def same_solution(problem: tuple[np.ndarray, np.ndarray], entries: dict[str, Ent
                      f"within 1e-4 (relative) of {floor}'s solution",
             "tables": [{"title": "W4: iterations (f evals count calls of f and ∇f together; SciPy stops on its "
                                  f"step size, xtol={SCIPY_XTOL:g})",
-                        "header": ["run", "iterations", "f evals", "H·v", "final max|∇f|"], "rows": table}]}
+                        "header": ["run", "iterations", "f evals", "H·v", "final ‖∇f‖∞"], "rows": table}]}
 
 
 def newton_title(problem: tuple[np.ndarray, np.ndarray]) -> str:
