@@ -3,6 +3,7 @@ sizes and passes its correctness check against the floor; a wrong floor fails th
 new column is one entry in runner.COLUMNS; and `python -m benchmarks` writes its table and
 its JSON report. Timings are never compared with the targets here: they depend on the machine."""
 import functools
+import importlib.util
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import THREAD_VARIABLES, floors, runner, workloads
+from benchmarks import THREAD_VARIABLES, floors, reference, runner, workloads
 from benchmarks.common import ENGINE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,8 @@ def test_every_workload_runs_and_passes_its_check(name):
     if name in workloads.WORKLOADS:  # a column workload: the floor's own ratio is 1
         floor_rows = [row for row in result["rows"] if "(floor)" in row["engine"]]
         assert floor_rows[0]["figures"]["floor"] == 1.0
+    if name in reference.CASES and importlib.util.find_spec("torch") is not None:
+        assert any(row["engine"].startswith("PyTorch eager") for row in result["rows"])
 
 
 def test_the_rows_of_w2_and_w5():
