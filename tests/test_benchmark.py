@@ -1,40 +1,97 @@
-"""Smoke test of demos/benchmark.py: a quick run of W2 (small-op overhead) and W5 (deep
-chain) through the parent process and its children writes a JSON report whose workloads
-all passed their correctness checks. Timings are never compared with the targets here:
-they depend on the machine."""
+"""Smoke tests of the benchmark suite (benchmarks/): every CPU workload runs at its --quick
+sizes and passes its correctness check against the floor; a wrong floor fails the check; a
+new column is one entry in runner.COLUMNS; and `python -m benchmarks` writes its table and
+its JSON report. Timings are never compared with the targets here: they depend on the machine."""
+import functools
+import importlib.util
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARK = Path(__file__).resolve().parents[1] / "demos" / "benchmark.py"
+import numpy as np
+import pytest
+
+from benchmarks import THREAD_VARIABLES, floors, reference, runner, workloads
+from benchmarks.common import ENGINE
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_quick_run_writes_checked_results(tmp_path):
+@functools.lru_cache(maxsize=None)
+def quick_result(name: str) -> dict:
+    """The result of one workload at its --quick sizes, one repetition (run once per session)."""
+    return runner.run_workload(name, "cpu", repeats=1, quick=True)
+
+
+@pytest.mark.parametrize("name", runner.CPU_WORKLOADS)
+def test_every_workload_runs_and_passes_its_check(name):
+    result = quick_result(name)
+    assert result["check"]["passed"] is True, result["check"]["detail"]
+    assert result["rows"], f"{name} has no rows"
+    for row in result["rows"]:
+        assert {"engine", "median_s", "figures", "targets", "met"} <= row.keys()
+        assert row["median_s"] > 0
+        for target in row["targets"]:
+            assert target["figure"] in row["figures"] and isinstance(target["met"], bool)
+    judged = [row for row in result["rows"] if row["targets"]]
+    assert judged and all(row["engine"].startswith("tinygrad_edu") for row in judged)
+    if name in workloads.WORKLOADS:  # a column workload: the floor's own ratio is 1
+        floor_rows = [row for row in result["rows"] if "(floor)" in row["engine"]]
+        assert floor_rows[0]["figures"]["floor"] == 1.0
+    if name in reference.CASES and importlib.util.find_spec("torch") is not None:
+        assert any(row["engine"].startswith("PyTorch eager") for row in result["rows"])
+
+
+def test_the_rows_of_w2_and_w5():
+    w2 = quick_result("W2")
+    assert [row["engine"] for row in w2["rows"]][:2] == ["tinygrad_edu", "NumPy by hand (floor)"]
+    assert all(row["figures"]["us_per_op"] > 0 for row in w2["rows"])
+    w5 = quick_result("W5")
+    assert [cells[0] for cells in w5["tables"][0]["rows"]] == ["N=1e2", "N=1e3", "N=1e4"]  # --quick's lengths
+
+
+def test_a_wrong_floor_fails_the_check(monkeypatch):
+    monkeypatch.setattr(floors, "numpy_chain", lambda x0, n_ops: np.zeros_like(x0))
+    result = runner.run_workload("W2", "cpu", repeats=1, quick=True)
+    assert result["check"]["passed"] is False
+    assert "tinygrad_edu: gradient of the chain" in result["check"]["detail"]
+    assert result["rows"] == []
+
+
+def test_a_new_engine_column_is_one_entry(monkeypatch):
+    twin = runner.Column("tinygrad_edu twin", "tinygrad_edu twin (cuda)", ENGINE,
+                         {"W2": workloads.ENGINE_CASES["W2"]})
+    monkeypatch.setattr(runner, "COLUMNS", runner.COLUMNS + (twin,))
+    result = runner.run_workload("W2", "cpu", repeats=1, quick=True)
+    assert result["check"]["passed"] is True
+    assert "tinygrad_edu twin" in result["check"]["detail"]
+    twin_row = next(row for row in result["rows"] if row["engine"] == "tinygrad_edu twin")
+    assert [t["figure"] for t in twin_row["targets"]] == ["us_per_op"]  # judged as an engine
+
+
+def test_command_line_writes_table_and_json(tmp_path):
     report_path = tmp_path / "report.json"
-    command = [sys.executable, str(BENCHMARK), "--quick", "--workloads", "W2,W5", "--json", str(report_path)]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    # W4: no PyTorch column, so the child does not spend seconds importing torch
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--repeats", "1", "--workloads", "W4",
+               "--json", str(report_path)]
+    environment = {k: v for k, v in os.environ.items() if k not in THREAD_VARIABLES}  # __main__ sets them to 1
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT, env=environment)
     assert run.returncode == 0, run.stderr
-    assert "| workload | engine | median |" in run.stdout
+    assert "| workload | engine | median |" in run.stdout and "| W4 | tinygrad_edu: optim.minimize" in run.stdout
 
     report = json.loads(report_path.read_text(encoding="utf-8"))
     assert {"machine", "device", "quick", "seconds", "workloads"} <= report.keys()
     assert report["device"] == "cpu" and report["quick"] is True
     assert {"cpus", "python", "numpy", "blas", "threads"} <= report["machine"].keys()
-    assert set(report["machine"]["threads"]) == {"OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
-    assert list(report["workloads"]) == ["W2", "W5"]
-    for name, result in report["workloads"].items():
-        assert result["workload"] == name
-        assert result["check"]["passed"] is True, result["check"]["detail"]
-        assert result["rows"], f"{name} has no rows"
-        for row in result["rows"]:
-            assert {"engine", "median_s", "figures", "targets", "met"} <= row.keys()
-            assert row["median_s"] > 0
-            for target in row["targets"]:
-                assert target["figure"] in row["figures"] and isinstance(target["met"], bool)
+    assert report["machine"]["threads"] == {variable: "1" for variable in THREAD_VARIABLES}
+    assert list(report["workloads"]) == ["W4"]
+    assert report["workloads"]["W4"]["check"]["passed"] is True
+    assert report["workloads"]["W4"]["tables"][0]["header"][:2] == ["run", "iterations"]
 
-    w2_engines = [row["engine"] for row in report["workloads"]["W2"]["rows"]]
-    assert w2_engines[:2] == ["tinygrad_edu", "NumPy by hand (floor)"]
-    assert all(row["figures"]["us_per_op"] > 0 for row in report["workloads"]["W2"]["rows"])
-    w5_table = report["workloads"]["W5"]["tables"][0]
-    assert [cells[0] for cells in w5_table["rows"]] == ["N=1e2", "N=1e3", "N=1e4"]  # --quick's chain lengths
+
+def test_an_unknown_workload_is_refused():
+    run = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", "W9"], capture_output=True,
+                         text=True, timeout=60, cwd=ROOT)
+    assert run.returncode == 2 and "W9: not a workload on cpu" in run.stderr
