@@ -33,6 +33,11 @@ class FlatOptimizer(Optimizer):
         """The method's state: evaluation counters, iterations, and whatever it keeps."""
         return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
 
+    @property
+    def line_search_failed(self) -> bool:
+        """Whether the last step's line search found no acceptable step (θ did not move)."""
+        return self.counts.get("line_search_failed", False)
+
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         raise TypeError(f"{type(self).__name__} updates all parameters at once in step(closure)")
 

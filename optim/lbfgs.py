@@ -86,8 +86,10 @@ class LBFGS(FlatOptimizer):
                 break
             if group["line_search_fn"] == "strong_wolfe":
                 theta = self.flat_params()
-                point, used = strong_wolfe(self.phi(closure, theta, d), d, Point(0.0, loss, g, gtd), t)
-                t, loss, g = point.t, point.f, point.g
+                start = Point(0.0, loss, g, gtd)
+                point, used = strong_wolfe(self.phi(closure, theta, d), d, start, t)
+                state["line_search_failed"] = point is None
+                t, loss, g = (point or start).t, (point or start).f, (point or start).g  # failed: stay, t = 0
                 self.set_params(theta)
                 self.commit(theta + t * d)
             else:

@@ -121,6 +121,9 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
                     optimizer.step()
         except FloatingPointError as e:
             return result(nit, value, grad_norm, False, f"diverged at iteration {nit + 1}: {e}")
+        if getattr(optimizer, "line_search_failed", False):
+            return result(nit, value, grad_norm, False, f"line search failed at iteration {nit + 1}: "
+                          "no step along the direction lowered the loss; x is unchanged")
         path.append(x.numpy().copy())
         value, grad_norm = evaluate()
         if callback is not None and callback(path[-1].copy(), result(nit + 1, value, grad_norm, False, "running",

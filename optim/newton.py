@@ -43,13 +43,15 @@ class NewtonCG(FlatOptimizer):
 
         CG on H d = −g from d = 0, until ‖H d + g‖ ≤ min(0.5, √‖g‖)·‖g‖ (or cg_tol),
             each iteration one Hessian-vector product H·p from the engine;
-            a direction p with pᵀHp ≤ 0 (negative curvature) ends CG; on the very first
-            iteration the step falls back to steepest descent, d = −(gᵀg / |gᵀHg|)·g;
+            a direction p with pᵀHp ≤ 0 (zero or negative curvature) ends CG; on the very
+            first iteration the step falls back to steepest descent, d = −g;
         θ ← θ + t·d, with t from a line search starting at lr ("armijo" backtracking,
             "strong_wolfe", or t = lr fixed for line_search=None).
 
-    One `step` is one Newton iteration. state counts func_evals, grad_evals, hvp_evals
-    and n_iter. SciPy: scipy.optimize.minimize(method="Newton-CG") with hessp.
+    A line search that finds no acceptable step (a NaN or inf loss is never acceptable)
+    leaves θ unchanged and sets `line_search_failed`. One `step` is one Newton
+    iteration. state counts func_evals, grad_evals, hvp_evals and n_iter. SciPy:
+    scipy.optimize.minimize(method="Newton-CG") with hessp.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_cg_iter: int | None = None,
@@ -67,14 +69,15 @@ class NewtonCG(FlatOptimizer):
                               group["max_cg_iter"] or 20 * g.size)
         self.release_graph()
         theta = self.flat_params()
-        start = Point(0.0, loss, g, float((g * d).sum()))
         if group["line_search"] is None:
-            t = group["lr"]
+            self.commit(theta + group["lr"] * d)
         else:
             search = armijo if group["line_search"] == "armijo" else strong_wolfe
-            t = search(self.phi(closure, theta, d), d, start, group["lr"])[0].t
-        self.set_params(theta)
-        self.commit(theta + t * d)
+            point = search(self.phi(closure, theta, d), d, Point(0.0, loss, g, float((g * d).sum())), group["lr"])[0]
+            self.set_params(theta)
+            self.counts["line_search_failed"] = point is None
+            if point is not None:
+                self.commit(theta + point.t * d)
         self.counts["n_iter"] += 1
         return loss
 
@@ -91,8 +94,8 @@ class NewtonCG(FlatOptimizer):
             hp = hvp(p)
             curvature = float((p * hp).sum())
             if curvature <= 0:
-                if i == 0:  # no Newton information yet: steepest descent, scaled by the curvature seen
-                    d = -g * (rr / max(abs(curvature), 1e-30))
+                if i == 0:  # no Newton information yet: steepest descent, the line search sets its length
+                    d = -g
                 break
             alpha = rr / curvature
             d = d + alpha * p
