@@ -115,7 +115,8 @@ class TrustRegionNewtonCG(FlatOptimizer):
             (then the model decreases all the way to the boundary);
         ρ = (f(θ) − f(θ + d)) / (m(0) − m(d))          (actual over predicted decrease)
         Δ ← Δ/4 if ρ < 1/4;   Δ ← min(2Δ, max_radius) if ρ > 3/4 and ‖d‖ = Δ
-        θ ← θ + d if ρ > η (eta), else θ stays.
+        θ ← θ + d if ρ > η (eta), else θ stays;
+        a NaN or inf f(θ + d) counts as ρ = −1 (rejected, Δ shrinks).
 
     One `step` is one such iteration (a rejected step still counts). SciPy:
     scipy.optimize.minimize(method="trust-ncg"), with the same defaults.
@@ -138,7 +139,9 @@ class TrustRegionNewtonCG(FlatOptimizer):
         theta = self.flat_params()
         new_loss = self.phi(closure, theta, d)(1.0)[0]
         self.set_params(theta)
-        rho = (loss - new_loss) / predicted if predicted > 0 else -1.0
+        # A NaN or inf trial loss (or a model that predicts no decrease) rejects the step;
+        # a NaN ρ would compare False with 1/4 and never shrink the radius.
+        rho = (loss - new_loss) / predicted if predicted > 0 and math.isfinite(new_loss) else -1.0
         if rho < 0.25:
             counts["radius"] = 0.25 * radius
         elif rho > 0.75 and on_boundary:

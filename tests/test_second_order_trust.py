@@ -77,3 +77,28 @@ def test_a_line_search_on_nan_reports_failure(search):
     point, evals = search(_nan_everywhere, np.array([1.0]), start, 1.0)
     assert point is None
     assert evals == (30 if search is armijo else 26)
+
+
+def x_minus_log_x(x):
+    """x − log x, minimum at 1; NaN for x < 0."""
+    return (x - x.log()).sum()
+
+
+def test_trust_region_shrinks_after_a_nan_trial(device):
+    """From x = 5 the Newton step is −20 (g = 0.8, H = 0.04): inside a radius of 100, it lands
+    on x = −15 where the loss is NaN; the step is rejected and the radius shrinks 4x until a
+    step stays in x > 0."""
+    x = tg.tensor([5.0], dtype="float64", device=device, requires_grad=True)
+    opt = optim.TrustRegionNewtonCG([x], initial_radius=100.0)
+    closure = closure_for(opt, x, x_minus_log_x)
+    opt.step(closure)
+    assert x.item() == 5.0 and opt.state[x]["radius"] == 25.0
+    for _ in range(3):
+        opt.step(closure)
+    assert opt.state[x]["radius"] < 25.0 and x.item() != 5.0
+
+    result = optim.minimize(x_minus_log_x, tg.tensor([5.0], dtype="float64", device=device), "trust-ncg",
+                            options={"initial_radius": 100.0})
+    assert result.success, result.message
+    assert result.x.item() == pytest.approx(1.0, abs=1e-8)
+    assert np.isfinite(result.path).all()
