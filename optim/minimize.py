@@ -47,6 +47,11 @@ class OptimizeResult:
     path: numpy.ndarray | None = field(repr=False)
 
 
+def _copy(x: Tensor) -> Tensor:
+    """A detached copy of x on its device: later steps, which write into x, leave it alone."""
+    return Tensor.wrap(x.backend.asarray(x.data, copy=True), x.backend)
+
+
 def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-cg", *,
              options: dict | None = None, callback: Callable[[numpy.ndarray, OptimizeResult], Any] | None = None
              ) -> OptimizeResult:
@@ -60,8 +65,8 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
     tolerance_grad=gtol and tolerance_change=0 unless options say otherwise; PyTorch's
     default tolerance_change=1e-9 would stop L-BFGS from moving once the slope along its
     direction is that small, short of gtol). `callback(x, result_so_far)` is called after
-    each iteration with a NumPy copy of x (result_so_far.path is None; the path comes with
-    the final result); a callback that returns True stops the run. `nfev` counts
+    each iteration with a NumPy copy of x (result_so_far.x is a copy too, and
+    result_so_far.path is None; the path comes with the final result); a callback that returns True stops the run. `nfev` counts
     evaluations of fun, including those of line searches and trust-region trials.
     """
     if not isinstance(x0, Tensor):
@@ -77,7 +82,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         options.setdefault("max_iter", 1)
         options.setdefault("tolerance_grad", gtol)
         options.setdefault("tolerance_change", 0.0)
-    x = Tensor.wrap(x0.backend.asarray(x0.data, copy=True), x0.backend).requires_grad_()
+    x = _copy(x0).requires_grad_()
     optimizer = methods[key]([x], **options)
     path = [x.numpy().copy()]
     nfev = 0
@@ -102,7 +107,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
 
     def result(nit: int, value: float, grad_norm: float, success: bool, message: str,
                final: bool = True) -> OptimizeResult:
-        return OptimizeResult(x.detach(), value, grad_norm, nit, nfev, success, message,
+        return OptimizeResult(_copy(x), value, grad_norm, nit, nfev, success, message,
                               numpy.array(path) if final else None)
 
     value, grad_norm = evaluate()
