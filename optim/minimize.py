@@ -61,7 +61,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
     "trust-ncg", "newton"). `options` holds that optimizer's constructor arguments plus
     `maxiter` (default 10000 for first-order methods, 1000 for the others) and `gtol`
     (default 1e-8): the run succeeds when the gradient's largest absolute entry falls
-    below gtol. One iteration is one update of x (for "lbfgs": max_iter=1,
+    below gtol. One iteration is one update of x (for "lbfgs": max_iter=1, max_eval=26,
     tolerance_grad=gtol and tolerance_change=0 unless options say otherwise; PyTorch's
     default tolerance_change=1e-9 would stop L-BFGS from moving once the slope along its
     direction is that small, short of gtol). `callback(x, result_so_far)` is called after
@@ -80,6 +80,7 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
     gtol = options.pop("gtol", 1e-8)
     if key == "lbfgs":  # one L-BFGS iteration per step, and gtol alone decides when to stop
         options.setdefault("max_iter", 1)
+        options.setdefault("max_eval", 26)  # the start, then a line search of up to 25 iterations (26 calls)
         options.setdefault("tolerance_grad", gtol)
         options.setdefault("tolerance_change", 0.0)
     x = _copy(x0).requires_grad_()

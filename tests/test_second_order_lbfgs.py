@@ -1,0 +1,77 @@
+"""LBFGS against torch.optim.LBFGS: the same closure calls and the same iterates, with the
+evaluation budget (max_eval) shared between iterations and line searches as PyTorch shares it."""
+import warnings
+
+import numpy as np
+import pytest
+
+import optim
+import tinygrad_edu as tg
+
+
+def rosenbrock(x):
+    return 100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2
+
+
+def run_ours(x0, steps, device, **kwargs):
+    """x after each step and the closure calls so far."""
+    x = tg.tensor(x0, dtype="float64", device=device, requires_grad=True)
+    opt = optim.LBFGS([x], **kwargs)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = rosenbrock(x)
+        loss.backward()
+        return loss
+
+    out = []
+    for _ in range(steps):
+        opt.step(closure)
+        out.append((x.numpy().copy(), len(calls)))
+    return out
+
+
+def run_torch(torch, x0, steps, **kwargs):
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([x], **kwargs)
+    calls = []
+
+    def closure():
+        calls.append(1)
+        opt.zero_grad()
+        loss = rosenbrock(x)
+        loss.backward()
+        return loss
+
+    out = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        for _ in range(steps):
+            opt.step(closure)
+            out.append((x.detach().numpy().copy(), len(calls)))
+    return out
+
+
+# Rosenbrock amplifies round-off (torch run from x0 moved by one ulp drifts from itself by
+# 1e-9 within 6 such steps), so each run is short enough to stay within 1e-10 of torch.
+# The first four cut line searches short (max_eval shared with the search).
+@pytest.mark.parametrize("x0,steps,kwargs", [
+    ([-1.5, 2.0], 4, dict(lr=3, max_iter=5, max_eval=6, line_search_fn="strong_wolfe")),
+    ([-1.2, 1.0], 4, dict(max_eval=8, line_search_fn="strong_wolfe")),
+    ([-1.2, 1.0], 4, dict(lr=3, max_iter=5, max_eval=8, history_size=2, line_search_fn="strong_wolfe")),
+    ([2.0, -1.0], 4, dict(max_eval=6, line_search_fn="strong_wolfe")),
+    ([-1.5, 2.0], 6, dict(max_eval=8, line_search_fn="strong_wolfe")),
+    ([-1.5, 2.0], 8, dict(max_iter=3, max_eval=4, history_size=2, line_search_fn="strong_wolfe")),
+    ([-1.5, 2.0], 12, dict(max_iter=1, max_eval=4, line_search_fn="strong_wolfe")),
+    ([-1.5, 2.0], 6, dict(lr=0.1, max_iter=10, max_eval=7)),
+    ([-1.5, 2.0], 5, dict(lr=0.1, max_iter=10, max_eval=12, history_size=2)),
+])
+def test_same_closure_calls_and_iterates_as_torch(x0, steps, kwargs, device):
+    torch = pytest.importorskip("torch")
+    theirs = run_torch(torch, x0, steps, **kwargs)
+    ours = run_ours(x0, steps, device, **kwargs)
+    assert [calls for _, calls in ours] == [calls for _, calls in theirs]
+    np.testing.assert_allclose(np.array([x for x, _ in ours]), np.array([x for x, _ in theirs]), rtol=0, atol=1e-10)
+    assert not np.allclose(ours[-1][0], x0)  # it moved
