@@ -15,7 +15,16 @@ from typing import Any, Callable, Iterable
 from tinygrad_edu import Tensor, backward_creates_graph, enable_grad
 from tinygrad_edu.functional import gradients_or_zeros
 
+from .line_search import Point, armijo, finite_loss, strong_wolfe
 from .optimizer import Optimizer
+
+LINE_SEARCHES = {"armijo": armijo, "strong_wolfe": strong_wolfe, "finite_loss": finite_loss, None: None}
+
+
+def check_line_search(owner: str, line_search: str | None) -> None:
+    """Raise ValueError unless line_search is "armijo", "strong_wolfe" or None."""
+    if line_search not in ("armijo", "strong_wolfe", None):
+        raise ValueError(f"{owner}: line_search must be 'armijo', 'strong_wolfe' or None, got {line_search!r}")
 
 
 class FlatOptimizer(Optimizer):
@@ -106,6 +115,19 @@ class FlatOptimizer(Optimizer):
             return self.flat([h.data for h in gradients_or_zeros(grads, self.params, grad_outputs=pieces)])
 
         return float(loss), self.flat([g.data for g in grads]), hvp
+
+    def move_along(self, closure: Callable[[], Any], start: Point, d: Any, t: float, line_search: str | None) -> None:
+        """θ ← θ + t·d with t fixed (line_search None), or found by the line search from t. A
+        search that finds no acceptable step leaves θ as it was and sets line_search_failed."""
+        theta = self.flat_params()
+        if line_search is None:
+            self.commit(theta + t * d)
+            return
+        point = LINE_SEARCHES[line_search](self.phi(closure, theta, d), d, start, t)[0]
+        self.set_params(theta)
+        self.counts["line_search_failed"] = point is None
+        if point is not None:
+            self.commit(theta + point.t * d)
 
     def release_graph(self) -> None:
         """Keep the gradients' values, drop the graph behind them."""

@@ -1,10 +1,11 @@
 """Line searches: how far to go along a descent direction d.
 
-Both work on φ(t) = f(θ + t·d) through a function `phi(t) -> (f, g)` that evaluates the
+They work on φ(t) = f(θ + t·d) through a function `phi(t) -> (f, g)` that evaluates the
 loss and its gradient (a flat array) at θ + t·d; φ'(t) = g·d.
 
 - `armijo`: backtracking. Halve t until the loss falls by at least a fraction c₁ of what
   the slope promises, f(θ + t d) ≤ f(θ) + c₁ t ∇f·d (the sufficient-decrease condition).
+- `finite_loss`: halve t only while the loss is NaN or inf (Newton's safeguard).
 - `strong_wolfe`: additionally asks for a flat enough slope, |φ'(t)| ≤ c₂ |φ'(0)|, so
   that t is near a minimum along d (Nocedal and Wright, Numerical Optimization, 2nd ed.,
   Algorithms 3.5 and 3.6, with cubic interpolation, eq. 3.59). Its decisions (when to
@@ -56,16 +57,30 @@ def sufficient_decrease(point: Point, start: Point, c1: float) -> bool:
     return math.isfinite(point.f) and point.f <= start.f + c1 * point.t * start.gtd
 
 
+def backtrack(phi: Callable[[float], tuple], d: Any, t: float, accept: Callable[[Point], bool],
+              max_evals: int = 30) -> tuple:
+    """Halve t until accept(point); returns (point, evaluations), with point None when all
+    max_evals trials failed."""
+    for evals in range(1, max_evals + 1):
+        point = evaluate(phi, d, t)
+        if accept(point):
+            return point, evals
+        t /= 2
+    return None, max_evals
+
+
 def armijo(phi: Callable[[float], tuple], d: Any, start: Point, t: float, c1: float = 1e-4,
            max_evals: int = 30) -> tuple:
     """Backtracking from t, halving until sufficient decrease; returns (point, evaluations),
     with point None when all max_evals trials failed."""
-    for evals in range(1, max_evals + 1):
-        point = evaluate(phi, d, t)
-        if sufficient_decrease(point, start, c1):
-            return point, evals
-        t /= 2
-    return None, max_evals
+    return backtrack(phi, d, t, lambda point: sufficient_decrease(point, start, c1), max_evals)
+
+
+def finite_loss(phi: Callable[[float], tuple], d: Any, start: Point, t: float, max_evals: int = 30) -> tuple:
+    """t itself unless the loss there is NaN or inf, else halved until it is finite (no
+    decrease is asked: Newton's full step may raise the loss on its way to a minimum);
+    returns (point, evaluations), with point None when all max_evals trials failed."""
+    return backtrack(phi, d, t, lambda point: math.isfinite(point.f), max_evals)
 
 
 def strong_wolfe(phi: Callable[[float], tuple], d: Any, start: Point, t: float, c1: float = 1e-4, c2: float = 0.9,

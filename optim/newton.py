@@ -20,8 +20,8 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
-from .flat import FlatOptimizer
-from .line_search import Point, armijo, strong_wolfe
+from .flat import FlatOptimizer, check_line_search
+from .line_search import Point
 from .optimizer import require
 
 
@@ -57,8 +57,7 @@ class NewtonCG(FlatOptimizer):
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_cg_iter: int | None = None,
                  cg_tol: float | None = None, line_search: str | None = "armijo"):
         require(lr > 0, "learning rate", lr)
-        if line_search not in ("armijo", "strong_wolfe", None):
-            raise ValueError(f"line_search must be 'armijo', 'strong_wolfe' or None, got {line_search!r}")
+        check_line_search("NewtonCG", line_search)
         super().__init__(params, dict(lr=lr, max_cg_iter=max_cg_iter, cg_tol=cg_tol, line_search=line_search))
 
     def step(self, closure: Callable[[], Any]) -> float:
@@ -68,16 +67,7 @@ class NewtonCG(FlatOptimizer):
         d = self.truncated_cg(g, hvp, _forcing_tolerance(xp, g, group["cg_tol"]),
                               group["max_cg_iter"] or 20 * g.size)
         self.release_graph()
-        theta = self.flat_params()
-        if group["line_search"] is None:
-            self.commit(theta + group["lr"] * d)
-        else:
-            search = armijo if group["line_search"] == "armijo" else strong_wolfe
-            point = search(self.phi(closure, theta, d), d, Point(0.0, loss, g, float((g * d).sum())), group["lr"])[0]
-            self.set_params(theta)
-            self.counts["line_search_failed"] = point is None
-            if point is not None:
-                self.commit(theta + point.t * d)
+        self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], group["line_search"])
         self.counts["n_iter"] += 1
         return loss
 
@@ -184,23 +174,26 @@ class TrustRegionNewtonCG(FlatOptimizer):
 
 
 class Newton(FlatOptimizer):
-    r"""Newton's method with the full Hessian (seed 000):
+    r"""Newton's method with the full Hessian, w_new = w_old − H⁻¹∇L as in 梯度下降的調整策略:
 
         H = [H e₁, …, H eₙ]  (n Hessian-vector products) + damping·I
-        θ ← θ − lr · H̃⁻¹ g
+        d = −H̃⁻¹ g,   θ ← θ + t·d
 
     where H̃ = H when H is positive definite. Otherwise H's eigenvalues λ are replaced by
-    max(|λ|, δ) (δ = 1e-8·max|λ|): a modified Hessian that is positive definite, so −H̃⁻¹g
-    is a descent direction; along a direction of negative curvature the step then goes
+    max(|λ|, δ) (δ = 1e-8·max|λ|): a modified Hessian that is positive definite, so d is a
+    descent direction; along a direction of negative curvature the step then goes
     downhill instead of towards the saddle or maximum that pure Newton would seek.
     (Shifting all eigenvalues by the same τ, H + τI, also gives descent but, near a saddle,
-    a huge step along the negative direction.)
+    a huge step along the negative direction.) When H = 0, d = −g.
 
-    Cost, as seed 000's table says: n products and O(n²) memory to form H, O(n³) to
-    decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
-    The full step has no line search: far from a minimum, or near a nearly singular H,
-    it can overshoot and raise the loss; lower lr, add damping, or use NewtonCG (line
-    search) or TrustRegionNewtonCG (trust region) there.
+    The full step t = lr is taken even when it raises the loss (no line search: far from a
+    minimum, or near a nearly singular H, it can overshoot; lower lr, add damping, or use
+    NewtonCG or TrustRegionNewtonCG there), but it is first evaluated: while the loss
+    there is NaN or inf, t is halved. If 30 halvings leave it non-finite, θ stays and
+    `line_search_failed` is set. That trial is one closure call per step.
+
+    Cost, as the table in 梯度下降的調整策略 says: n products and O(n²) memory to form H,
+    O(n³) to decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 0.0):
@@ -215,11 +208,18 @@ class Newton(FlatOptimizer):
         identity = xp.eye(g.size, dtype=g.dtype)
         hessian = xp.stack([hvp(e) for e in identity], axis=1)
         self.release_graph()
-        hessian = (hessian + hessian.T) / 2 + group["damping"] * identity
-        eigenvalues, eigenvectors = xp.linalg.eigh(hessian)
-        floor = 1e-8 * max(float(abs(eigenvalues).max()), 1e-30)
-        modified = xp.maximum(abs(eigenvalues), floor)
-        d = -(eigenvectors @ ((eigenvectors.T @ g) / modified))
-        self.commit(self.flat_params() + group["lr"] * d)
+        d = self.modified_newton_direction((hessian + hessian.T) / 2 + group["damping"] * identity, g)
+        self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], "finite_loss")
         self.counts["n_iter"] += 1
         return loss
+
+    def modified_newton_direction(self, hessian: Any, g: Any) -> Any:
+        """d = −H̃⁻¹g with H's eigenvalues λ replaced by max(|λ|, 1e-8·max|λ|); d = −g when
+        H = 0 (no curvature to use, as NewtonCG at zero curvature)."""
+        xp = self.xp
+        eigenvalues, eigenvectors = xp.linalg.eigh(hessian)
+        largest = float(abs(eigenvalues).max())
+        if largest == 0:
+            return -g
+        modified = xp.maximum(abs(eigenvalues), 1e-8 * largest)
+        return -(eigenvectors @ ((eigenvectors.T @ g) / modified))

@@ -579,7 +579,7 @@ def test_newton_uses_n_hessian_vector_products_per_step(device):
     for _ in range(3):
         opt.step(closure)
     assert opt.counts["hvp_evals"] == 3 * 5
-    assert opt.counts["func_evals"] == len(calls) == 3
+    assert opt.counts["func_evals"] == len(calls) == 3 * 2  # the start and the (finite) trial point
     assert opt.counts["n_iter"] == 3
     assert abs(y.numpy()[0]) < 1e-14  # the quadratic part is solved in one step
 
@@ -628,8 +628,17 @@ def test_invalid_arguments_raise_value_error(device):
     optim.LBFGS([a, b], line_search_fn="strong_wolfe")
 
 
-@pytest.mark.parametrize("cls,kwargs", [(optim.Newton, dict(lr=1e308)),
-                                        (optim.NewtonCG, dict(lr=1e308, line_search=None))])
+def test_newton_does_not_step_to_inf(device):
+    """Newton's trial point θ + 1e308·d overflows, and so do its 30 halvings: θ stays."""
+    x = tg.tensor([10.0, -10.0], dtype="float64", device=device, requires_grad=True)
+    opt = optim.Newton([x], lr=1e308)
+    with np.errstate(over="ignore", invalid="ignore"):
+        opt.step(closure_for(opt, lambda: (x * x).sum()))
+    assert opt.line_search_failed
+    np.testing.assert_array_equal(x.numpy(), [10.0, -10.0])
+
+
+@pytest.mark.parametrize("cls,kwargs", [(optim.NewtonCG, dict(lr=1e308, line_search=None))])
 def test_a_step_to_inf_raises_and_changes_nothing(cls, kwargs, device):
     """An overflowing step (lr·d = 1e308·10) is refused: FloatingPointError, parameters as before."""
     x = tg.tensor([10.0, -10.0], dtype="float64", device=device, requires_grad=True)
@@ -643,7 +652,7 @@ def test_a_step_to_inf_raises_and_changes_nothing(cls, kwargs, device):
     # minimize reports it instead of raising
     with np.errstate(over="ignore"):
         result = optim.minimize(lambda v: (v * v).sum(), tg.tensor([10.0, -10.0], dtype="float64", device=device),
-                                "newton" if cls is optim.Newton else "newton-cg", options=kwargs)
+                                "newton-cg", options=kwargs)
     assert not result.success and "diverged at iteration 1" in result.message
     np.testing.assert_array_equal(result.x.numpy(), [10.0, -10.0])
 
