@@ -75,3 +75,28 @@ def test_same_closure_calls_and_iterates_as_torch(x0, steps, kwargs, device):
     assert [calls for _, calls in ours] == [calls for _, calls in theirs]
     np.testing.assert_allclose(np.array([x for x, _ in ours]), np.array([x for x, _ in theirs]), rtol=0, atol=1e-10)
     assert not np.allclose(ours[-1][0], x0)  # it moved
+
+
+def test_host_reads_per_iteration_do_not_grow_with_the_stored_pairs(monkeypatch):
+    """float() on device values in optim.lbfgs: a constant number per iteration (the branches:
+    yᵀs > 1e-10, the slope, the stopping tests), not one per stored pair."""
+    import optim.lbfgs
+
+    reads = []
+    monkeypatch.setattr(optim.lbfgs, "float", lambda v: reads.append(1) or float(v), raising=False)
+    x = tg.tensor(np.linspace(-1.0, 1.0, 8), dtype="float64", requires_grad=True)
+    opt = optim.LBFGS([x], max_iter=1, history_size=20)
+
+    def closure():
+        opt.zero_grad()
+        loss = (x ** 4 + x ** 2).sum()
+        loss.backward()
+        return loss
+
+    per_step = []
+    for _ in range(8):
+        before = len(reads)
+        opt.step(closure)
+        per_step.append(len(reads) - before)
+    assert len(opt.state[x]["s"]) >= 6
+    assert len(set(per_step[1:])) == 1, per_step
