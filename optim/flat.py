@@ -2,9 +2,10 @@
 
 They treat all parameters as one flat vector θ (one parameter group, as PyTorch's LBFGS)
 and call a closure that zeroes the gradients, recomputes the loss, calls backward and
-returns the loss, as many times as their line search or trust region needs. Counters of
-function, gradient and Hessian-vector evaluations live in `state`, and a finished step
-that would turn finite parameters into NaN or inf is refused: these methods read the
+returns the loss, as many times as their line search or trust region needs. Their whole
+state (counters of function, gradient and Hessian-vector evaluations, n_iter, memory) is
+`method_state`. A trial point whose loss is NaN or inf is a failed trial, and a finished
+step that would turn finite parameters into NaN or inf is refused: these methods read the
 loss on the host at every step anyway, so the check costs no extra synchronisation (the
 first-order optimizers check only inside detect_anomaly()).
 """
@@ -38,14 +39,15 @@ class FlatOptimizer(Optimizer):
         self.xp = self.params[0].backend
 
     @property
-    def counts(self) -> dict:
-        """The method's state: evaluation counters, iterations, and whatever it keeps."""
+    def method_state(self) -> dict:
+        """The method's whole state, kept under the first parameter (as PyTorch's LBFGS): the
+        evaluation counters, n_iter, and whatever else the method keeps between steps."""
         return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
 
     @property
     def line_search_failed(self) -> bool:
         """Whether the last step's line search found no acceptable step (θ did not move)."""
-        return self.counts.get("line_search_failed", False)
+        return self.method_state.get("line_search_failed", False)
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         raise TypeError(f"{type(self).__name__} updates all parameters at once in step(closure)")
@@ -64,12 +66,18 @@ class FlatOptimizer(Optimizer):
         """∇f(θ) as left by the last closure (zeros for parameters without a gradient)."""
         return self.flat([p.grad.data if p.grad is not None else self.xp.zeros_like(p.data) for p in self.params])
 
+    def split(self, v: Any) -> list:
+        """The flat vector v cut into arrays shaped like the parameters, in order (views)."""
+        pieces, offset = [], 0
+        for p in self.params:
+            pieces.append(v[offset:offset + p.numel()].reshape(p.shape))
+            offset += p.numel()
+        return pieces
+
     def set_params(self, theta: Any) -> None:
         """Write the flat vector θ into the parameters."""
-        offset = 0
-        for p in self.params:
-            p.data[...] = theta[offset:offset + p.numel()].reshape(p.shape)
-            offset += p.numel()
+        for p, piece in zip(self.params, self.split(theta)):
+            p.data[...] = piece
 
     def commit(self, theta: Any) -> None:
         """Move to θ for good, unless that would put NaN or inf into finite parameters."""
@@ -84,8 +92,8 @@ class FlatOptimizer(Optimizer):
         """(f(θ), ∇f(θ)) at the current parameters, through the closure."""
         with enable_grad():
             loss = float(closure())
-        self.counts["func_evals"] += 1
-        self.counts["grad_evals"] += 1
+        self.method_state["func_evals"] += 1
+        self.method_state["grad_evals"] += 1
         return loss, self.flat_grad()
 
     def phi(self, closure: Callable[[], Any], theta: Any, d: Any) -> Callable[[float], tuple]:
@@ -101,17 +109,14 @@ class FlatOptimizer(Optimizer):
         gradient (a double backward: Hᵀv, and H is symmetric)."""
         with enable_grad(), backward_creates_graph():
             loss = closure()
-        self.counts["func_evals"] += 1
-        self.counts["grad_evals"] += 1
+        self.method_state["func_evals"] += 1
+        self.method_state["grad_evals"] += 1
         grads = [p.grad if p.grad is not None else Tensor.wrap(self.xp.zeros_like(p.data), p.backend)
                  for p in self.params]
 
         def hvp(v: Any) -> Any:
-            self.counts["hvp_evals"] += 1
-            pieces, offset = [], 0
-            for p in self.params:
-                pieces.append(Tensor.wrap(v[offset:offset + p.numel()].reshape(p.shape), p.backend))
-                offset += p.numel()
+            self.method_state["hvp_evals"] += 1
+            pieces = [Tensor.wrap(piece, p.backend) for p, piece in zip(self.params, self.split(v))]
             return self.flat([h.data for h in gradients_or_zeros(grads, self.params, grad_outputs=pieces)])
 
         return float(loss), self.flat([g.data for g in grads]), hvp
@@ -125,7 +130,7 @@ class FlatOptimizer(Optimizer):
             return
         point = LINE_SEARCHES[line_search](self.phi(closure, theta, d), d, start, t)[0]
         self.set_params(theta)
-        self.counts["line_search_failed"] = point is None
+        self.method_state["line_search_failed"] = point is None
         if point is not None:
             self.commit(theta + point.t * d)
 

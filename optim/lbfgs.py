@@ -9,7 +9,7 @@ from .optimizer import require
 
 
 class LBFGS(FlatOptimizer):
-    r"""Limited-memory BFGS (seed 000: quasi-Newton, "approximate the Hessian from
+    r"""Limited-memory BFGS (梯度下降的調整策略: quasi-Newton, "approximate the Hessian from
     gradients"; Nocedal and Wright, Algorithms 7.4 and 7.5), PyTorch's algorithm. Newton's
     step θ ← θ − H⁻¹∇L (梯度下降的調整策略) with H⁻¹ replaced by an estimate H built from
     the last history_size steps:
@@ -48,7 +48,7 @@ class LBFGS(FlatOptimizer):
 
     def step(self, closure: Callable[[], Any]) -> float:
         """Up to max_iter L-BFGS iterations; returns the loss at the start."""
-        group, state = self.param_groups[0], self.counts
+        group, state = self.param_groups[0], self.method_state
         # ---- evaluate f and ∇f where we stand ----
         start_loss, g = self.evaluate(closure)
         loss, evals = start_loss, 1
@@ -77,7 +77,7 @@ class LBFGS(FlatOptimizer):
     def next_direction(self, g: Any, history_size: int) -> Any:
         """d = −g on the very first iteration; afterwards store the pair (s, y) of the last
         step when it has positive curvature (then H stays positive definite) and return −H g."""
-        state = self.counts
+        state = self.method_state
         if state["n_iter"] == 1:
             state.update(s=[], y=[], rho=[], H_diag=1.0)
             return -g
@@ -118,7 +118,7 @@ class LBFGS(FlatOptimizer):
                 return start.f, start.g, t, 0
             return (*self.evaluate(closure), t, 1)
         point, used = strong_wolfe(self.phi(closure, theta, d), d, start, t, max_ls=max_ls)
-        self.counts["line_search_failed"] = point is None
+        self.method_state["line_search_failed"] = point is None
         point = point or start  # no lower loss found: stay (t = 0), as PyTorch's search returns then
         self.set_params(theta)
         self.commit(theta + point.t * d)

@@ -1,6 +1,6 @@
 """Newton's method and its large-scale forms, driven by the engine's Hessian-vector products.
 
-Seed 000 derives Newton's step from the second-order Taylor model
+梯度下降的調整策略 derives Newton's step from the second-order Taylor model
 f(θ + d) ≈ f + gᵀd + ½ dᵀHd, whose minimum is at H d = −g, and notes its cost: storing H
 takes O(n²) memory and solving with it O(n³) time. The three classes here trade that
 cost differently:
@@ -39,7 +39,8 @@ def _forcing_tolerance(xp: Any, g: Any, cg_tol: float | None) -> float:
 
 
 class NewtonCG(FlatOptimizer):
-    r"""Truncated Newton: one step solves H d = −g by conjugate gradients, then moves along d.
+    r"""Truncated Newton: Newton's step w_new = w_old − H⁻¹∇L (梯度下降的調整策略) with
+    H⁻¹∇L never formed: one step solves H d = −g by conjugate gradients, then moves along d.
 
         CG on H d = −g from d = 0, until ‖H d + g‖ ≤ min(0.5, √‖g‖)·‖g‖ (or cg_tol),
             each iteration one Hessian-vector product H·p from the engine;
@@ -68,7 +69,7 @@ class NewtonCG(FlatOptimizer):
                               group["max_cg_iter"] or 20 * g.size)
         self.release_graph()
         self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], group["line_search"])
-        self.counts["n_iter"] += 1
+        self.method_state["n_iter"] += 1
         return loss
 
     def truncated_cg(self, g: Any, hvp: Callable[[Any], Any], tolerance: float, max_iter: int) -> Any:
@@ -98,7 +99,9 @@ class NewtonCG(FlatOptimizer):
 
 class TrustRegionNewtonCG(FlatOptimizer):
     r"""Newton-CG in a trust region (Steihaug–Toint): minimise the model
-    m(d) = f + gᵀd + ½ dᵀHd over ‖d‖ ≤ Δ, then judge the model by the actual decrease.
+    m(d) = f + gᵀd + ½ dᵀHd over ‖d‖ ≤ Δ (inside the ball its minimum is Newton's step
+    d = −H⁻¹g, w_new = w_old − H⁻¹∇L of 梯度下降的調整策略), then judge the model by the
+    actual decrease.
 
         CG on H d = −g from d = 0 as in NewtonCG, but stop on the boundary ‖d‖ = Δ when an
             iterate would leave the ball or a direction of negative curvature appears
@@ -120,8 +123,8 @@ class TrustRegionNewtonCG(FlatOptimizer):
 
     def step(self, closure: Callable[[], Any]) -> float:
         """One trust-region iteration; returns the loss at the start."""
-        group, xp, counts = self.param_groups[0], self.xp, self.counts
-        radius = counts.setdefault("radius", group["initial_radius"])
+        group, xp, state = self.param_groups[0], self.xp, self.method_state
+        radius = state.setdefault("radius", group["initial_radius"])
         loss, g, hvp = self.evaluate_with_curvature(closure)
         d, on_boundary = self.steihaug_cg(g, hvp, radius, _forcing_tolerance(xp, g, None), 20 * g.size)
         predicted = -float((g * d).sum() + 0.5 * (d * hvp(d)).sum())
@@ -133,12 +136,12 @@ class TrustRegionNewtonCG(FlatOptimizer):
         # a NaN ρ would compare False with 1/4 and never shrink the radius.
         rho = (loss - new_loss) / predicted if predicted > 0 and math.isfinite(new_loss) else -1.0
         if rho < 0.25:
-            counts["radius"] = 0.25 * radius
+            state["radius"] = 0.25 * radius
         elif rho > 0.75 and on_boundary:
-            counts["radius"] = min(2 * radius, group["max_radius"])
+            state["radius"] = min(2 * radius, group["max_radius"])
         if rho > group["eta"]:
             self.commit(theta + d)
-        counts["n_iter"] += 1
+        state["n_iter"] += 1
         return loss
 
     def steihaug_cg(self, g: Any, hvp: Callable[[Any], Any], radius: float, tolerance: float,
@@ -210,7 +213,7 @@ class Newton(FlatOptimizer):
         self.release_graph()
         d = self.modified_newton_direction((hessian + hessian.T) / 2 + group["damping"] * identity, g)
         self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], "finite_loss")
-        self.counts["n_iter"] += 1
+        self.method_state["n_iter"] += 1
         return loss
 
     def modified_newton_direction(self, hessian: Any, g: Any) -> Any:

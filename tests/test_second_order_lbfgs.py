@@ -13,10 +13,8 @@ def rosenbrock(x):
     return 100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2
 
 
-def run_ours(x0, steps, device, **kwargs):
-    """x after each step and the closure calls so far."""
-    x = tg.tensor(x0, dtype="float64", device=device, requires_grad=True)
-    opt = optim.LBFGS([x], **kwargs)
+def run(opt, x, steps, host):
+    """x after each step and the closure calls so far; works for ours and for torch's."""
     calls = []
 
     def closure():
@@ -29,29 +27,20 @@ def run_ours(x0, steps, device, **kwargs):
     out = []
     for _ in range(steps):
         opt.step(closure)
-        out.append((x.numpy().copy(), len(calls)))
+        out.append((host(x), len(calls)))
     return out
+
+
+def run_ours(x0, steps, device, **kwargs):
+    x = tg.tensor(x0, dtype="float64", device=device, requires_grad=True)
+    return run(optim.LBFGS([x], **kwargs), x, steps, lambda x: x.numpy().copy())
 
 
 def run_torch(torch, x0, steps, **kwargs):
     x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([x], **kwargs)
-    calls = []
-
-    def closure():
-        calls.append(1)
-        opt.zero_grad()
-        loss = rosenbrock(x)
-        loss.backward()
-        return loss
-
-    out = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        for _ in range(steps):
-            opt.step(closure)
-            out.append((x.detach().numpy().copy(), len(calls)))
-    return out
+        return run(torch.optim.LBFGS([x], **kwargs), x, steps, lambda x: x.detach().numpy().copy())
 
 
 # Rosenbrock amplifies round-off (torch run from x0 moved by one ulp drifts from itself by
