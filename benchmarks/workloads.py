@@ -320,7 +320,7 @@ def run_closure(fun: Callable, d: int) -> dict:
         nit += 1
         gnorm, used = gradient_norm()
         extra += used
-    return dict(x=w.numpy().copy(), nit=nit, nfev=opt.counts["func_evals"] + extra, nhev=opt.counts["hvp_evals"])
+    return dict(x=w.numpy().copy(), nit=nit, nfev=opt.method_state["func_evals"] + extra, nhev=opt.method_state["hvp_evals"])
 
 
 def engine_newton(problem: tuple[np.ndarray, np.ndarray]) -> dict[str, Case]:

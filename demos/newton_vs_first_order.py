@@ -12,7 +12,7 @@ real problem: L2-regularised logistic regression on the digits, "is the digit od
 with X the 1797 images of 8×8 pixels (values in [0, 1]) plus a column of ones: 65 weights.
 f is strictly convex, so its one critical point is the minimum w*. Every method starts at
 w = 0 and runs on the same tinygrad_edu loss; the optimizers are driven with a closure, so
-their counters (opt.counts: function, gradient and Hessian-vector evaluations) can be read.
+their counters (opt.method_state: function, gradient and Hessian-vector evaluations) can be read.
 
 - GD: optim.SGD with lr = 1/L, where L = λmax of the Hessian at w = 0, found by power
   iteration with Hessian-vector products (tinygrad_edu.curvature.top_eigenvalue). For
@@ -183,8 +183,8 @@ def run_method(method: Method, fun: Callable, w0: numpy.ndarray, iters: int) -> 
             closure()
             opt.step()
         elapsed += time.perf_counter() - start
-    counts = dict(opt.counts) if hasattr(opt, "counts") else {"func_evals": grads, "grad_evals": grads, "hvp_evals": 0}
-    run.pairs = len(opt.counts["s"]) if "s" in getattr(opt, "counts", {}) else None
+    counts = dict(opt.method_state) if hasattr(opt, "method_state") else {"func_evals": grads, "grad_evals": grads, "hvp_evals": 0}
+    run.pairs = len(opt.method_state["s"]) if "s" in getattr(opt, "method_state", {}) else None
     run.counts = {"iterations": len(run.xs) - 1, "func_evals": counts["func_evals"],
                   "grad_evals": counts["grad_evals"], "hvp_evals": counts["hvp_evals"]}
     return run

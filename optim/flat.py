@@ -2,9 +2,10 @@
 
 They treat all parameters as one flat vector θ (one parameter group, as PyTorch's LBFGS)
 and call a closure that zeroes the gradients, recomputes the loss, calls backward and
-returns the loss, as many times as their line search or trust region needs. Counters of
-function, gradient and Hessian-vector evaluations live in `state`, and a finished step
-that would turn finite parameters into NaN or inf is refused: these methods read the
+returns the loss, as many times as their line search or trust region needs. Their whole
+state (counters of function, gradient and Hessian-vector evaluations, n_iter, memory) is
+`method_state`. A trial point whose loss is NaN or inf is a failed trial, and a finished
+step that would turn finite parameters into NaN or inf is refused: these methods read the
 loss on the host at every step anyway, so the check costs no extra synchronisation (the
 first-order optimizers check only inside detect_anomaly()).
 """
@@ -15,7 +16,16 @@ from typing import Any, Callable, Iterable
 from tinygrad_edu import Tensor, backward_creates_graph, enable_grad
 from tinygrad_edu.functional import gradients_or_zeros
 
+from .line_search import Point, armijo, finite_loss, strong_wolfe
 from .optimizer import Optimizer
+
+LINE_SEARCHES = {"armijo": armijo, "strong_wolfe": strong_wolfe, "finite_loss": finite_loss, None: None}
+
+
+def check_line_search(owner: str, line_search: str | None) -> None:
+    """Raise ValueError unless line_search is "armijo", "strong_wolfe" or None."""
+    if line_search not in ("armijo", "strong_wolfe", None):
+        raise ValueError(f"{owner}: line_search must be 'armijo', 'strong_wolfe' or None, got {line_search!r}")
 
 
 class FlatOptimizer(Optimizer):
@@ -29,9 +39,15 @@ class FlatOptimizer(Optimizer):
         self.xp = self.params[0].backend
 
     @property
-    def counts(self) -> dict:
-        """The method's state: evaluation counters, iterations, and whatever it keeps."""
+    def method_state(self) -> dict:
+        """The method's whole state, kept under the first parameter (as PyTorch's LBFGS): the
+        evaluation counters, n_iter, and whatever else the method keeps between steps."""
         return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
+
+    @property
+    def line_search_failed(self) -> bool:
+        """Whether the last step's line search found no acceptable step (θ did not move)."""
+        return self.method_state.get("line_search_failed", False)
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         raise TypeError(f"{type(self).__name__} updates all parameters at once in step(closure)")
@@ -50,12 +66,23 @@ class FlatOptimizer(Optimizer):
         """∇f(θ) as left by the last closure (zeros for parameters without a gradient)."""
         return self.flat([p.grad.data if p.grad is not None else self.xp.zeros_like(p.data) for p in self.params])
 
+    def state_shapes(self, p: Tensor) -> tuple:
+        """The state is kept under the first parameter: flat vectors over all parameters
+        (the direction, L-BFGS's pairs) and scalars (its H_diag)."""
+        return ((sum(q.numel() for q in self.params),), ())
+
+    def split(self, v: Any) -> list:
+        """The flat vector v cut into arrays shaped like the parameters, in order (views)."""
+        pieces, offset = [], 0
+        for p in self.params:
+            pieces.append(v[offset:offset + p.numel()].reshape(p.shape))
+            offset += p.numel()
+        return pieces
+
     def set_params(self, theta: Any) -> None:
         """Write the flat vector θ into the parameters."""
-        offset = 0
-        for p in self.params:
-            p.copy_(theta[offset:offset + p.numel()].reshape(p.shape))
-            offset += p.numel()
+        for p, piece in zip(self.params, self.split(theta)):
+            p.copy_(piece)
 
     def commit(self, theta: Any) -> None:
         """Move to θ for good, unless that would put NaN or inf into finite parameters."""
@@ -70,8 +97,8 @@ class FlatOptimizer(Optimizer):
         """(f(θ), ∇f(θ)) at the current parameters, through the closure."""
         with enable_grad():
             loss = float(closure())
-        self.counts["func_evals"] += 1
-        self.counts["grad_evals"] += 1
+        self.method_state["func_evals"] += 1
+        self.method_state["grad_evals"] += 1
         return loss, self.flat_grad()
 
     def phi(self, closure: Callable[[], Any], theta: Any, d: Any) -> Callable[[float], tuple]:
@@ -87,20 +114,30 @@ class FlatOptimizer(Optimizer):
         gradient (a double backward: Hᵀv, and H is symmetric)."""
         with enable_grad(), backward_creates_graph():
             loss = closure()
-        self.counts["func_evals"] += 1
-        self.counts["grad_evals"] += 1
+        self.method_state["func_evals"] += 1
+        self.method_state["grad_evals"] += 1
         grads = [p.grad if p.grad is not None else Tensor.wrap(self.xp.zeros_like(p.data), p.backend)
                  for p in self.params]
 
         def hvp(v: Any) -> Any:
-            self.counts["hvp_evals"] += 1
-            pieces, offset = [], 0
-            for p in self.params:
-                pieces.append(Tensor.wrap(v[offset:offset + p.numel()].reshape(p.shape), p.backend))
-                offset += p.numel()
+            self.method_state["hvp_evals"] += 1
+            pieces = [Tensor.wrap(piece, p.backend) for p, piece in zip(self.params, self.split(v))]
             return self.flat([h.data for h in gradients_or_zeros(grads, self.params, grad_outputs=pieces)])
 
         return float(loss), self.flat([g.data for g in grads]), hvp
+
+    def move_along(self, closure: Callable[[], Any], start: Point, d: Any, t: float, line_search: str | None) -> None:
+        """θ ← θ + t·d with t fixed (line_search None), or found by the line search from t. A
+        search that finds no acceptable step leaves θ as it was and sets line_search_failed."""
+        theta = self.flat_params()
+        if line_search is None:
+            self.commit(theta + t * d)
+            return
+        point = LINE_SEARCHES[line_search](self.phi(closure, theta, d), d, start, t)[0]
+        self.set_params(theta)
+        self.method_state["line_search_failed"] = point is None
+        if point is not None:
+            self.commit(theta + point.t * d)
 
     def release_graph(self) -> None:
         """Keep the gradients' values, drop the graph behind them."""

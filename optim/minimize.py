@@ -18,6 +18,7 @@ from .adadelta import Adadelta
 from .adagrad import Adagrad
 from .adam import Adam, AdamW
 from .adamax import Adamax
+from .flat import FlatOptimizer
 from .lbfgs import LBFGS
 from .newton import Newton, NewtonCG, TrustRegionNewtonCG
 from .nadam import NAdam
@@ -47,25 +48,57 @@ class OptimizeResult:
     path: numpy.ndarray | None = field(repr=False)
 
 
+def _copy(x: Tensor) -> Tensor:
+    """A detached copy of x on its device: later steps, which write into x, leave it alone."""
+    return Tensor.wrap(x.backend.asarray(x.data, copy=True), x.backend)
+
+
 def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-cg", *,
              options: dict | None = None, callback: Callable[[numpy.ndarray, OptimizeResult], Any] | None = None
              ) -> OptimizeResult:
     """Minimise the scalar function `fun` of one Tensor from `x0` (which is not modified).
 
     `method` is an optimizer's lower-case name ("sgd", "adam", ..., "lbfgs", "newton-cg",
-    "trust-ncg", "newton"). `options` holds that optimizer's constructor arguments plus
-    `maxiter` (default 10000 for first-order methods, 1000 for the others) and `gtol`
-    (default 1e-8): the run succeeds when the gradient's largest absolute entry falls
-    below gtol. One iteration is one update of x (for "lbfgs": max_iter=1,
-    tolerance_grad=gtol and tolerance_change=0 unless options say otherwise; PyTorch's
-    default tolerance_change=1e-9 would stop L-BFGS from moving once the slope along its
-    direction is that small, short of gtol). `callback(x, result_so_far)` is called after
-    each iteration with a NumPy copy of x (result_so_far.path is None; the path comes with
-    the final result); a callback that returns True stops the run. `nfev` counts
-    evaluations of fun, including those of line searches and trust-region trials.
+    "trust-ncg", "newton"); `options` holds its constructor arguments plus `maxiter`
+    (default 10000 for first-order methods, 1000 for the others) and `gtol` (default
+    1e-8): the run succeeds when max |∇f| < gtol. One iteration is one update of x (for
+    "lbfgs", see _make_optimizer). `callback(x, result_so_far)` is called after each
+    iteration with copies of x (result_so_far.path is None); returning True stops the run.
+    `nfev` counts evaluations of fun, line searches and trust-region trials included.
     """
-    if not isinstance(x0, Tensor):
-        x0 = Tensor(x0)
+    x0 = x0 if isinstance(x0, Tensor) else Tensor(x0)
+    x = _copy(x0).requires_grad_()
+    optimizer, maxiter, gtol = _make_optimizer(method, x, options)
+    objective = _Objective(fun, x)
+    path = [x.numpy().copy()]
+
+    def result(nit: int, success: bool, message: str, final: bool = True) -> OptimizeResult:
+        return OptimizeResult(_copy(x), objective.value, objective.grad_norm, nit, objective.nfev, success, message,
+                              numpy.array(path) if final else None)
+
+    objective.evaluate()
+    for nit in range(maxiter + 1):
+        # ---- stop: converged, diverged, or out of iterations ----
+        verdict = _verdict(objective, nit, gtol, maxiter)
+        if verdict is not None:
+            return result(nit, *verdict)
+        # ---- one update of x ----
+        failure = _update(optimizer, objective.closure, nit + 1)
+        if failure is not None:
+            return result(nit, False, failure)
+        path.append(x.numpy().copy())
+        objective.evaluate()
+        # ---- report ----
+        if callback is not None and callback(path[-1].copy(), result(nit + 1, False, "running", final=False)):
+            return result(nit + 1, objective.grad_norm < gtol, f"stopped by the callback after {nit + 1} iterations")
+    raise AssertionError("unreachable")
+
+
+def _make_optimizer(method: str, x: Tensor, options: dict | None) -> tuple:
+    """(optimizer of x, maxiter, gtol) from minimize's method and options. L-BFGS runs one
+    iteration per step: max_iter=1, max_eval=26, tolerance_grad=gtol and tolerance_change=0
+    unless options say otherwise (PyTorch's default tolerance_change=1e-9 would stop it once
+    the slope along its direction is that small, short of gtol)."""
     key = method.lower()
     methods = {**FIRST_ORDER, **WITH_CLOSURE}
     if key not in methods:
@@ -75,55 +108,60 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
     gtol = options.pop("gtol", 1e-8)
     if key == "lbfgs":  # one L-BFGS iteration per step, and gtol alone decides when to stop
         options.setdefault("max_iter", 1)
+        options.setdefault("max_eval", 26)  # the start, then a line search of up to 25 iterations (26 calls)
         options.setdefault("tolerance_grad", gtol)
         options.setdefault("tolerance_change", 0.0)
-    x = Tensor.wrap(x0.backend.asarray(x0.data, copy=True), x0.backend).requires_grad_()
-    optimizer = methods[key]([x], **options)
-    path = [x.numpy().copy()]
-    nfev = 0
-    last_call: list = []  # [x, loss] of the closure's latest call
+    return methods[key]([x], **options), maxiter, gtol
 
-    def closure() -> Tensor:
-        nonlocal nfev
-        x.grad = None
-        loss = fun(x)
-        nfev += 1
+
+class _Objective:
+    """fun at x, through a closure that counts its calls (nfev) and remembers the last one."""
+
+    def __init__(self, fun: Callable[[Tensor], Tensor], x: Tensor):
+        self.fun, self.x, self.nfev = fun, x, 0
+        self.last_call: tuple | None = None  # (x, loss) of the closure's latest call
+        self.value = self.grad_norm = float("nan")
+
+    def closure(self) -> Tensor:
+        """Zero x.grad, evaluate fun at x, backward; what the optimizers' closures do."""
+        self.x.grad = None
+        loss = self.fun(self.x)
+        self.nfev += 1
         loss.backward()
-        last_call[:] = [x.backend.asarray(x.data, copy=True), loss.detach()]
+        self.last_call = (self.x.backend.asarray(self.x.data, copy=True), loss.detach())
         return loss
 
-    def evaluate() -> tuple:
-        # A line search or trust region that ended where x now is has just evaluated
-        # f and ∇f there (fun is fixed, so they still hold): Newton-CG saves one
-        # evaluation per iteration.
-        if not last_call or not bool((last_call[0] == x.data).all()):
-            closure()
-        return last_call[1].item(), float(abs(x.grad.numpy()).max())
+    def evaluate(self) -> None:
+        """value and grad_norm (max |∇f|) at x. A line search or trust region that ended where
+        x now is has just evaluated f and ∇f there (fun is fixed, so they still hold): that
+        call is reused, which saves Newton-CG one evaluation per iteration."""
+        if self.last_call is None or not bool((self.last_call[0] == self.x.data).all()):
+            self.closure()
+        self.value, self.grad_norm = self.last_call[1].item(), float(abs(self.x.grad.numpy()).max())
 
-    def result(nit: int, value: float, grad_norm: float, success: bool, message: str,
-               final: bool = True) -> OptimizeResult:
-        return OptimizeResult(x.detach(), value, grad_norm, nit, nfev, success, message,
-                              numpy.array(path) if final else None)
 
-    value, grad_norm = evaluate()
-    for nit in range(maxiter + 1):
-        if not (numpy.isfinite(value) and numpy.isfinite(grad_norm)):
-            return result(nit, value, grad_norm, False, f"diverged: the loss or gradient is not finite after {nit} iterations")
-        if grad_norm < gtol:
-            return result(nit, value, grad_norm, True, f"converged: max |gradient| < gtol={gtol:g} after {nit} iterations")
-        if nit == maxiter:
-            return result(nit, value, grad_norm, False, f"maximum number of iterations reached ({maxiter})")
-        try:
-            if key in WITH_CLOSURE:
-                optimizer.step(closure)
-            else:
-                with detect_anomaly():  # let step refuse a non-finite update (minimize waits for the loss anyway)
-                    optimizer.step()
-        except FloatingPointError as e:
-            return result(nit, value, grad_norm, False, f"diverged at iteration {nit + 1}: {e}")
-        path.append(x.numpy().copy())
-        value, grad_norm = evaluate()
-        if callback is not None and callback(path[-1].copy(), result(nit + 1, value, grad_norm, False, "running",
-                                                                     final=False)):
-            return result(nit + 1, value, grad_norm, grad_norm < gtol, f"stopped by the callback after {nit + 1} iterations")
-    raise AssertionError("unreachable")
+def _verdict(objective: _Objective, nit: int, gtol: float, maxiter: int) -> tuple | None:
+    """(success, message) when the run ends at iteration nit, else None."""
+    if not (numpy.isfinite(objective.value) and numpy.isfinite(objective.grad_norm)):
+        return False, f"diverged: the loss or gradient is not finite after {nit} iterations"
+    if objective.grad_norm < gtol:
+        return True, f"converged: max |gradient| < gtol={gtol:g} after {nit} iterations"
+    if nit == maxiter:
+        return False, f"maximum number of iterations reached ({maxiter})"
+    return None
+
+
+def _update(optimizer: Any, closure: Callable[[], Tensor], iteration: int) -> str | None:
+    """One step of the optimizer; None, or the message that says why x did not move."""
+    try:
+        if isinstance(optimizer, FlatOptimizer):
+            optimizer.step(closure)
+        else:
+            with detect_anomaly():  # let step refuse a non-finite update (minimize waits for the loss anyway)
+                optimizer.step()
+    except FloatingPointError as e:
+        return f"diverged at iteration {iteration}: {e}"
+    if getattr(optimizer, "line_search_failed", False):
+        return (f"line search failed at iteration {iteration}: "
+                "no step along the direction lowered the loss; x is unchanged")
+    return None

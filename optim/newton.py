@@ -1,6 +1,6 @@
 """Newton's method and its large-scale forms, driven by the engine's Hessian-vector products.
 
-The note 「梯度下降的調整策略」 derives Newton's step from the second-order Taylor model
+「梯度下降的調整策略」 derives Newton's step from the second-order Taylor model
 f(θ + d) ≈ f + gᵀd + ½ dᵀHd, whose minimum is at H d = −g, and notes its cost: storing H
 takes O(n²) memory and solving with it O(n³) time. The three classes here trade that
 cost differently:
@@ -20,9 +20,9 @@ from __future__ import annotations
 import math
 from typing import Any, Callable, Iterable
 
-from .flat import FlatOptimizer
-from .line_search import Point, armijo, strong_wolfe
-from .optimizer import require
+from .flat import FlatOptimizer, check_line_search
+from .line_search import Point
+from .optimizer import check
 
 
 def _norm(xp: Any, v: Any) -> float:
@@ -39,24 +39,26 @@ def _forcing_tolerance(xp: Any, g: Any, cg_tol: float | None) -> float:
 
 
 class NewtonCG(FlatOptimizer):
-    r"""Truncated Newton: one step solves H d = −g by conjugate gradients, then moves along d.
+    r"""Truncated Newton: Newton's step w_new = w_old − H⁻¹∇L (「梯度下降的調整策略」) with
+    H⁻¹∇L never formed: one step solves H d = −g by conjugate gradients, then moves along d.
 
         CG on H d = −g from d = 0, until ‖H d + g‖ ≤ min(0.5, √‖g‖)·‖g‖ (or cg_tol),
             each iteration one Hessian-vector product H·p from the engine;
-            a direction p with pᵀHp ≤ 0 (negative curvature) ends CG; on the very first
-            iteration the step falls back to steepest descent, d = −(gᵀg / |gᵀHg|)·g;
+            a direction p with pᵀHp ≤ 0 (zero or negative curvature) ends CG; on the very
+            first iteration the step falls back to steepest descent, d = −g;
         θ ← θ + t·d, with t from a line search starting at lr ("armijo" backtracking,
             "strong_wolfe", or t = lr fixed for line_search=None).
 
-    One `step` is one Newton iteration. state counts func_evals, grad_evals, hvp_evals
-    and n_iter. SciPy: scipy.optimize.minimize(method="Newton-CG") with hessp.
+    A line search that finds no acceptable step (a NaN or inf loss is never acceptable)
+    leaves θ unchanged and sets `line_search_failed`. One `step` is one Newton
+    iteration. state counts func_evals, grad_evals, hvp_evals and n_iter. SciPy:
+    scipy.optimize.minimize(method="Newton-CG") with hessp.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_cg_iter: int | None = None,
                  cg_tol: float | None = None, line_search: str | None = "armijo"):
-        require(lr > 0, "learning rate", lr)
-        if line_search not in ("armijo", "strong_wolfe", None):
-            raise ValueError(f"line_search must be 'armijo', 'strong_wolfe' or None, got {line_search!r}")
+        check(lr > 0, "NewtonCG", "lr must be > 0", lr)
+        check_line_search("NewtonCG", line_search)
         super().__init__(params, dict(lr=lr, max_cg_iter=max_cg_iter, cg_tol=cg_tol, line_search=line_search))
 
     def step(self, closure: Callable[[], Any]) -> float:
@@ -66,16 +68,8 @@ class NewtonCG(FlatOptimizer):
         d = self.truncated_cg(g, hvp, _forcing_tolerance(xp, g, group["cg_tol"]),
                               group["max_cg_iter"] or 20 * g.size)
         self.release_graph()
-        theta = self.flat_params()
-        start = Point(0.0, loss, g, float((g * d).sum()))
-        if group["line_search"] is None:
-            t = group["lr"]
-        else:
-            search = armijo if group["line_search"] == "armijo" else strong_wolfe
-            t = search(self.phi(closure, theta, d), d, start, group["lr"])[0].t
-        self.set_params(theta)
-        self.commit(theta + t * d)
-        self.counts["n_iter"] += 1
+        self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], group["line_search"])
+        self.method_state["n_iter"] += 1
         return loss
 
     def truncated_cg(self, g: Any, hvp: Callable[[Any], Any], tolerance: float, max_iter: int) -> Any:
@@ -91,8 +85,8 @@ class NewtonCG(FlatOptimizer):
             hp = hvp(p)
             curvature = float((p * hp).sum())
             if curvature <= 0:
-                if i == 0:  # no Newton information yet: steepest descent, scaled by the curvature seen
-                    d = -g * (rr / max(abs(curvature), 1e-30))
+                if i == 0:  # no Newton information yet: steepest descent, the line search sets its length
+                    d = -g
                 break
             alpha = rr / curvature
             d = d + alpha * p
@@ -105,14 +99,17 @@ class NewtonCG(FlatOptimizer):
 
 class TrustRegionNewtonCG(FlatOptimizer):
     r"""Newton-CG in a trust region (Steihaug–Toint): minimise the model
-    m(d) = f + gᵀd + ½ dᵀHd over ‖d‖ ≤ Δ, then judge the model by the actual decrease.
+    m(d) = f + gᵀd + ½ dᵀHd over ‖d‖ ≤ Δ (inside the ball its minimum is Newton's step
+    d = −H⁻¹g, w_new = w_old − H⁻¹∇L of 「梯度下降的調整策略」), then judge the model by the
+    actual decrease.
 
         CG on H d = −g from d = 0 as in NewtonCG, but stop on the boundary ‖d‖ = Δ when an
             iterate would leave the ball or a direction of negative curvature appears
             (then the model decreases all the way to the boundary);
         ρ = (f(θ) − f(θ + d)) / (m(0) − m(d))          (actual over predicted decrease)
         Δ ← Δ/4 if ρ < 1/4;   Δ ← min(2Δ, max_radius) if ρ > 3/4 and ‖d‖ = Δ
-        θ ← θ + d if ρ > η (eta), else θ stays.
+        θ ← θ + d if ρ > η (eta), else θ stays;
+        a NaN or inf f(θ + d) counts as ρ = −1 (rejected, Δ shrinks).
 
     One `step` is one such iteration (a rejected step still counts). SciPy:
     scipy.optimize.minimize(method="trust-ncg"), with the same defaults.
@@ -120,14 +117,14 @@ class TrustRegionNewtonCG(FlatOptimizer):
 
     def __init__(self, params: Iterable[Any], initial_radius: float = 1.0, max_radius: float = 1000.0,
                  eta: float = 0.15):
-        require(0 < initial_radius <= max_radius, "initial_radius (expected in (0, max_radius])", initial_radius)
-        require(0 <= eta < 0.25, "eta (expected in [0, 0.25))", eta)
+        check(0 < initial_radius <= max_radius, "TrustRegionNewtonCG", f"initial_radius must be in (0, max_radius={max_radius}]", initial_radius)
+        check(0 <= eta < 0.25, "TrustRegionNewtonCG", "eta must be in [0, 0.25)", eta)
         super().__init__(params, dict(initial_radius=initial_radius, max_radius=max_radius, eta=eta))
 
     def step(self, closure: Callable[[], Any]) -> float:
         """One trust-region iteration; returns the loss at the start."""
-        group, xp, counts = self.param_groups[0], self.xp, self.counts
-        radius = counts.setdefault("radius", group["initial_radius"])
+        group, xp, state = self.param_groups[0], self.xp, self.method_state
+        radius = state.setdefault("radius", group["initial_radius"])
         loss, g, hvp = self.evaluate_with_curvature(closure)
         d, on_boundary = self.steihaug_cg(g, hvp, radius, _forcing_tolerance(xp, g, None), 20 * g.size)
         predicted = -float((g * d).sum() + 0.5 * (d * hvp(d)).sum())
@@ -135,14 +132,16 @@ class TrustRegionNewtonCG(FlatOptimizer):
         theta = self.flat_params()
         new_loss = self.phi(closure, theta, d)(1.0)[0]
         self.set_params(theta)
-        rho = (loss - new_loss) / predicted if predicted > 0 else -1.0
+        # A NaN or inf trial loss (or a model that predicts no decrease) rejects the step;
+        # a NaN ρ would compare False with 1/4 and never shrink the radius.
+        rho = (loss - new_loss) / predicted if predicted > 0 and math.isfinite(new_loss) else -1.0
         if rho < 0.25:
-            counts["radius"] = 0.25 * radius
+            state["radius"] = 0.25 * radius
         elif rho > 0.75 and on_boundary:
-            counts["radius"] = min(2 * radius, group["max_radius"])
+            state["radius"] = min(2 * radius, group["max_radius"])
         if rho > group["eta"]:
             self.commit(theta + d)
-        counts["n_iter"] += 1
+        state["n_iter"] += 1
         return loss
 
     def steihaug_cg(self, g: Any, hvp: Callable[[Any], Any], radius: float, tolerance: float,
@@ -178,28 +177,31 @@ class TrustRegionNewtonCG(FlatOptimizer):
 
 
 class Newton(FlatOptimizer):
-    r"""Newton's method with the full Hessian (「梯度下降的調整策略」):
+    r"""Newton's method with the full Hessian, w_new = w_old − H⁻¹∇L as in 「梯度下降的調整策略」:
 
         H = [H e₁, …, H eₙ]  (n Hessian-vector products) + damping·I
-        θ ← θ − lr · H̃⁻¹ g
+        d = −H̃⁻¹ g,   θ ← θ + t·d
 
     where H̃ = H when H is positive definite. Otherwise H's eigenvalues λ are replaced by
-    max(|λ|, δ) (δ = 1e-8·max|λ|): a modified Hessian that is positive definite, so −H̃⁻¹g
-    is a descent direction; along a direction of negative curvature the step then goes
+    max(|λ|, δ) (δ = 1e-8·max|λ|): a modified Hessian that is positive definite, so d is a
+    descent direction; along a direction of negative curvature the step then goes
     downhill instead of towards the saddle or maximum that pure Newton would seek.
     (Shifting all eigenvalues by the same τ, H + τI, also gives descent but, near a saddle,
-    a huge step along the negative direction.)
+    a huge step along the negative direction.) When H = 0, d = −g.
 
-    Cost, as the table of 「梯度下降的調整策略」 says: n products and O(n²) memory to form H, O(n³) to
-    decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
-    The full step has no line search: far from a minimum, or near a nearly singular H,
-    it can overshoot and raise the loss; lower lr, add damping, or use NewtonCG (line
-    search) or TrustRegionNewtonCG (trust region) there.
+    The full step t = lr is taken even when it raises the loss (no line search: far from a
+    minimum, or near a nearly singular H, it can overshoot; lower lr, add damping, or use
+    NewtonCG or TrustRegionNewtonCG there), but it is first evaluated: while the loss
+    there is NaN or inf, t is halved. If 30 halvings leave it non-finite, θ stays and
+    `line_search_failed` is set. That trial is one closure call per step.
+
+    Cost, as the table in 「梯度下降的調整策略」 says: n products and O(n²) memory to form H,
+    O(n³) to decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 0.0):
-        require(lr > 0, "learning rate", lr)
-        require(damping >= 0, "damping value", damping)
+        check(lr > 0, "Newton", "lr must be > 0", lr)
+        check(damping >= 0, "Newton", "damping must be >= 0", damping)
         super().__init__(params, dict(lr=lr, damping=damping))
 
     def step(self, closure: Callable[[], Any]) -> float:
@@ -209,11 +211,18 @@ class Newton(FlatOptimizer):
         identity = xp.eye(g.size, dtype=g.dtype)
         hessian = xp.stack([hvp(e) for e in identity], axis=1)
         self.release_graph()
-        hessian = (hessian + hessian.T) / 2 + group["damping"] * identity
-        eigenvalues, eigenvectors = xp.linalg.eigh(hessian)
-        floor = 1e-8 * max(float(abs(eigenvalues).max()), 1e-30)
-        modified = xp.maximum(abs(eigenvalues), floor)
-        d = -(eigenvectors @ ((eigenvectors.T @ g) / modified))
-        self.commit(self.flat_params() + group["lr"] * d)
-        self.counts["n_iter"] += 1
+        d = self.modified_newton_direction((hessian + hessian.T) / 2 + group["damping"] * identity, g)
+        self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], "finite_loss")
+        self.method_state["n_iter"] += 1
         return loss
+
+    def modified_newton_direction(self, hessian: Any, g: Any) -> Any:
+        """d = −H̃⁻¹g with H's eigenvalues λ replaced by max(|λ|, 1e-8·max|λ|); d = −g when
+        H = 0 (no curvature to use, as NewtonCG at zero curvature)."""
+        xp = self.xp
+        eigenvalues, eigenvectors = xp.linalg.eigh(hessian)
+        largest = float(abs(eigenvalues).max())
+        if largest == 0:
+            return -g
+        modified = xp.maximum(abs(eigenvalues), 1e-8 * largest)
+        return -(eigenvectors @ ((eigenvectors.T @ g) / modified))

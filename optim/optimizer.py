@@ -36,16 +36,17 @@ def _host_copy(value: Any, backend: Any) -> Any:
     return value
 
 
-def _to_parameter(value: Any, p: Tensor, shape: tuple, where: str) -> Any:
+def _to_parameter(value: Any, p: Tensor, shapes: tuple, where: str) -> Any:
     """A copy of a saved state entry on p's device, floating-point arrays in p's dtype;
-    every array must have `shape` (a state array broadcast over a parameter of another
-    shape would give wrong updates without an error). `where` names the entry."""
+    every array must have one of `shapes` (a state array broadcast over a parameter of
+    another shape would give wrong updates without an error). `where` names the entry."""
     if hasattr(value, "shape"):
-        if tuple(value.shape) != tuple(shape):
-            raise ValueError(f"{where} has shape {tuple(value.shape)}, expected {tuple(shape)}")
+        if tuple(value.shape) not in shapes:
+            expected = " or ".join(str(shape) for shape in shapes)
+            raise ValueError(f"{where} has shape {tuple(value.shape)}, expected {expected}")
         return p.backend.asarray(value, dtype=p.dtype if value.dtype.kind == "f" else None, copy=True)
     if isinstance(value, (list, tuple)):
-        return type(value)(_to_parameter(v, p, shape, f"{where}[{i}]") for i, v in enumerate(value))
+        return type(value)(_to_parameter(v, p, shapes, f"{where}[{i}]") for i, v in enumerate(value))
     return value
 
 
@@ -54,13 +55,6 @@ def check(ok: bool, who: str, rule: str, value: Any) -> None:
     check(lr >= 0, "Adam", "lr must be >= 0", lr) -> "Adam: lr must be >= 0, got -1"."""
     if not ok:
         raise ValueError(f"{who}: {rule}, got {value!r}")
-
-
-def require(ok: bool, what: str, value: Any) -> None:
-    """Raise ValueError("Invalid <what>: <value>") unless ok: PyTorch's wording, still used by
-    lbfgs.py and newton.py until they move to `check`."""
-    if not ok:
-        raise ValueError(f"Invalid {what}: {value}")
 
 
 class Optimizer:
@@ -198,16 +192,16 @@ class Optimizer:
                                  f"but this optimizer has {len(params)} parameters")
             p = params[int(key)]
             where = f"{type(self).__name__}.load_state_dict: state of parameter {key} (shape {p.shape}): "
-            state[p] = {k: _to_parameter(v, p, self.state_shape(p), where + str(k)) for k, v in saved.items()}
+            state[p] = {k: _to_parameter(v, p, self.state_shapes(p), where + str(k)) for k, v in saved.items()}
         self.state = state
         for group, saved in zip(self.param_groups, groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
 
-    def state_shape(self, p: Tensor) -> tuple:
-        """The shape load_state_dict requires of p's state arrays: p's own, since `update`
+    def state_shapes(self, p: Tensor) -> tuple:
+        """The shapes load_state_dict allows for p's state arrays: p's own, since `update`
         works on each parameter apart. An optimizer that keeps other state (vectors over
         all parameters) says so by overriding this."""
-        return p.shape
+        return (p.shape,)
 
     def __repr__(self) -> str:
         lines = [f"{type(self).__name__} ("]

@@ -238,3 +238,21 @@ def test_gradient_descent_at_the_max_stable_lr(factor, converges, device):
     else:
         assert distance > 1e8
         assert np.isfinite(result.path).all()
+
+
+def test_top_eigenvalue_reads_one_pair_of_numbers_per_iteration(monkeypatch):
+    """Five parameters, at most 20 iterations: one transfer per iteration, no per-parameter .item()."""
+    import tinygrad_edu.curvature as curvature
+
+    reads = []
+    backend = tg.tensor([0.0]).backend
+    real_to_host = type(backend).to_host
+    monkeypatch.setattr(type(backend), "to_host", lambda self, a: reads.append("to_host") or real_to_host(self, a))
+    real_item = tg.Tensor.item
+    monkeypatch.setattr(tg.Tensor, "item", lambda self: reads.append("item") or real_item(self))
+    params = [tg.tensor(np.full(3, float(k + 1)), dtype="float64", requires_grad=True) for k in range(5)]
+    scales = [float(k + 1) for k in range(5)]
+    value = curvature.top_eigenvalue(lambda: sum(s * (p ** 4).sum() for s, p in zip(scales, params)), params,
+                                     iters=20, tol=0.0)
+    assert value == pytest.approx(12 * 5 * 25, rel=1e-6)  # 12·s·p² for the fifth: H = diag(12 s p²)
+    assert reads == ["to_host"] * 20

@@ -114,3 +114,14 @@ def test_a_closure_method_is_not_evaluated_twice_at_one_point(method, device):
         assert repeated == result.nit
     if method == "newton-cg":  # the start, then per iteration that evaluation and Armijo's accepted t = 1
         assert result.nfev == 1 + 2 * result.nit
+
+
+@pytest.mark.parametrize("method", ["sgd", "lbfgs", "newton-cg", "trust-ncg", "newton"])
+def test_what_the_callback_received_is_not_changed_by_later_steps(method, device):
+    kept = []
+    options = dict(lr=0.1, maxiter=5) if method == "sgd" else dict(maxiter=5)
+    result = optim.minimize(lambda x: (x ** 4).sum() + x[0] * x[1], tg.tensor([1.0, 2.0], dtype="float64", device=device),
+                            method, options=options, callback=lambda x, r: kept.append((x, r.x)))
+    assert len(kept) == result.nit >= 3
+    np.testing.assert_array_equal(np.array([x for x, _ in kept]), result.path[1:])
+    np.testing.assert_array_equal(np.array([r_x.numpy() for _, r_x in kept]), result.path[1:])

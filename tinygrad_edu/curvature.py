@@ -60,27 +60,31 @@ def condition_number(f: Callable, x: Tensor) -> float:
 def top_eigenvalue(loss_fn: Callable[[], Tensor], params: Sequence[Tensor], iters: int = 100, tol: float = 1e-6,
                    seed: int = 0) -> float:
     """The Hessian eigenvalue of largest magnitude of loss_fn() with respect to params, by
-    power iteration: v ← Hv / ‖Hv‖, λ ← vᵀHv, until λ changes by less than tol·|λ|.
+    power iteration: λ ← vᵀHv, v ← Hv / ‖Hv‖, until λ changes by less than tol·|λ|.
 
     loss_fn recomputes the loss from the parameters (a model's loss on a batch, say);
     it is called once, and every product Hv is a backward through its gradient's graph.
+    Each iteration reads two numbers from the device, λ and ‖Hv‖², in one transfer.
     """
     params = list(params)
+    backend = params[0].backend
     with enable_grad():
         grads = gradients_or_zeros(loss_fn(), params, create_graph=True)
     rng = numpy.random.default_rng(seed)
     v = [Tensor.wrap(p.backend.asarray(rng.standard_normal(p.shape), dtype=p.dtype), p.backend) for p in params]
+    v = [vi / sum((vi * vi).sum() for vi in v).sqrt() for vi in v]
     eigenvalue = 0.0
     for _ in range(iters):
-        norm = sum(float((vi * vi).sum().item()) for vi in v) ** 0.5
+        hv = gradients_or_zeros(grads, params, grad_outputs=v)
+        rayleigh = sum((vi * hvi).sum() for vi, hvi in zip(v, hv))  # vᵀHv with ‖v‖ = 1
+        hv_norm = sum((hvi * hvi).sum() for hvi in hv).sqrt()
+        previous = eigenvalue
+        eigenvalue, norm = (float(n) for n in backend.to_host(backend.stack([rayleigh.data, hv_norm.data])))
         if norm == 0:  # Hv = 0: v lies in the null space, and λ = 0
             return 0.0
-        v = [vi / norm for vi in v]
-        hv = gradients_or_zeros(grads, params, grad_outputs=v)
-        previous, eigenvalue = eigenvalue, sum(float((vi * hvi).sum().item()) for vi, hvi in zip(v, hv))
-        v = hv
         if abs(eigenvalue - previous) <= tol * abs(eigenvalue):
             break
+        v = [hvi / hv_norm for hvi in hv]
     return eigenvalue
 
 

@@ -240,8 +240,10 @@ class Tensor:
     def copy_(self, source: Any) -> "Tensor":
         """Write `source` (a Tensor, an array or a number, broadcast to this shape) into this
         tensor's array in place, and bump its version; returns self (PyTorch's copy_)."""
-        if not isinstance(source, (bool, int, float)):
-            source = Tensor(source, device=self.device).data  # from any device
+        if isinstance(source, Tensor):
+            source = source.data
+        if not isinstance(source, (bool, int, float, self.backend.array_type)):
+            source = Tensor(source, device=self.device).data  # a list, or an array of another device
         self.data[...] = source
         self.bump_version()
         return self
