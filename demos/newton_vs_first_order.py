@@ -20,7 +20,8 @@ their counters (opt.method_state: function, gradient and Hessian-vector evaluati
   w = 0, so H(w) ≤ H(0) everywhere and this lr is safe all the way (「梯度下降的調整策略」: a step above
   2/λmax diverges, see demos/critical_points.py).
 - Adam: optim.Adam, lr = 1e-2 (its adaptive step has no fixed contraction rate).
-- L-BFGS: one iteration per step (max_iter=1), strong-Wolfe line search, PyTorch's
+- L-BFGS: one iteration per step (max_iter=1, and max_eval=26 so that its line search may
+  try up to 25 steps: PyTorch's max_eval would be 1), strong-Wolfe line search, PyTorch's
   defaults otherwise (history_size=100).
 - NewtonCG: truncated Newton, CG on H d = −g with Hessian-vector products (HVPs).
 - TrustRegionNewtonCG: Steihaug CG in a trust region.
@@ -227,7 +228,7 @@ def methods(lr_gd: float) -> list:
     return [
         Method("GD", lambda p: optim.SGD(p, lr=lr_gd), False, "tab:blue"),
         Method("Adam", lambda p: optim.Adam(p, lr=ADAM_LR), False, "tab:orange"),
-        Method("L-BFGS", lambda p: optim.LBFGS(p, max_iter=1, line_search_fn="strong_wolfe",
+        Method("L-BFGS", lambda p: optim.LBFGS(p, max_iter=1, max_eval=26, line_search_fn="strong_wolfe",
                                                tolerance_grad=0.0, tolerance_change=0.0), True, "tab:green"),
         Method("NewtonCG", lambda p: optim.NewtonCG(p), True, "tab:red"),
         Method("TrustRegionNewtonCG", lambda p: optim.TrustRegionNewtonCG(p), True, "tab:purple"),

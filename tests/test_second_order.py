@@ -364,7 +364,7 @@ def test_lbfgs_two_loop_is_the_bfgs_inverse_update(history_size, device):
         assert rho == pytest.approx(1 / (s @ y), rel=1e-14)
     assert float(state["H_diag"]) == pytest.approx((s_list[-1] @ y_list[-1]) / (y_list[-1] @ y_list[-1]), rel=1e-14)
     # explicit H_k: H ← (I − ρ s yᵀ) H (I − ρ y sᵀ) + ρ s sᵀ from H₀ = H_diag·I, oldest pair first
-    h = state["H_diag"] * np.eye(5)
+    h = float(state["H_diag"]) * np.eye(5)
     for s, y in zip(s_list, y_list):
         rho = 1 / (y @ s)
         left = np.eye(5) - rho * np.outer(s, y)

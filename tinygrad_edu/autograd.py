@@ -112,6 +112,12 @@ class Function:
 
     __slots__ = ("inputs", "output_array", "order", "recorded_at", "__weakref__")
 
+    param_names: tuple = ()  # the slots op subclasses declare, set by __init_subclass__
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.param_names = cls.param_names + tuple(cls.__dict__.get("__slots__", ()))
+
     @property
     def name(self) -> str:
         """The op's name, e.g. "Mul"."""
@@ -124,17 +130,22 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op forward on `inputs` and, when gradients are needed, record the node."""
         node = object.__new__(cls)
-        for key, value in params.items():
-            setattr(node, key, value)
+        if params:
+            for key, value in params.items():
+                setattr(node, key, value)
         backend = inputs[0].backend
-        requires_grad = False
-        for t in inputs:  # one loop for the device check and the flag: it runs for every op
+        arrays, requires_grad = [], False
+        for t in inputs:  # one loop for the arrays, the device check and the flag: it runs for every op
             if t.backend is not backend:
                 raise RuntimeError(
                     f"{node.name}: expected all tensors on one device, got {backend.name} and {t.backend.name}"
                 )
+            arrays.append(t.data)
             requires_grad = requires_grad or t.requires_grad
-        out = node.run_forward(backend, inputs)
+        try:
+            out = node.forward(backend, *arrays)
+        except (ValueError, IndexError, TypeError) as e:
+            raise node.error_with_shapes(e, inputs) from None
         if out.__class__ is not backend.array_type:  # a NumPy scalar, or a device transfer
             backend, out = backend_of(out)
         if state.anomaly:
@@ -145,15 +156,12 @@ class Function:
             return Tensor.wrap(out, backend, node)
         return Tensor.wrap(out, backend)
 
-    def run_forward(self, backend: Any, inputs: Sequence[Tensor]) -> Any:
-        """forward on the inputs' arrays; an error from the array library is re-raised
-        naming this op and the input shapes."""
-        try:
-            return self.forward(backend, *[t.data for t in inputs])
-        except (ValueError, IndexError, TypeError) as e:
-            kind = next(k for k in (IndexError, ValueError, TypeError) if isinstance(e, k))
-            shapes = " and ".join(str(t.shape) for t in inputs)
-            raise kind(f"{self.name}: {e} (input shapes {shapes})") from None
+    def error_with_shapes(self, error: Exception, inputs: Sequence[Tensor]) -> Exception:
+        """An error of the array library in forward, said again naming this op and the
+        input shapes (IndexError, ValueError or TypeError, as it was)."""
+        kind = next(k for k in (IndexError, ValueError, TypeError) if isinstance(error, k))
+        shapes = " and ".join(str(t.shape) for t in inputs)
+        return kind(f"{self.name}: {error} (input shapes {shapes})")
 
     def output(self) -> Tensor:
         """The op's output as a Tensor of this graph, for backward formulas such as
@@ -168,19 +176,25 @@ class Function:
 
     # ---- after backward ---------------------------------------------------------------
 
-    @property
-    def freed(self) -> bool:
-        """True once a backward without retain_graph went through this node."""
-        return type(self.inputs) is FreedInputs
-
     def free(self, records: dict) -> None:
         """Drop every array this node saved for its backward (input tensors, output, op
-        parameters such as index arrays) and keep only the graph's structure: each input
-        becomes a FreedTensor (`records` shares one per tensor across a backward pass)."""
-        self.inputs = FreedInputs(records.get(id(t)) or records.setdefault(id(t), FreedTensor(t))
-                                  for t in self.inputs)
+        parameters such as index arrays) and keep only the graph's structure.
+
+        Leaves that require grad stay (as PyTorch's graph keeps them), and so do constants
+        of one element (they cost nothing, and a drawing shows them); every other input
+        becomes a FreedTensor, a weak reference. A drawing knows an op's output by its
+        node, so only leaves need one record per tensor (`records`, across the pass)."""
+        kept = []
+        for t in self.inputs:
+            if t.grad_fn is not None:
+                kept.append(FreedTensor.of(t))
+            elif t.requires_grad or t.data.size == 1:
+                kept.append(t)
+            else:
+                kept.append(records.get(id(t)) or records.setdefault(id(t), FreedTensor.of(t)))
+        self.inputs = FreedInputs(kept)
         self.output_array = None
-        for name in _param_names(type(self)):
+        for name in self.param_names:
             setattr(self, name, None)
 
     def check_versions(self) -> None:
@@ -196,44 +210,33 @@ class Function:
                 )
 
 
-@functools.lru_cache(maxsize=None)
-def _param_names(cls: type) -> tuple:
-    """The op parameters of an op class: the slots its subclasses of Function declare."""
-    return tuple(name for k in cls.__mro__ if k is not Function and issubclass(k, Function)
-                 for name in k.__dict__.get("__slots__", ()))
 
 
 class FreedInputs(tuple):
     """The inputs of a node freed by backward: FreedTensor records instead of Tensors."""
 
 
-class FreedTensor:
-    """What a freed node remembers of an input tensor: its description and the tensor
-    itself for as long as somebody else holds it (a weak reference), but no array. So a
-    freed graph can still be drawn, with the values of the tensors the caller kept, while
-    it holds no memory the caller does not. A one-element leaf (a constant such as the 2
-    of 2·x) keeps its value: it costs nothing and the drawing shows it."""
+class FreedTensor(weakref.ref):
+    """What a freed node remembers of an input tensor: a weak reference to it (calling the
+    record gives the tensor while somebody else holds it, else None) and its description,
+    but no array. So a freed graph can still be drawn, with the values of the tensors the
+    caller kept, while it holds no memory the caller does not."""
 
-    __slots__ = ("tensor_ref", "shape", "dtype", "device", "grad_fn", "requires_grad", "name", "constant")
+    __slots__ = ("shape", "dtype", "grad_fn", "name")
 
-    def __init__(self, t: Tensor):
-        self.tensor_ref = weakref.ref(t)
-        self.shape, self.dtype, self.device, self.name = t.shape, t.dtype, t.device, t.name
-        self.grad_fn, self.requires_grad = t.grad_fn, t.requires_grad
-        self.constant = t.data if t.grad_fn is None and t.data.size == 1 else None
-
-    @property
-    def tensor(self) -> "Tensor | None":
-        """The tensor, if it is still alive."""
-        return self.tensor_ref()
+    @classmethod
+    def of(cls, t: Tensor) -> "FreedTensor":
+        record = cls(t)
+        record.shape, record.dtype, record.grad_fn, record.name = t.data.shape, t.data.dtype, t.grad_fn, t.name
+        return record
 
     @property
     def is_leaf(self) -> bool:
         return self.grad_fn is None
 
     @property
-    def version_counter(self) -> None:  # a freed node never runs backward again
-        return None
+    def requires_grad(self) -> bool:  # a node keeps the leaves that require grad themselves
+        return self.grad_fn is not None
 
 
 def is_anomaly_enabled() -> bool:
@@ -273,7 +276,7 @@ def _topological_order(roots: Sequence[Function]) -> list:
         if node in seen:
             continue
         seen.add(node)
-        if node.freed:
+        if type(node.inputs) is FreedInputs:
             raise RuntimeError(
                 f"backward: the graph through {node.name} was freed by an earlier backward; "
                 "pass retain_graph=True to that backward to go through the graph again"
@@ -292,6 +295,7 @@ class LeafGradients:
 
     def __init__(self, create_graph: bool):
         self.create_graph = create_graph
+        self.retained = retained_grads if len(retained_grads) else None  # looked up per node only if any
 
     def prune(self, order: list) -> list:
         return order
@@ -302,8 +306,8 @@ class LeafGradients:
         leaf.grad = g if leaf.grad is None else leaf.grad + g
 
     def at_node(self, node: Function, g: Tensor) -> None:
-        if retained_grads:
-            ref = retained_grads.get(node)
+        if self.retained is not None:
+            ref = self.retained.get(node)
             t = ref() if ref is not None else None
             if t is not None:
                 self.at_leaf(t, g)
@@ -348,14 +352,9 @@ def _accumulate(sums: dict, key: Any, g: Tensor) -> None:
     sums[key] = g if earlier is None else earlier + g
 
 
-def _check_gradient(node: Function, t: Tensor, g: Tensor) -> None:
-    """Each gradient has its input's shape, dtype and device (a wrong backward fails here,
-    at the op that made it, not steps later)."""
-    if g.data.shape != t.data.shape or g.data.dtype != t.data.dtype or g.backend is not t.backend:
-        raise RuntimeError(
-            f"{node.name}.backward returned a gradient of shape {g.shape}, dtype {g.dtype} on {g.device} "
-            f"for an input of shape {t.shape}, dtype {t.dtype} on {t.device}"
-        )
+def _wrong_gradient(node: Function, t: Tensor, g: Tensor) -> RuntimeError:
+    return RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape}, dtype {g.dtype} on "
+                        f"{g.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}")
 
 
 def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], inputs: Sequence[Tensor] | None,
@@ -381,12 +380,15 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], inpu
             if node.recorded_at != state.in_place_writes:
                 node.check_versions()
             for t, gi in zip(node.inputs, node.backward(g)):
-                if gi is not None and t.requires_grad:
-                    _check_gradient(node, t, gi)
-                    if t.grad_fn is None:
-                        targets.at_leaf(t, gi)
-                    else:
-                        _accumulate(pending, t.grad_fn, gi)
+                if gi is None or not t.requires_grad:
+                    continue
+                if gi.data.shape != t.data.shape or gi.data.dtype != t.data.dtype or gi.backend is not t.backend:
+                    raise _wrong_gradient(node, t, gi)  # here, at the op that made it, not steps later
+                if t.grad_fn is None:
+                    targets.at_leaf(t, gi)
+                else:
+                    earlier = pending.get(t.grad_fn)  # contributions of several paths add up
+                    pending[t.grad_fn] = gi if earlier is None else earlier + gi
             if not retain_graph:
                 node.free(freed)
     return targets.result()

@@ -23,7 +23,6 @@ import graphviz
 import numpy
 
 from .autograd import FreedTensor
-from .backend import get_backend
 from .tensor import Tensor
 
 ORDER_COLOURS = ["#cfe2ff", "#ffd8a8", "#c3f0c8", "#e5ccff", "#ffc9c9", "#fff3bf"]
@@ -67,15 +66,10 @@ def _values(array: Any, backend: Any) -> str:
 
 def _tensor_label(t: Any, show_values: bool) -> str:
     """Name (or shape and dtype), and with show_values the data and grad. `t` is a Tensor,
-    or what a freed node remembers of one (autograd.FreedTensor): drawn with its values
-    while the caller still holds the tensor, marked freed once nobody does."""
+    or what a freed node remembers of a tensor nobody holds any more (autograd.FreedTensor)."""
     label = f"{t.shape} {t.dtype}" if t.name is None else f"{t.name}\n{t.shape} {t.dtype}"
     if isinstance(t, FreedTensor):
-        if t.tensor is not None:
-            return _tensor_label(t.tensor, show_values)
-        if t.constant is None:
-            return label + "\n(freed by backward)"
-        return label + (f"\ndata {_values(t.constant, get_backend(t.device))}" if show_values else "")
+        return label + "\n(freed by backward)"
     if show_values:
         label += f"\ndata {_values(t.data, t.backend)}"
         if t.grad is not None:
@@ -99,7 +93,8 @@ class _Drawing:
     def tensor(self, t: Any, user_order: int = 0) -> str:
         """The drawing id of t; a constant (a leaf without grad) takes the order of the op
         that uses it, so the ones and scalars a backward creates are coloured with it."""
-        alive = t.tensor if isinstance(t, FreedTensor) and t.tensor is not None else t
+        held = t() if isinstance(t, FreedTensor) else None  # the tensor, if somebody still holds it
+        alive = t if held is None else held
         key = id(alive.grad_fn) if alive.grad_fn is not None else id(alive)
         if key not in self.tensor_ids:
             self.tensor_ids[key] = f"t{len(self.tensor_ids)}"
