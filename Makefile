@@ -1,4 +1,4 @@
-# The two commands of the README: `make demo` and `make test`.
+# The commands of the README: `make demo`, `make test` and `make notebooks`.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 # process and made small matmuls about 20x slower.
 TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
-.PHONY: demo test clean
+.PHONY: demo test notebooks clean
 
 demo: $(VENV)/.installed-demo
 	$(PY) demos/tour.py
@@ -15,6 +15,11 @@ demo: $(VENV)/.installed-demo
 # The tests include MPI jobs (tests/test_distributed.py), so they install the distributed extra too.
 test: $(VENV)/.installed-test,distributed
 	$(TEST_ENV) $(PY) -m pytest -q
+
+# JupyterLab on demos/notebooks/, with this venv's Python as the notebooks' kernel. Jupyter
+# refuses to start as root unless told, as in a container: then the Makefile tells it.
+notebooks: $(VENV)/.installed-notebooks
+	$(PY) -m jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) demos/notebooks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)

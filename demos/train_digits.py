@@ -110,6 +110,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 
+def epoch_loader(x: np.ndarray, y: np.ndarray, batch_size: int, seed: int, epoch: int,
+                 device: str = "cpu") -> DataLoader:
+    """The shuffled batches of epoch `epoch`, with the global generator (dropout's masks)
+    seeded for it too: both drawn from epoch_seed(seed, epoch)."""
+    this_epoch = epoch_seed(seed, epoch)
+    manual_seed(this_epoch)  # dropout's masks
+    return DataLoader(x, y, batch_size=batch_size, shuffle=True, seed=this_epoch, device=device)
+
+
 def train_epoch(model: nn.Module, opt: optim.Optimizer, loader: DataLoader) -> tuple[float, float]:
     """One pass over the training batches; returns their mean loss and accuracy."""
     model.train()
@@ -218,9 +227,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     bar = tqdm(range(start, epochs), initial=start, total=epochs, desc=f"{run['model']}, {run['optimizer']}",
                unit="epoch")
     for epoch in bar:
-        seed = epoch_seed(run["seed"], epoch)
-        manual_seed(seed)  # dropout's masks
-        loader = DataLoader(x_train, y_train, batch_size=run["batch_size"], shuffle=True, seed=seed, device=args.device)
+        loader = epoch_loader(x_train, y_train, run["batch_size"], run["seed"], epoch, args.device)
         # (train loss, train accuracy) + (test loss, test accuracy), in the order of history's keys
         for key, value in zip(history, train_epoch(model, opt, loader) + evaluate(model, x_test, y_test)):
             history[key].append(value)
