@@ -184,7 +184,7 @@ class Function:
         of one element (they cost nothing, and a drawing shows them); every other input
         becomes a FreedTensor, a weak reference. A drawing knows an op's output by its
         node, so only leaves need one record per tensor (`records`, across the pass)."""
-        kept = []
+        kept = FreedInputs()
         for t in self.inputs:
             if t.grad_fn is not None:
                 kept.append(FreedTensor.of(t))
@@ -192,7 +192,7 @@ class Function:
                 kept.append(t)
             else:
                 kept.append(records.get(id(t)) or records.setdefault(id(t), FreedTensor.of(t)))
-        self.inputs = FreedInputs(kept)
+        self.inputs = kept
         self.output_array = None
         for name in self.param_names:
             setattr(self, name, None)
@@ -212,22 +212,22 @@ class Function:
 
 
 
-class FreedInputs(tuple):
+class FreedInputs(list):
     """The inputs of a node freed by backward: FreedTensor records instead of Tensors."""
 
 
 class FreedTensor(weakref.ref):
     """What a freed node remembers of an input tensor: a weak reference to it (calling the
-    record gives the tensor while somebody else holds it, else None) and its description,
-    but no array. So a freed graph can still be drawn, with the values of the tensors the
-    caller kept, while it holds no memory the caller does not."""
+    record gives the tensor while somebody else holds it, else None), the node that made
+    it and its name, but no array. So a freed graph can still be drawn, with the values of
+    the tensors the caller kept, while it holds no memory the caller does not."""
 
-    __slots__ = ("shape", "dtype", "grad_fn", "name")
+    __slots__ = ("grad_fn", "name")
 
     @classmethod
     def of(cls, t: Tensor) -> "FreedTensor":
         record = cls(t)
-        record.shape, record.dtype, record.grad_fn, record.name = t.data.shape, t.data.dtype, t.grad_fn, t.name
+        record.grad_fn, record.name = t.grad_fn, t.name
         return record
 
     @property
@@ -295,7 +295,7 @@ class LeafGradients:
 
     def __init__(self, create_graph: bool):
         self.create_graph = create_graph
-        self.retained = retained_grads if len(retained_grads) else None  # looked up per node only if any
+        self.watched = retained_grads if len(retained_grads) else ()  # the nodes at_node wants
 
     def prune(self, order: list) -> list:
         return order
@@ -306,11 +306,9 @@ class LeafGradients:
         leaf.grad = g if leaf.grad is None else leaf.grad + g
 
     def at_node(self, node: Function, g: Tensor) -> None:
-        if self.retained is not None:
-            ref = self.retained.get(node)
-            t = ref() if ref is not None else None
-            if t is not None:
-                self.at_leaf(t, g)
+        t = retained_grads[node]()
+        if t is not None:
+            self.at_leaf(t, g)
 
     def result(self) -> None:
         return None
@@ -323,7 +321,7 @@ class RequestedGradients:
     def __init__(self, inputs: Sequence[Tensor]):
         self.inputs = inputs
         self.leaves = {id(t) for t in inputs if t.grad_fn is None}
-        self.nodes = {t.grad_fn for t in inputs if t.grad_fn is not None}
+        self.nodes = self.watched = {t.grad_fn for t in inputs if t.grad_fn is not None}
         self.found: dict = {}  # id(leaf) or node -> its gradient
 
     def prune(self, order: list) -> list:
@@ -339,8 +337,7 @@ class RequestedGradients:
             _accumulate(self.found, id(leaf), g)
 
     def at_node(self, node: Function, g: Tensor) -> None:
-        if node in self.nodes:
-            self.found[node] = g
+        self.found[node] = g
 
     def result(self) -> dict:
         return {id(t): self.found.get(id(t) if t.grad_fn is None else t.grad_fn) for t in self.inputs}
@@ -370,14 +367,16 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], inpu
             _accumulate(pending, y.grad_fn, g)
     order = targets.prune(_topological_order(list(pending)))
     freed: dict = {}
-    with _BackwardPass(order, create_graph):
+    with _BackwardPass(order, create_graph) as backward_pass:
         for node in reversed(order):  # outputs before inputs: a node's gradient is complete
             g = pending.pop(node, None)
             if g is None:
                 continue
-            targets.at_node(node, g)
-            state.backward_of = node
-            if node.recorded_at != state.in_place_writes:
+            if node in targets.watched:
+                targets.at_node(node, g)
+            if backward_pass.anomaly:
+                state.backward_of = node
+            if node.recorded_at != backward_pass.clock:
                 node.check_versions()
             for t, gi in zip(node.inputs, node.backward(g)):
                 if gi is None or not t.requires_grad:
@@ -401,10 +400,13 @@ class _BackwardPass:
     def __init__(self, order: list, create_graph: bool):
         self.grad_enabled = create_graph
         self.order = 1 + max((node.order for node in order), default=0)
+        self.anomaly = state.anomaly  # detect_anomaly() names the node whose backward runs
+        self.clock = state.in_place_writes  # a node recorded before a later in-place write checks its inputs
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> "_BackwardPass":
         self.saved = state.grad_enabled, state.order, state.backward_of
         state.grad_enabled, state.order = self.grad_enabled, self.order
+        return self
 
     def __exit__(self, *exc: Any) -> None:
         state.grad_enabled, state.order, state.backward_of = self.saved

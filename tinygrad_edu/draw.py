@@ -67,9 +67,9 @@ def _values(array: Any, backend: Any) -> str:
 def _tensor_label(t: Any, show_values: bool) -> str:
     """Name (or shape and dtype), and with show_values the data and grad. `t` is a Tensor,
     or what a freed node remembers of a tensor nobody holds any more (autograd.FreedTensor)."""
-    label = f"{t.shape} {t.dtype}" if t.name is None else f"{t.name}\n{t.shape} {t.dtype}"
     if isinstance(t, FreedTensor):
-        return label + "\n(freed by backward)"
+        return "(freed by backward)" if t.name is None else f"{t.name}\n(freed by backward)"
+    label = f"{t.shape} {t.dtype}" if t.name is None else f"{t.name}\n{t.shape} {t.dtype}"
     if show_values:
         label += f"\ndata {_values(t.data, t.backend)}"
         if t.grad is not None:
