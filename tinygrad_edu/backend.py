@@ -33,9 +33,14 @@ class Backend:
 
     def __init__(self, name: str, xp: Any):
         self.name = name
-        self.xp = xp
+        self.__dict__["xp"] = xp
         self.array_type = xp.ndarray
         self.constants: dict = {}
+
+    @property
+    def xp(self) -> Any:
+        """The array library itself (NumPy or CuPy); while jit records, one whose calls it sees."""
+        return self.__dict__["xp"] if tracer is None else tracer.library(self.__dict__["xp"])
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or "xp" not in self.__dict__:
@@ -50,9 +55,8 @@ class Backend:
         """`data` (host or device) as an array on this device."""
         if tracer is not None:
             return tracer.asarray(self, data, dtype, copy)
-        if copy:
-            return self.xp.array(data, dtype=dtype, copy=True)
-        return self.xp.asarray(data, dtype=dtype)
+        xp = self.__dict__["xp"]
+        return xp.array(data, dtype=dtype, copy=True) if copy else xp.asarray(data, dtype=dtype)
 
     def to_host(self, array: Any) -> numpy.ndarray:
         """The array as a NumPy array (a copy when it lives on a GPU)."""
@@ -86,7 +90,7 @@ class Backend:
             self._add_at(target, index, values)
 
     def _add_at(self, target: Any, index: Any, values: Any) -> None:
-        self.xp.add.at(target, index, values)
+        self.__dict__["xp"].add.at(target, index, values)
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"

@@ -362,9 +362,13 @@ class Recorder:
             self.calls.append(Call(operator.getitem, (Slot(whole), i), {}, parts[-1].slot, False, False, section))
         return tuple(parts)
 
+    def call_with(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
+        return self.call(func, args, kwargs)
+
     def asarray(self, backend: Any, data: Any, dtype: Any, copy: bool) -> Any:
         """Backend.asarray while recording: recorded when data is traced, else a constant."""
-        make = backend.xp.array if copy else backend.xp.asarray
+        library = vars(backend)["xp"]  # the library itself, not its recording stand-in
+        make = library.array if copy else library.asarray
         if isinstance(data, (TracedArray, TracedScalar)) or (isinstance(data, numpy.ndarray) and
                                                               _memory(data) in self.memory):
             return self.call(make, (data,), {"dtype": dtype, **({"copy": True} if copy else {})})
@@ -373,6 +377,10 @@ class Recorder:
             return self.constant(backend.asarray(data, dtype=dtype, copy=copy))
         finally:
             backend_module.tracer = self
+
+    def library(self, module: Any) -> "_Library":
+        """backend.xp while recording: the array library with its calls recorded."""
+        return _Library(module, self)
 
     def constant(self, array: Any) -> Any:
         """An array the backend made from Python data: the same at every replay."""
@@ -427,6 +435,20 @@ class Recorder:
                            f"{self.name(frozenset(state))}")
         return {k: self.source(v, f"{where}[{k!r}]") if _is_number(v) or isinstance(v, numpy.ndarray) else v
                 for k, v in state.items()}
+
+
+class _Library:
+    """NumPy (or CuPy) as `backend.xp` gives it while recording: every function is recorded,
+    including those that do not dispatch on their arguments (asarray, array, zeros)."""
+
+    def __init__(self, module: Any, recorder: Recorder):
+        self.module, self.recorder = module, recorder
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.module, name)
+        if not callable(value) or isinstance(value, (type, numpy.ufunc)):  # dtypes; ufuncs dispatch themselves
+            return value
+        return functools.partial(self.recorder.call_with, value)
 
 
 _VALUE_TESTS = frozenset({"array_equal", "array_equiv", "allclose"})
@@ -544,6 +566,14 @@ class Tape:
                 self.used.add(template.n)
                 return f"wrap(asarray(v{template.n}), {r.name(obj.backend)})"
             return f"wrap({r.name(template)}, {r.name(obj.backend)})"
+        if isinstance(obj, (tuple, list)):
+            inner = ", ".join(self.render(o) for o in obj)
+            return f"({inner},)" if isinstance(obj, tuple) else f"[{inner}]"
+        if isinstance(obj, dict):
+            return "{" + ", ".join(f"{self.code(k)}: {self.render(v)}" for k, v in obj.items()) + "}"
+        if obj is not None and not isinstance(obj, (bool, int, float, str, TracedScalar, numpy.ndarray)):
+            raise TypeError(f"jit: fn returned a {type(obj).__name__}; a jitted function returns Tensors, numbers, "
+                            "strings and None, in tuples, lists and dicts")
         return self.code(r.template(obj))
 
     def code(self, template: Any) -> str:
