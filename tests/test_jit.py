@@ -230,3 +230,47 @@ def test_tape_prints_its_sections():
     for _ in range(3):
         expected -= 0.1 * np.array([3.0, 4.0], dtype=np.float32)
     assert_same(w.numpy(), expected)
+
+
+def test_eval_mode_records_again_and_replays_without_dropout():
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Dropout(0.5))
+    run = tg.jit(lambda x: model(x))
+    x = Tensor(X)
+    run(x), run(x)
+    model.eval()
+    assert_same(run(x).numpy(), model(x).numpy())
+    assert run.recordings == 2
+
+
+def test_a_scheduler_stepped_inside_the_jitted_function_is_refused():
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    optimizer = optim.SGD([w], lr=0.1)
+    scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+    @tg.jit
+    def step():
+        optimizer.zero_grad()
+        w.sum().backward()
+        optimizer.step()
+        scheduler.step()
+
+    with pytest.raises(RuntimeError, match="jit: fn changed the hyper-parameters of SGD"):
+        step()
+
+
+def test_the_same_tensor_twice_is_another_key_than_two_tensors():
+    run = tg.jit(lambda a, b: a * b)
+    x = Tensor(np.array([2.0, 3.0], dtype=np.float32))
+    assert_same(run(x, x).numpy(), np.array([4.0, 9.0], dtype=np.float32))
+    assert_same(run(x, Tensor(np.ones(2, dtype=np.float32))).numpy(), x.numpy())
+    assert run.recordings == 2
+
+
+def test_returning_a_captured_tensor_leaves_it_intact():
+    w = Tensor(np.ones(2, dtype=np.float32))
+    run = tg.jit(lambda: w)
+    assert_same(run().numpy(), w.numpy())
+    assert type(w.data) is np.ndarray
+    w.data[...] = 5
+    assert_same(run().numpy(), w.numpy())

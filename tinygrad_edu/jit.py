@@ -492,7 +492,8 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
     if backend_module.tracer is not None:
         raise RuntimeError("jit: a jitted function was called while another jit records; jit the outer step only")
     recorder = Recorder()
-    tensors, modules = reachable(fn)
+    tensors, modules, optimizers = reachable(fn)
+    settings = [_settings(o) for o in optimizers]
     captured = [_Captured(recorder, t, f"a[{i}]", False) for i, t in enumerate(arg_tensors)]
     seen = {id(t) for t in arg_tensors}
     captured += [_Captured(recorder, t, recorder.name(t), True) for t in tensors if id(t) not in seen]
@@ -502,6 +503,12 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
     try:
         result = fn(*args, **kwargs)
         backend_module.tracer = None
+        for optimizer, before in zip(optimizers, settings):
+            if _settings(optimizer) != before:
+                raise RuntimeError(
+                    f"jit: fn changed the hyper-parameters of {type(optimizer).__name__} (a scheduler's step?); a "
+                    "replay runs no Python and would not change them again. Change them between calls instead"
+                )
         return Tape(recorder, captured, result)
     finally:
         backend_module.tracer = None
@@ -561,7 +568,8 @@ class Tape:
         r = self.recorder
         if isinstance(obj, Tensor):
             template = r.template(obj.data)
-            obj.data = _plain(obj.data)
+            if not (isinstance(template, Slot) and template.n in r.sources):  # a captured tensor is restored later
+                obj.data = _plain(obj.data)
             if isinstance(template, Slot):
                 self.used.add(template.n)
                 return f"wrap(asarray(v{template.n}), {r.name(obj.backend)})"
@@ -644,10 +652,14 @@ class Tape:
         return repr(template) if not callable(template) else getattr(template, "__name__", "?")
 
 
+def _settings(optimizer: Any) -> list:
+    return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+
 def reachable(fn: Callable, depth: int = 6) -> tuple:
-    """The tensors and modules that fn can reach without receiving them: through its
-    closure, the globals it names, bound objects, containers and attributes."""
-    tensors, modules, seen = {}, {}, set()
+    """The tensors, modules and optimizers that fn can reach without receiving them:
+    through its closure, the globals it names, bound objects, containers and attributes."""
+    tensors, modules, optimizers, seen = {}, {}, {}, set()
     stack = [(fn, 0)]
     while stack:
         obj, level = stack.pop()
@@ -659,8 +671,10 @@ def reachable(fn: Callable, depth: int = 6) -> tuple:
             continue
         if hasattr(obj, "named_parameters") and hasattr(obj, "training"):
             modules[id(obj)] = obj
+        if hasattr(obj, "param_groups") and hasattr(obj, "state"):
+            optimizers[id(obj)] = obj
         stack += [(child, level + 1) for child in _children(obj)]
-    return list(tensors.values()), list(modules.values())
+    return list(tensors.values()), list(modules.values()), list(optimizers.values())
 
 
 _OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedScalar)
@@ -704,8 +718,10 @@ def _filled(cell: Any) -> bool:
 def _key(obj: Any, tensors: list) -> Any:
     """What decides which tape a call replays; the Tensor arguments are appended to `tensors`."""
     if isinstance(obj, Tensor):
-        tensors.append(obj)
-        return "Tensor", obj.shape, obj.dtype.str, obj.device, obj.requires_grad
+        same = next((i for i, t in enumerate(tensors) if t is obj), None)  # f(x, x) is not f(x, y)
+        if same is None:
+            tensors.append(obj)
+        return "Tensor", obj.shape, obj.dtype.str, obj.device, obj.requires_grad, same
     if isinstance(obj, (tuple, list)):
         return type(obj).__name__, tuple(_key(o, tensors) for o in obj)
     if isinstance(obj, dict):
