@@ -539,10 +539,30 @@ class Tape:
                 _slots_in(call.kwargs, _slots_in(call.args, live))
         self.calls.reverse()
         self.live = live
+        self.buffers = self.reusable_outputs()
         self.source = self.generate(writes)
         namespace = dict(r.namespace)
         exec(compile(self.source, "<jit replay>", "exec"), namespace)
         self.replay = namespace["replay"]
+
+    def reusable_outputs(self) -> dict:
+        """slot -> the array an elementwise call writes into at every replay (out=), for
+        outputs that no result, .grad or state keeps past the replay: a fresh array per
+        call would cost an allocation (and, for large arrays, page faults) each time.
+
+        A slot escapes when it is returned or written back, or when a call that may give
+        a view of its inputs (reshape, transpose, indexing...) has an escaping output."""
+        escaping = set(self.used)
+        for call in reversed(self.calls):
+            if call.out in escaping and not isinstance(call.func, numpy.ufunc):
+                _slots_in(call.kwargs, _slots_in(call.args, escaping))
+        buffers = {}
+        for call in self.calls:
+            value = self.recorder.values[call.out] if call.out is not None else None
+            if (isinstance(call.func, numpy.ufunc) and call.out not in escaping and "out" not in call.kwargs
+                    and isinstance(value, numpy.ndarray) and value.ndim and not call.as_array):
+                buffers[call.out] = self.recorder.name(numpy.empty_like(value))
+        return buffers
 
     def write_backs(self, captured: list) -> list:
         """The lines that leave what the eager call left: .grad, optimizer state, versions."""
@@ -620,6 +640,8 @@ class Tape:
 
     def line(self, call: Call) -> str:
         args = [self.code(a) for a in call.args] + [f"{k}={self.code(v)}" for k, v in call.kwargs.items()]
+        if call.out in self.buffers:
+            args.append(f"out={self.buffers[call.out]}")
         text = f"{self.recorder.name(call.func)}({', '.join(args)})"
         if call.as_array:
             text = f"asarray({text})"
