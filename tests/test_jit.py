@@ -1,5 +1,8 @@
 """jit: a replayed step leaves exactly what the eager step leaves, bit for bit, and the
 tape reads hyper-parameters, state and random numbers afresh (API.md, "Trace and replay")."""
+import importlib
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -274,3 +277,20 @@ def test_returning_a_captured_tensor_leaves_it_intact():
     assert type(w.data) is np.ndarray
     w.data[...] = 5
     assert_same(run().numpy(), w.numpy())
+
+
+@pytest.mark.cuda
+def test_other_devices_are_refused_not_replayed_wrongly():
+    run = tg.jit(lambda x: x * 2)
+    with pytest.raises(NotImplementedError, match="jit: records NumPy arrays only.*cuda"):
+        run(Tensor(np.ones(2, dtype=np.float32), device="cuda"))
+
+
+def test_jit_tour_demo(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "demos"))  # demos are scripts
+    result = importlib.import_module("jit_tour").main(["--quick"])
+    assert result.same_parameters and result.eager_losses == result.jit_losses
+    assert result.recordings == 2 and result.jit_ms > 0
+    for section in ("-- forward", "-- backward 1", "-- update"):
+        assert section in result.tape_text
+    assert "equal bit for bit: True" in capsys.readouterr().out

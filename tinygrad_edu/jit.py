@@ -494,6 +494,10 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
     recorder = Recorder()
     tensors, modules, optimizers = reachable(fn)
     settings = [_settings(o) for o in optimizers]
+    for t in [*arg_tensors, *tensors]:
+        if t.backend is not backend_module.CPU:
+            raise NotImplementedError(f"jit: records NumPy arrays only, and a tensor of shape {t.shape} is on "
+                                      f"{t.device}; run this step without jit there")
     captured = [_Captured(recorder, t, f"a[{i}]", False) for i, t in enumerate(arg_tensors)]
     seen = {id(t) for t in arg_tensors}
     captured += [_Captured(recorder, t, recorder.name(t), True) for t in tensors if id(t) not in seen]
@@ -657,7 +661,8 @@ class Tape:
                 section = call.section
                 lines.append(f"-- {section}" + (" (differentiation order " + section.split()[1] + ")"
                                                  if section.startswith("backward") else ""))
-            inputs = ", ".join(self.describe(a) for a in list(call.args) + list(call.kwargs.values()))
+            inputs = ", ".join([self.describe(a) for a in call.args] +
+                               [f"{k}={self.describe(v)}" for k, v in call.kwargs.items()])
             out = "" if call.out is None else f" -> {self.describe(Slot(call.out))}"
             lines.append(f"{i:4d}  {call.name}({inputs}){out}")
         return "\n".join(lines)
