@@ -294,3 +294,37 @@ def test_jit_tour_demo(monkeypatch, capsys):
     for section in ("-- forward", "-- backward 1", "-- update"):
         assert section in result.tape_text
     assert "equal bit for bit: True" in capsys.readouterr().out
+
+
+def test_gradients_accumulate_as_eagerly_when_a_grad_appears_between_calls():
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+
+    @tg.jit
+    def accumulate(x):
+        (w * x).sum().backward()
+
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32))
+    accumulate(x)  # .grad was None: the tape starts it
+    accumulate(x)  # now it adds into it: recorded again
+    accumulate(x)
+    assert_same(w.grad.numpy(), np.array([3.0, 6.0], dtype=np.float32))
+    w.grad = None
+    accumulate(x)
+    assert_same(w.grad.numpy(), np.array([1.0, 2.0], dtype=np.float32))
+    assert accumulate.recordings == 2
+
+
+def test_a_frozen_layer_records_again():
+    tg.manual_seed(0)
+    model = nn.Linear(3, 2)
+
+    @tg.jit
+    def grads(x):
+        model.zero_grad()
+        model(x).sum().backward()
+
+    x = Tensor(np.ones((4, 3), dtype=np.float32))
+    grads(x), grads(x)
+    model.weight.requires_grad_(False)
+    grads(x)
+    assert model.weight.grad is None and model.bias.grad is not None

@@ -406,6 +406,8 @@ class Recorder:
     def optimizer_step(self, optimizer: Any, step: Callable) -> None:
         """Run `step(groups, state_of)` with hyper-parameters and state read afresh at replay."""
         o = self.name(optimizer)
+        sizes = [len(group["params"]) for group in optimizer.param_groups]
+        self.checks.append(f"[len(group['params']) for group in {o}.param_groups] != {sizes}")
         groups = [self.hyper_parameters(f"{o}.param_groups[{i}]", group)
                   for i, group in enumerate(optimizer.param_groups)]
         previous, self.section = self.section, "update"
@@ -472,9 +474,12 @@ class _Captured:
         guard = f"({{v}}.shape, {{v}}.dtype) != {recorder.name((t.shape, t.dtype))}" if guarded else None
         t.data = self.traced = recorder.source(t.data, f"{expression}.data", guard)
         self.grad_data = self.traced_grad = None
+        # backward adds into an existing .grad and starts a missing one: two different tapes
+        recorder.checks.append(f"{expression}.grad is {'not ' if t.grad is None else ''}None")
+        if guarded:  # a layer frozen or unfrozen between calls changes what backward computes
+            recorder.checks.append(f"{expression}.requires_grad is not {t.requires_grad}")
         if t.grad is not None:
             self.grad_data = t.grad.data
-            recorder.checks.append(f"{expression}.grad is None")
             t.grad.data = self.traced_grad = recorder.source(t.grad.data, f"{expression}.grad.data", guard)
 
     def restore(self) -> None:
@@ -762,7 +767,10 @@ def _key(obj: Any, tensors: list) -> Any:
 
 
 class Jitted:
-    """fn recorded once per key and replayed afterwards (see `jit`)."""
+    """fn recorded once per key and replayed afterwards (see `jit`). A key keeps up to
+    `max_variants` tapes whose guards differ (a .grad present or not, train or eval)."""
+
+    max_variants = 4
 
     def __init__(self, fn: Callable):
         functools.update_wrapper(self, fn)
@@ -777,14 +785,16 @@ class Jitted:
                                "jit records; a jit inside a jit is not supported (jit the outer step only)")
         tensors: list = []
         key = _key((args, kwargs), tensors)
-        tape = self.tapes.get(key)
-        if tape is not None:
+        variants = self.tapes.setdefault(key, [])
+        for tape in variants:  # the latest first; another one when its guards fail
             result = tape.replay(tensors)
             if result is not _STALE:
                 self.tape = tape
                 return result
         tape = record(self.fn, args, kwargs, tensors)
-        self.tapes[key] = self.tape = tape
+        variants.insert(0, tape)
+        del variants[self.max_variants:]
+        self.tape = tape
         self.recordings += 1
         result, tape.result = tape.result, None
         return result
