@@ -328,3 +328,28 @@ def test_a_frozen_layer_records_again():
     model.weight.requires_grad_(False)
     grads(x)
     assert model.weight.grad is None and model.bias.grad is not None
+
+
+def test_an_array_made_behind_the_backends_back_is_refused_not_frozen():
+    def scale(x):
+        factor = Tensor.wrap(np.full(3, 2, dtype=np.float32), x.backend)  # NumPy, not the backend: no record
+        return x * factor
+
+    with pytest.raises(RuntimeError, match=r"jit: an array of shape \(3,\) and dtype float32 .* would freeze it"):
+        tg.jit(scale)(Tensor(np.ones(3, dtype=np.float32)))
+
+
+def test_a_hyper_parameter_decision_is_a_guard():
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    optimizer = optim.SGD([w], lr=0.1)
+
+    @tg.jit
+    def step():
+        optimizer.zero_grad()
+        w.sum().backward()
+        optimizer.step()
+
+    step(), step()
+    optimizer.param_groups[0]["momentum"] = 0.5  # SGD's `if momentum:` now takes the other branch
+    step()
+    assert "b" in optimizer.state[w] and step.recordings == 3

@@ -60,8 +60,7 @@ class Backend:
 
     def to_host(self, array: Any) -> numpy.ndarray:
         """The array as a NumPy array (a copy when it lives on a GPU)."""
-        if tracer is not None:
-            tracer.host_read("numpy()", array)
+        _host_read(array)
         return array
 
     def constant(self, value: Any, partner_dtype: Any) -> Any:
@@ -100,14 +99,19 @@ class CupyBackend(Backend):
     """The "cuda" device, where host transfer and scatter-add take CuPy's own calls."""
 
     def to_host(self, array: Any) -> numpy.ndarray:
-        if tracer is not None:
-            tracer.host_read("numpy()", array)
+        _host_read(array)
         return array.get()
 
     def _add_at(self, target: Any, index: Any, values: Any) -> None:
         import cupyx
 
         cupyx.scatter_add(target, index, values)
+
+
+def _host_read(array: Any) -> None:
+    """Tell the jit recorder, if one records, that `array` goes to the host (it refuses its own)."""
+    if tracer is not None:
+        tracer.host_read("numpy() (which tolist() and printing a tensor call)", array)
 
 
 def _allocator(make: Any) -> Any:

@@ -37,7 +37,23 @@ call (`print(jitted.tape)` lists them): read the sources, check the guards, comp
 the scalars, make the array calls, then write back what the eager call changes
 (parameters and state were updated in place by the calls; `.grad`, the optimizer's state
 dicts and version counters are set) and return new Tensors. Calls whose results nobody
-reads are dropped (dead-code elimination); constants are names bound once.
+reads are dropped (dead-code elimination); constants are names bound once; elementwise
+results that do not outlive the replay are written into arrays kept with the tape
+(`out=`), so a replay allocates only what it hands back.
+
+What is frozen into the tape, as in any tracing jit: Python values that fn reads without
+receiving them (a number in its closure, a layer's dropout rate) and arrays it makes
+from NumPy data or with numpy.random itself (a batch taken inside fn is the same batch
+at every replay: pass the batch as an argument, draw with tinygrad_edu's generator).
+Python effects (appending to a list, a scheduler's step inside fn) do not happen again;
+a hyper-parameter changed by Python during the recording is refused.
+
+Why not record the ops (each Function.forward) instead: the backward formulas and the
+optimizer also compute on raw arrays (relu's mask x > 0, the momentum buffer), and a
+tape of ops alone would replay those as the constants of the first call, silently.
+
+NumPy only for now: tensors on "cuda" are refused (CuPy's arrays do not hand their
+operators to a subclass the way NumPy's do).
 """
 from __future__ import annotations
 
@@ -108,7 +124,7 @@ def _host_read_method(name: str) -> Callable:
 
     def method(self: TracedArray, *args: Any) -> Any:
         if backend_module.tracer is not None:
-            backend_module.tracer.host_read(f"{name.strip('_')}()", self)
+            backend_module.tracer.host_read(_HOST_READS.get(name, f"{name.strip('_')}()"), self)
         return unbound(self.view(numpy.ndarray), *args)
 
     return method
@@ -119,6 +135,9 @@ for _name in ("reshape", "transpose", "astype", "copy", "swapaxes", "flatten", "
     setattr(TracedArray, _name, _recorded_method(_name))
 for _name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "__complex__"):
     setattr(TracedArray, _name, _host_read_method(_name))
+
+
+_HOST_READS = {"item": "item() (which float(), int() and bool() of a tensor call)"}
 
 
 def _plain(obj: Any) -> Any:
@@ -191,9 +210,15 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
     setattr(TracedScalar, f"__r{_name}__", _scalar_operator(getattr(operator, _name), reflected=True))
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(TracedScalar, f"__{_name}__", _scalar_operator(getattr(operator, _name)))
+def _scalar_unary(op: Callable) -> Callable:
+    def method(self: TracedScalar) -> Any:
+        return _dispatch(op, (self,), {})
+
+    return method
+
+
 for _name in ("neg", "pos", "abs"):
-    setattr(TracedScalar, f"__{_name}__", functools.partialmethod(lambda self, op: _dispatch(op, (self,), {}),
-                                                                    getattr(operator, _name)))
+    setattr(TracedScalar, f"__{_name}__", _scalar_unary(getattr(operator, _name)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -720,8 +745,7 @@ def _children(obj: Any) -> list:
             code = codes.pop()
             names.update(code.co_names)
             codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-        cells = [c.cell_contents for c in obj.__closure__ or () if c.cell_contents is not None] \
-            if all(_filled(c) for c in obj.__closure__ or ()) else []
+        cells = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
         return cells + [obj.__globals__[n] for n in names if n in obj.__globals__] + list(obj.__defaults__ or ())
     if isinstance(obj, types.MethodType):
         return [obj.__self__, obj.__func__]
@@ -775,9 +799,9 @@ class Jitted:
     def __init__(self, fn: Callable):
         functools.update_wrapper(self, fn)
         self.fn = fn
-        self.tapes: dict = {}
+        self.tapes: dict = {}  # key -> its tapes, the latest first
         self.tape: "Tape | None" = None  # the tape of the latest call
-        self.recordings = 0
+        self.recordings = 0  # how many tapes were recorded so far
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if backend_module.tracer is not None:
