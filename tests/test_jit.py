@@ -353,3 +353,20 @@ def test_a_hyper_parameter_decision_is_a_guard():
     optimizer.param_groups[0]["momentum"] = 0.5  # SGD's `if momentum:` now takes the other branch
     step()
     assert "b" in optimizer.state[w] and step.recordings == 3
+
+
+def test_an_unfrozen_layer_records_again():
+    tg.manual_seed(0)
+    model = nn.Linear(3, 2)
+    model.weight.requires_grad_(False)
+
+    @tg.jit
+    def grads(x):
+        model.zero_grad()
+        model(x).sum().backward()
+
+    x = Tensor(np.ones((4, 3), dtype=np.float32))
+    grads(x), grads(x)
+    model.weight.requires_grad_(True)
+    grads(x)
+    assert_same(model.weight.grad.numpy(), np.full((2, 3), 4, dtype=np.float32))

@@ -278,6 +278,7 @@ class Recorder:
         self.calls: list = []
         self.sources: dict = {}  # slot -> (expression read at replay, guard condition or None)
         self.checks: list = []  # guard conditions evaluated before anything (training flags, state keys)
+        self.tensor_checks: list = []  # (slots, conditions): checked when the tape reads one of the slots
         self.scalar_guards: list = []  # (slot, convert, expected)
         self.memory: dict = {}  # _memory(array) -> slot
         self.constants: dict = {}  # id -> array made outside the tape from no traced value
@@ -500,12 +501,14 @@ class _Captured:
         t.data = self.traced = recorder.source(t.data, f"{expression}.data", guard)
         self.grad_data = self.traced_grad = None
         # backward adds into an existing .grad and starts a missing one: two different tapes
-        recorder.checks.append(f"{expression}.grad is {'not ' if t.grad is None else ''}None")
+        checks = [f"{expression}.grad is {'not ' if t.grad is None else ''}None"]
         if guarded:  # a layer frozen or unfrozen between calls changes what backward computes
-            recorder.checks.append(f"{expression}.requires_grad is not {t.requires_grad}")
+            checks.append(f"{expression}.requires_grad is not {t.requires_grad}")
         if t.grad is not None:
             self.grad_data = t.grad.data
             t.grad.data = self.traced_grad = recorder.source(t.grad.data, f"{expression}.grad.data", guard)
+        slots = [self.traced.slot] + ([self.traced_grad.slot] if t.grad is not None else [])
+        recorder.tensor_checks.append((slots, checks))
 
     def restore(self) -> None:
         t = self.tensor
@@ -602,12 +605,14 @@ class Tape:
         """The lines that leave what the eager call left: .grad, optimizer state, versions."""
         r, lines = self.recorder, []
         self.used: set = set()
+        self.graded: set = set()  # the data slots of tensors whose .grad the replay sets
         for c in captured:
             t = c.tensor
             if t.grad is None and c.grad is not None:
                 lines.append(f"{c.expression}.grad = None")
             elif t.grad is not None and t.grad is not c.grad:
                 lines.append(f"{c.expression}.grad = {self.render(t.grad)}")
+                self.graded.add(c.traced.slot)  # whether .grad was there decided how backward wrote it
             lines += [f"{c.expression}.bump_version()"] * (t.version - c.version)
         for optimizer, p in r.touched.values():
             state = optimizer.state.get(p)
@@ -655,8 +660,12 @@ class Tape:
     def generate(self, writes: list) -> str:
         r = self.recorder
         lines = ["def replay(a):"]
-        for condition in r.checks:
-            lines.append(f"    if {condition}: return STALE")
+        checked = set(self.graded)  # the tensors the recording touched, even through calls dropped since
+        for call in r.calls:
+            _slots_in(call.kwargs, _slots_in(call.args, checked))
+        conditions = r.checks + [condition for slots, checks in r.tensor_checks if checked.intersection(slots)
+                                 for condition in checks]
+        lines += [f"    if {condition}: return STALE" for condition in conditions]
         for slot, (expression, guard) in r.sources.items():
             if slot in self.live:
                 lines.append(f"    v{slot} = {expression}")
