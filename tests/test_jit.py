@@ -226,9 +226,11 @@ def test_tape_prints_its_sections():
     text = str(step.tape)
     print(text)
     lines = text.splitlines()
-    assert lines[0] == "-- forward" and "multiply(" in lines[1] and "-> v" in lines[1] and "(2,) float32" in lines[1]
-    assert "-- backward 1 (differentiation order 1)" in lines and "-- update" in lines
-    assert len(step.tape) == sum(1 for line in lines if not line.startswith("--"))
+    assert lines[0] == "-- read at every replay" and "SGD.param_groups[0]['lr']" in text and "v0:(2,) float32 = a[0].data" in text
+    calls = lines[lines.index("-- forward"):]
+    assert "multiply(" in calls[1] and "-> v" in calls[1] and "(2,) float32" in calls[1]
+    assert "-- backward 1 (differentiation order 1)" in calls and "-- update" in calls
+    assert len(step.tape) == sum(1 for line in calls if not line.startswith("--"))
     expected = np.array([1.0, 2.0], dtype=np.float32)
     for _ in range(3):
         expected -= 0.1 * np.array([3.0, 4.0], dtype=np.float32)

@@ -59,6 +59,7 @@ from __future__ import annotations
 
 import functools
 import operator
+import re
 import types
 from typing import Any, Callable
 
@@ -284,17 +285,21 @@ class Recorder:
         self.constants: dict = {}  # id -> array made outside the tape from no traced value
         self.namespace: dict = {"STALE": _STALE, "EMPTY": {}, "wrap": Tensor.wrap, "asarray": numpy.asarray}
         self.names: dict = {}  # id(object) -> its name in the namespace
+        self.labels: dict = {}  # name -> what the printout calls it ("SGD", "0.weight")
         self.section: "str | None" = None  # "update" inside Optimizer.step
         self.touched: dict = {}  # (id(optimizer), id(p)) -> (optimizer, p) whose state a step read
 
     # ---- slots and names --------------------------------------------------------------
 
-    def name(self, obj: Any) -> str:
-        """The name under which the replay sees `obj` (bound once, held by the tape)."""
+    def name(self, obj: Any, label: "str | None" = None) -> str:
+        """The name under which the replay sees `obj` (bound once, held by the tape);
+        `label` is what the tape's printout calls it."""
         name = self.names.get(id(obj))
         if name is None:
             name = self.names[id(obj)] = f"k{len(self.names)}"
             self.namespace[name] = obj
+        if label is not None:
+            self.labels[name] = label
         return name
 
     def traced(self, value: Any) -> Any:
@@ -431,7 +436,7 @@ class Recorder:
 
     def optimizer_step(self, optimizer: Any, step: Callable) -> None:
         """Run `step(groups, state_of)` with hyper-parameters and state read afresh at replay."""
-        o = self.name(optimizer)
+        o = self.name(optimizer, type(optimizer).__name__)
         sizes = [len(group["params"]) for group in optimizer.param_groups]
         self.checks.append(f"[len(group['params']) for group in {o}.param_groups] != {sizes}")
         groups = [self.hyper_parameters(f"{o}.param_groups[{i}]", group)
@@ -526,6 +531,7 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
         raise RuntimeError("jit: a jitted function was called while another jit records; jit the outer step only")
     recorder = Recorder()
     tensors, modules, optimizers = reachable(fn)
+    names = {id(t): name for m in reversed(modules) for name, t in m.named_parameters() + m.named_buffers()}
     settings = [_settings(o) for o in optimizers]
     for t in [*arg_tensors, *tensors]:
         if t.backend is not backend_module.CPU:
@@ -533,7 +539,8 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
                                       f"{t.device}; run this step without jit there")
     captured = [_Captured(recorder, t, f"a[{i}]", False) for i, t in enumerate(arg_tensors)]
     seen = {id(t) for t in arg_tensors}
-    captured += [_Captured(recorder, t, recorder.name(t), True) for t in tensors if id(t) not in seen]
+    captured += [_Captured(recorder, t, recorder.name(t, names.get(id(t), f"tensor{t.shape}")), True)
+                 for t in tensors if id(t) not in seen]
     for m in modules:
         recorder.checks.append(f"{recorder.name(m)}.training is not {bool(m.training)}")
     backend_module.tracer = recorder
@@ -556,8 +563,9 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
 class Tape:
     """The calls of one recording, and the replay generated from them.
 
-    `print(tape)` lists the calls, one a line, by section (forward, backward with its
-    differentiation order, update), with their inputs and their output's shape and dtype;
+    `print(tape)` lists what a replay reads afresh, then the calls, one a line, by section
+    (forward, backward with its differentiation order, update), with their inputs and
+    their output's shape and dtype;
     `len(tape)` counts them; `tape.source` is the generated replay function.
     """
 
@@ -694,7 +702,11 @@ class Tape:
         return len(self.calls)
 
     def __str__(self) -> str:
-        r, lines, section = self.recorder, [], None
+        r, lines, section = self.recorder, ["-- read at every replay"], None
+        for slot, (expression, _) in r.sources.items():
+            if slot in self.live:
+                readable = re.sub(r"k\d+", lambda m: r.labels.get(m.group(), m.group()), expression)
+                lines.append(f"      {self.describe(Slot(slot))} = {readable}")
         for i, call in enumerate(self.calls):
             if call.section != section:
                 section = call.section
