@@ -15,7 +15,9 @@ moving θ in place. Everything the algorithms share lives here, once:
   and all state unchanged. Outside it, `step` never waits for the device: asking whether
   an array is finite is a host synchronisation, which a GPU training step must not have
   (PyTorch has no such check);
-- `state_dict` / `load_state_dict`, so a resumed run continues exactly.
+- `state_dict` / `load_state_dict`, so a resumed run continues exactly;
+- under `tinygrad_edu.jit`, the groups and state that `step` reads come from the
+  recorder, which has a replay read them afresh (a scheduler's lr, Adam's step count).
 
 Updates run on the parameters' arrays with their device's functions, outside any graph,
 and in place, as a hand-written `theta -= lr * g` would.

@@ -372,3 +372,26 @@ def test_an_unfrozen_layer_records_again():
     model.weight.requires_grad_(True)
     grads(x)
     assert_same(model.weight.grad.numpy(), np.full((2, 3), 4, dtype=np.float32))
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, maximize=False),
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.5, dampening=0.5, weight_decay=0.1),
+    lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+    lambda ps: optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.3, weight_decay=0.01),
+    lambda ps: optim.Adadelta(ps, lr=1.0, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True, maximize=True),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+    lambda ps: optim.Adamax(ps, lr=0.01),
+    lambda ps: optim.NAdam(ps, lr=0.01),
+    lambda ps: optim.RAdam(ps, lr=0.01),  # its rectification starts at step 6: a guard records it again
+], ids=["nesterov", "dampening", "adagrad", "rmsprop", "adadelta", "amsgrad", "adamw", "adamax", "nadam", "radam"])
+def test_every_first_order_optimizer_replays_its_eager_run(make_optimizer):
+    def make():
+        model = nn.Sequential(nn.Linear(6, 8), nn.Sigmoid(), nn.Linear(8, 3))
+        return model, make_optimizer(model.parameters()), nn.CrossEntropyLoss(), None
+
+    eager, jitted = train(make, 12, False), train(make, 12, True)
+    assert_same(eager[0], jitted[0])
+    assert_same(eager[1], jitted[1])
+    assert jitted[2].recordings <= 3
