@@ -211,6 +211,8 @@ for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
     setattr(TracedScalar, f"__r{_name}__", _scalar_operator(getattr(operator, _name), reflected=True))
 for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
     setattr(TracedScalar, f"__{_name}__", _scalar_operator(getattr(operator, _name)))
+
+
 def _scalar_unary(op: Callable) -> Callable:
     def method(self: TracedScalar) -> Any:
         return _dispatch(op, (self,), {})
@@ -234,7 +236,10 @@ def _memory(array: numpy.ndarray) -> tuple:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (bool, int, float)) and not isinstance(value, TracedScalar)
+    return isinstance(value, (bool, int, float))
+
+
+_WRITE_INTO_FIRST = frozenset({"__setitem__", "setitem", "at", "fill", "copyto"})  # calls that write into args[0]
 
 
 class Call:
@@ -362,7 +367,7 @@ class Recorder:
         scalar = bool(used) and all(not isinstance(self.values[n], numpy.ndarray) for n in used)
         section = self.section or (f"backward {autograd_state.order}" if autograd_state.order else "forward")
         out = kwargs.get("out")
-        written = out if out is not None else args[0] if func is operator.setitem or _name(func) == "at" else None
+        written = out if out is not None else args[0] if _name(func) in _WRITE_INTO_FIRST else None
         if written is not None:  # in place: the written array keeps its slot
             if not _slots_in(self.template(written), set()):
                 raise RuntimeError(f"jit: {_name(func)} writes in place into an array made outside the tape")
