@@ -395,3 +395,14 @@ def test_every_first_order_optimizer_replays_its_eager_run(make_optimizer):
     assert_same(eager[0], jitted[0])
     assert_same(eager[1], jitted[1])
     assert jitted[2].recordings <= 3
+
+
+def test_seeding_inside_the_jitted_function_is_refused_and_draws_follow_the_generator():
+    with pytest.raises(RuntimeError, match="jit: manual_seed inside a jitted function"):
+        tg.jit(lambda: tg.manual_seed(1))()
+    noise = tg.jit(lambda x: x + tg.randn(4, dtype="float64"))
+    x = Tensor(np.zeros(4))
+    tg.manual_seed(3)
+    jitted = [noise(x).numpy() for _ in range(3)]
+    tg.manual_seed(3)
+    assert_same(jitted, [tg.randn(4, dtype="float64").numpy() for _ in range(3)])

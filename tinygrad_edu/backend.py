@@ -225,6 +225,9 @@ _rng = numpy.random.default_rng()
 def manual_seed(seed: int) -> None:
     """Seed every random factory (randn, rand, randint) and nn initialisation, on all devices."""
     global _rng
+    if tracer is not None:
+        raise RuntimeError("jit: manual_seed inside a jitted function would not run again at its replays; "
+                           "seed before calling it")
     _rng = numpy.random.default_rng(seed)
 
 
