@@ -55,8 +55,9 @@ class Backend:
         """`data` (host or device) as an array on this device."""
         if tracer is not None:
             return tracer.asarray(self, data, dtype, copy)
-        xp = self.__dict__["xp"]
-        return xp.array(data, dtype=dtype, copy=True) if copy else xp.asarray(data, dtype=dtype)
+        if copy:
+            return self.xp.array(data, dtype=dtype, copy=True)
+        return self.xp.asarray(data, dtype=dtype)
 
     def to_host(self, array: Any) -> numpy.ndarray:
         """The array as a NumPy array (a copy when it lives on a GPU)."""
@@ -89,7 +90,7 @@ class Backend:
             self._add_at(target, index, values)
 
     def _add_at(self, target: Any, index: Any, values: Any) -> None:
-        self.__dict__["xp"].add.at(target, index, values)
+        self.xp.add.at(target, index, values)
 
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
