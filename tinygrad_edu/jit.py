@@ -322,7 +322,13 @@ class Recorder:
 
     def source(self, value: Any, expression: str, guard: "str | None" = None) -> Any:
         """`value`, to be read afresh at every replay by `expression` (a guard condition
-        in terms of `v`, when true, makes the replay record again)."""
+        in terms of `{v}`, when true, makes the replay record again). By default the guard
+        asks for the same kind of value: an array's shape and dtype, a number's type (an
+        lr that becomes a NumPy float64 would change the dtypes of the update)."""
+        if guard is None:
+            kind = (value.shape, value.dtype) if isinstance(value, numpy.ndarray) else type(value)
+            guard = (f"({{v}}.shape, {{v}}.dtype) != {self.name(kind)}" if isinstance(value, numpy.ndarray)
+                     else f"{{v}}.__class__ is not {self.name(kind)}")
         traced = self.traced(value)
         self.sources[traced.slot] = (expression, guard)
         return traced
@@ -507,7 +513,7 @@ class _Captured:
     def __init__(self, recorder: Recorder, t: Tensor, expression: str, guarded: bool):
         self.tensor, self.expression = t, expression
         self.data, self.grad, self.version = t.data, t.grad, t.version
-        guard = f"({{v}}.shape, {{v}}.dtype) != {recorder.name((t.shape, t.dtype))}" if guarded else None
+        guard = None if guarded else ""  # an argument's shape and dtype are in the key already
         t.data = self.traced = recorder.source(t.data, f"{expression}.data", guard)
         self.grad_data = self.traced_grad = None
         # backward adds into an existing .grad and starts a missing one: two different tapes
