@@ -766,6 +766,7 @@ def reachable(fn: Callable, depth: int = 6) -> tuple:
     return list(tensors.values()), list(modules.values()), list(optimizers.values())
 
 
+_LARGEST_SCANNED = 10_000  # containers longer than this are not searched for tensors
 _OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedScalar)
 
 
@@ -783,6 +784,8 @@ def _children(obj: Any) -> list:
         return [obj.__self__, obj.__func__]
     if isinstance(obj, functools.partial):
         return [obj.func, *obj.args, *obj.keywords.values()]
+    if isinstance(obj, (list, tuple, set, frozenset, dict)) and len(obj) > _LARGEST_SCANNED:
+        return []  # a data set held as Python objects: a tensor in it that fn uses is refused, not missed
     if isinstance(obj, (list, tuple, set, frozenset)):
         return list(obj)
     if isinstance(obj, dict):
