@@ -406,3 +406,10 @@ def test_seeding_inside_the_jitted_function_is_refused_and_draws_follow_the_gene
     jitted = [noise(x).numpy() for _ in range(3)]
     tg.manual_seed(3)
     assert_same(jitted, [tg.randn(4, dtype="float64").numpy() for _ in range(3)])
+
+
+def test_a_batch_made_inside_the_jitted_function_is_warned_about():
+    batches = iter([X, X * 2])
+    run = tg.jit(lambda: Tensor(next(batches)).sum())
+    with pytest.warns(UserWarning, match=r"jit: fn made a tensor of shape \(24, 6\) from host data"):
+        run()

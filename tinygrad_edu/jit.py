@@ -61,6 +61,7 @@ import functools
 import operator
 import re
 import types
+import warnings
 from typing import Any, Callable
 
 import numpy
@@ -287,7 +288,8 @@ class Recorder:
         self.tensor_checks: list = []  # (slots, conditions): checked when the tape reads one of the slots
         self.scalar_guards: list = []  # (slot, convert, expected)
         self.memory: dict = {}  # _memory(array) -> slot
-        self.constants: dict = {}  # id -> array made outside the tape from no traced value
+        self.constant_slots: set = set()  # slots of arrays the backend made from Python or host data
+        self.constant_of: dict = {}  # id(array) -> its traced constant (the recorder keeps the array alive)
         self.namespace: dict = {"STALE": _STALE, "EMPTY": {}, "wrap": Tensor.wrap, "asarray": numpy.asarray}
         self.names: dict = {}  # id(object) -> its name in the namespace
         self.labels: dict = {}  # name -> what the printout calls it ("SGD", "0.weight")
@@ -351,8 +353,6 @@ class Recorder:
         slot = self.memory.get(_memory(array))
         if slot is not None:
             return Slot(slot)
-        if id(array) in self.constants:
-            return array
         raise RuntimeError(
             f"jit: an array of shape {array.shape} and dtype {array.dtype} reached a recorded call, but it is "
             "neither a value of the tape nor a constant made by the backend; a replay would freeze it. Pass the "
@@ -375,8 +375,10 @@ class Recorder:
         out = kwargs.get("out")
         written = out if out is not None else args[0] if _name(func) in _WRITE_INTO_FIRST else None
         if written is not None:  # in place: the written array keeps its slot
-            if not _slots_in(self.template(written), set()):
-                raise RuntimeError(f"jit: {_name(func)} writes in place into an array made outside the tape")
+            targets = _slots_in(self.template(written), set())
+            if not targets or targets & self.constant_slots:
+                raise RuntimeError(f"jit: {_name(func)} writes in place into a constant of the tape (an array "
+                                   "made from Python or host data), which every replay shares")
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return out[0] if isinstance(out, tuple) and len(out) == 1 else result if out is None else out
         if isinstance(result, tuple) and result and all(isinstance(r, numpy.ndarray) for r in result):
@@ -416,18 +418,29 @@ class Recorder:
             return self.call(make, (data,), {"dtype": dtype, **({"copy": True} if copy else {})})
         backend_module.tracer = None
         try:
-            return self.constant(backend.asarray(data, dtype=dtype, copy=copy))
+            array = backend.asarray(data, dtype=dtype, copy=copy)
         finally:
             backend_module.tracer = self
+        if array.size >= _LARGE_CONSTANT:
+            warnings.warn(f"jit: fn made a tensor of shape {array.shape} from host data while recording; every "
+                          "replay uses these same values. If it is a batch, pass it as an argument", stacklevel=2)
+        return self.constant(array)
 
     def library(self, module: Any) -> "_Library":
         """backend.xp while recording: the array library with its calls recorded."""
         return _Library(module, self)
 
     def constant(self, array: Any) -> Any:
-        """An array the backend made from Python data: the same at every replay."""
-        self.constants[id(array)] = array
-        return array
+        """An array the backend made from Python or host data: the same at every replay,
+        traced so that what fn computes from it is recorded too."""
+        if isinstance(array, TracedArray) and array.recorder is self:
+            return array
+        traced = self.constant_of.get(id(array))
+        if traced is None:  # backend.constant hands out the same 2 for every x * 2
+            label = f"constant {array.tolist()}" if array.size <= 4 else f"constant of shape {array.shape}"
+            traced = self.constant_of[id(array)] = self.source(array, self.name(array, label), guard="")
+            self.constant_slots.add(traced.slot)
+        return traced
 
     def host_read(self, what: str, array: Any) -> None:
         if array is not None and not (isinstance(array, TracedArray) and array.recorder is self):
@@ -495,6 +508,7 @@ class _Library:
         return functools.partial(self.recorder.call_with, value)
 
 
+_LARGE_CONSTANT = 100  # host data this large copied into a tensor during a recording is likely a batch
 _VALUE_TESTS = frozenset({"array_equal", "array_equiv", "allclose"})
 
 
@@ -650,7 +664,8 @@ class Tape:
                 obj.data = _plain(obj.data)
             if isinstance(template, Slot):
                 self.used.add(template.n)
-                return f"wrap(asarray(v{template.n}), {r.name(obj.backend)})"
+                copy = ".copy()" if template.n in r.constant_slots else ""  # never hand out the tape's own
+                return f"wrap(asarray(v{template.n}){copy}, {r.name(obj.backend)})"
             return f"wrap({r.name(template)}, {r.name(obj.backend)})"
         if isinstance(obj, (tuple, list)):
             inner = ", ".join(self.render(o) for o in obj)
@@ -735,7 +750,8 @@ class Tape:
             shape = f"{value.shape} {value.dtype}" if isinstance(value, numpy.ndarray) else repr(value)
             return f"v{template.n}" if isinstance(value, tuple) else f"v{template.n}:{shape}"
         if isinstance(template, (tuple, list)):
-            return "(" + ", ".join(self.describe(t) for t in template) + ")"
+            inner = ", ".join(self.describe(t) for t in template)
+            return f"({inner},)" if isinstance(template, tuple) and len(template) == 1 else f"({inner})"
         if isinstance(template, numpy.ndarray):
             return f"const{template.shape}"
         return repr(template) if not callable(template) else getattr(template, "__name__", "?")
