@@ -83,7 +83,7 @@ def batchnorm_dropout():
 
 def cnn():
     model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-                          nn.Dropout(0.2), nn.Linear(4 * 4 * 4, 3))
+                          nn.BatchNorm1d(4 * 4 * 4), nn.Dropout(0.2), nn.Linear(4 * 4 * 4, 3))
     optimizer = optim.AdamW(model.parameters(), lr=1e-2)
     return model, optimizer, nn.CrossEntropyLoss(), None
 
