@@ -156,16 +156,22 @@ def test_new_shape_records_a_new_tape_and_python_runs_only_while_recording():
     assert run.recordings == 3
 
 
-def test_changed_lr_is_obeyed_without_recording_again():
-    w = Tensor(np.ones(3, dtype=np.float32), requires_grad=True)
-    optimizer = optim.SGD([w], lr=0.5)
+def sgd_on(loss, lr, size):
+    """A parameter w of `size` ones, plain SGD on it, and the jitted step minimising loss(w)."""
+    w = Tensor(np.ones(size, dtype=np.float32), requires_grad=True)
+    optimizer = optim.SGD([w], lr=lr)
 
     @tg.jit
     def step():
         optimizer.zero_grad()
-        (w * w).sum().backward()
+        loss(w).backward()
         optimizer.step()
 
+    return w, optimizer, step
+
+
+def test_changed_lr_is_obeyed_without_recording_again():
+    w, optimizer, step = sgd_on(lambda w: (w * w).sum(), 0.5, 3)
     step()  # w = 1 - 0.5·2 = 0
     w.data[...] = 1
     optimizer.param_groups[0]["lr"] = 0.25
@@ -316,9 +322,11 @@ def test_gradients_accumulate_as_eagerly_when_a_grad_appears_between_calls():
     assert accumulate.recordings == 2
 
 
-def test_a_frozen_layer_records_again():
+@pytest.mark.parametrize("frozen_first", [False, True])
+def test_freezing_or_unfreezing_a_layer_records_again(frozen_first):
     tg.manual_seed(0)
     model = nn.Linear(3, 2)
+    model.weight.requires_grad_(not frozen_first)
 
     @tg.jit
     def grads(x):
@@ -327,9 +335,12 @@ def test_a_frozen_layer_records_again():
 
     x = Tensor(np.ones((4, 3), dtype=np.float32))
     grads(x), grads(x)
-    model.weight.requires_grad_(False)
+    model.weight.requires_grad_(frozen_first)
     grads(x)
-    assert model.weight.grad is None and model.bias.grad is not None
+    if frozen_first:
+        assert_same(model.weight.grad.numpy(), np.full((2, 3), 4, dtype=np.float32))
+    else:
+        assert model.weight.grad is None and model.bias.grad is not None
 
 
 def test_an_array_made_behind_the_backends_back_is_refused_not_frozen():
@@ -342,36 +353,11 @@ def test_an_array_made_behind_the_backends_back_is_refused_not_frozen():
 
 
 def test_a_hyper_parameter_decision_is_a_guard():
-    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
-    optimizer = optim.SGD([w], lr=0.1)
-
-    @tg.jit
-    def step():
-        optimizer.zero_grad()
-        w.sum().backward()
-        optimizer.step()
-
+    w, optimizer, step = sgd_on(lambda w: w.sum(), 0.1, 2)
     step(), step()
     optimizer.param_groups[0]["momentum"] = 0.5  # SGD's `if momentum:` now takes the other branch
     step()
     assert "b" in optimizer.state[w] and step.recordings == 3
-
-
-def test_an_unfrozen_layer_records_again():
-    tg.manual_seed(0)
-    model = nn.Linear(3, 2)
-    model.weight.requires_grad_(False)
-
-    @tg.jit
-    def grads(x):
-        model.zero_grad()
-        model(x).sum().backward()
-
-    x = Tensor(np.ones((4, 3), dtype=np.float32))
-    grads(x), grads(x)
-    model.weight.requires_grad_(True)
-    grads(x)
-    assert_same(model.weight.grad.numpy(), np.full((2, 3), 4, dtype=np.float32))
 
 
 @pytest.mark.parametrize("make_optimizer", [
