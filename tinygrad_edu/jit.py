@@ -12,8 +12,9 @@ remember their slot in the tape. NumPy hands every ufunc (`a + b`, `xp.exp`, `x.
 array itself (the `__array_ufunc__` and `__array_function__` protocols), and the methods
 that bypass those (`reshape`, `astype`, `x[i]`, `x[i] = v`) are overridden; each call runs
 eagerly, so the recording call gives the eager result, and is appended to the tape with
-its arguments as slots or constants. The few calls that make arrays from no array
-(allocations, host copies, random draws) report to the recorder from backend.py. So the
+its arguments as slots. The few calls that make arrays from no array (allocations,
+constants and tensors made from host data, random draws) report to the recorder from
+backend.py, and give traced arrays too. So the
 forward ops, the backward formulas (down to the raw masks such as relu's x > 0), the
 optimizer's update and the random draws are all seen in one place, without a hook in
 the graph engine.
@@ -30,7 +31,8 @@ Guards check before anything runs that the recording still applies: the captured
 tensors' shapes and dtypes, the optimizer's state entries, the modules' training flags
 and every Python decision taken on a hyper-parameter (SGD's `if momentum:`); when one
 fails the tape is recorded again. An array that the recorder cannot trace back to a
-slot or a constant is refused with an error instead of being frozen silently.
+slot (made with NumPy behind the backend's back) is refused with an error instead of
+being frozen silently.
 
 What a replay runs: one generated Python function, straight-line, with one line per
 call (`print(jitted.tape)` lists them): read the sources, check the guards, compute
@@ -42,11 +44,11 @@ results that do not outlive the replay are written into arrays kept with the tap
 (`out=`), so a replay allocates only what it hands back.
 
 What is frozen into the tape, as in any tracing jit: Python values that fn reads without
-receiving them (a number in its closure, a layer's dropout rate) and arrays it makes
-from NumPy data or with numpy.random itself (a batch taken inside fn is the same batch
-at every replay: pass the batch as an argument, draw with tinygrad_edu's generator).
-Python effects (appending to a list, a scheduler's step inside fn) do not happen again;
-a hyper-parameter changed by Python during the recording is refused.
+receiving them (a number in its closure, a layer's dropout rate) and tensors it makes
+from host data (a batch taken inside fn is the same batch at every replay, so a large
+one warns: pass the batch as an argument). Python effects (appending to a list) do not
+happen again; a hyper-parameter changed by Python during the recording (a scheduler
+stepped inside fn) and manual_seed inside fn are refused.
 
 Why not record the ops (each Function.forward) instead: the backward formulas and the
 optimizer also compute on raw arrays (relu's mask x > 0, the momentum buffer), and a
