@@ -373,7 +373,8 @@ class Recorder:
             backend_module.tracer = self
         used = _slots_in(tkwargs, _slots_in(targs, set()))
         scalar = bool(used) and all(not isinstance(self.values[n], numpy.ndarray) for n in used)
-        section = self.section or (f"backward {autograd_state.order}" if autograd_state.order else "forward")
+        section = self.section or (f"backward (differentiation order {autograd_state.order})"
+                                   if autograd_state.order else "forward")
         out = kwargs.get("out")
         written = out if out is not None else args[0] if _name(func) in _WRITE_INTO_FIRST else None
         if written is not None:  # in place: the written array keeps its slot
@@ -664,11 +665,9 @@ class Tape:
             template = r.template(obj.data)
             if not (isinstance(template, Slot) and template.n in r.sources):  # a captured tensor is restored later
                 obj.data = _plain(obj.data)
-            if isinstance(template, Slot):
-                self.used.add(template.n)
-                copy = ".copy()" if template.n in r.constant_slots else ""  # never hand out the tape's own
-                return f"wrap(asarray(v{template.n}){copy}, {r.name(obj.backend)})"
-            return f"wrap({r.name(template)}, {r.name(obj.backend)})"
+            self.used.add(template.n)  # every array is a slot, or template() refused it
+            copy = ".copy()" if template.n in r.constant_slots else ""  # never hand out the tape's own
+            return f"wrap(asarray(v{template.n}){copy}, {r.name(obj.backend)})"
         if isinstance(obj, (tuple, list)):
             inner = ", ".join(self.render(o) for o in obj)
             return f"({inner},)" if isinstance(obj, tuple) else f"[{inner}]"
@@ -738,8 +737,7 @@ class Tape:
         for i, call in enumerate(self.calls):
             if call.section != section:
                 section = call.section
-                lines.append(f"-- {section}" + (" (differentiation order " + section.split()[1] + ")"
-                                                 if section.startswith("backward") else ""))
+                lines.append(f"-- {section}")
             inputs = ", ".join([self.describe(a) for a in call.args] +
                                [f"{k}={self.describe(v)}" for k, v in call.kwargs.items()])
             out = "" if call.out is None else f" -> {self.describe(Slot(call.out))}"
@@ -754,8 +752,6 @@ class Tape:
         if isinstance(template, (tuple, list)):
             inner = ", ".join(self.describe(t) for t in template)
             return f"({inner},)" if isinstance(template, tuple) and len(template) == 1 else f"({inner})"
-        if isinstance(template, numpy.ndarray):
-            return f"const{template.shape}"
         return repr(template) if not callable(template) else getattr(template, "__name__", "?")
 
 
