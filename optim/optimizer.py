@@ -15,7 +15,9 @@ moving θ in place. Everything the algorithms share lives here, once:
   and all state unchanged. Outside it, `step` never waits for the device: asking whether
   an array is finite is a host synchronisation, which a GPU training step must not have
   (PyTorch has no such check);
-- `state_dict` / `load_state_dict`, so a resumed run continues exactly.
+- `state_dict` / `load_state_dict`, so a resumed run continues exactly;
+- under `tinygrad_edu.jit`, the groups and state that `step` reads come from the
+  recorder, which has a replay read them afresh (a scheduler's lr, Adam's step count).
 
 Updates run on the parameters' arrays with their device's functions, outside any graph,
 and in place, as a hand-written `theta -= lr * g` would.
@@ -25,6 +27,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from tinygrad_edu import Tensor, enable_grad, is_anomaly_enabled
+from tinygrad_edu import backend as backends
 
 
 def _host_copy(value: Any, backend: Any) -> Any:
@@ -120,9 +123,18 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
+        if backends.tracer is None:
+            self._step(self.param_groups, self.state.get)
+        else:  # jit records this step: it reads the hyper-parameters and the state afresh at each replay
+            backends.tracer.optimizer_step(self, self._step)
+        return loss
+
+    def _step(self, groups: list, state_of: Callable) -> None:
+        """The update of every parameter with a gradient, with each group's hyper-parameters
+        from `groups` and each parameter's state from `state_of(p, default)`."""
         checking = is_anomaly_enabled()  # detect_anomaly(): update copies, commit only finite ones
         staged = []
-        for group in self.param_groups:
+        for group in groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -131,7 +143,7 @@ class Optimizer:
                     g = -g
                 if group.get("weight_decay") and not group.get("decoupled_weight_decay"):
                     g = g + group["weight_decay"] * p.data
-                new_state = dict(self.state.get(p, {}))
+                new_state = dict(state_of(p, {}))
                 new_state["step"] = new_state.get("step", 0) + 1
                 theta = p.data.copy() if checking else p.data
                 self.update(p.backend, theta, g, new_state, group)
@@ -144,7 +156,6 @@ class Optimizer:
                 p.data[...] = theta
             p.bump_version()
             self.state[p] = new_state
-        return loss
 
     def _check_finite(self, p: Tensor, new_theta: Any) -> None:
         xp = p.backend

@@ -9,7 +9,8 @@
 Where things live: tensor.py (the Tensor), ops.py (every op's forward and backward),
 autograd.py (the graph walk, grad, no_grad), functional.py (hvp, jvp, jacobian,
 hessian), curvature.py (Hessian eigenvalues, critical points, λmax), checks.py
-(gradcheck), draw.py (draw_graph), backend.py (devices), creation.py (zeros, randn, ...).
+(gradcheck), draw.py (draw_graph), backend.py (devices), creation.py (zeros, randn, ...),
+jit.py (jit: record a step once, replay its array calls).
 """
 from .tensor import Tensor
 from .autograd import backward_creates_graph, detect_anomaly, enable_grad, grad, is_anomaly_enabled, no_grad
@@ -21,6 +22,7 @@ from .creation import (arange, empty, eye, full, linspace, ones, ones_like, rand
 from .draw import draw_graph
 from .dtypes import get_default_dtype, set_default_dtype
 from .functional import hessian, hvp, jacobian, jvp
+from .jit import jit
 from .ops import cat, maximum, minimum, stack, where
 
 __all__ = [
@@ -29,5 +31,5 @@ __all__ = [
     "randn", "rand", "randint", "arange", "eye", "linspace", "cat", "stack", "where", "maximum", "minimum",
     "manual_seed", "set_default_dtype", "get_default_dtype", "set_default_device", "get_default_device",
     "cuda_available", "hessian_eigenvalues", "classify_critical_point", "condition_number", "top_eigenvalue",
-    "max_stable_lr", "draw_graph",
+    "max_stable_lr", "draw_graph", "jit",
 ]

@@ -6,6 +6,10 @@ receives it as `xp` and writes `xp.exp(x)` once for both devices. The few calls 
 spelling differs (moving data to and from the host, scatter-add with repeated indices)
 and random numbers are settled here, and nowhere else. CuPy is imported only when
 "cuda" is first asked for.
+
+While `jit` records a step, `tracer` below is its recorder, and the few calls here that
+make arrays from no array (allocations, copies from the host, constants, random draws)
+report to it; every other array call reaches the recorder through the arrays themselves.
 """
 from __future__ import annotations
 
@@ -14,6 +18,9 @@ from typing import Any
 import numpy
 
 from .dtypes import scalar_dtype
+
+tracer: Any = None  # the jit recorder while it records (jit.py), else None
+ALLOCATORS = frozenset({"zeros", "ones", "empty", "full", "eye", "arange"})  # arrays made from no array
 
 
 class Backend:
@@ -26,25 +33,35 @@ class Backend:
 
     def __init__(self, name: str, xp: Any):
         self.name = name
-        self.xp = xp
+        self.__dict__["xp"] = xp
         self.array_type = xp.ndarray
         self.constants: dict = {}
+
+    @property
+    def xp(self) -> Any:
+        """The array library itself (NumPy or CuPy); while jit records, one whose calls it sees."""
+        return self.__dict__["xp"] if tracer is None else tracer.library(self.__dict__["xp"])
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or "xp" not in self.__dict__:
             raise AttributeError(name)
         value = getattr(self.__dict__["xp"], name)
+        if name in ALLOCATORS:
+            value = _allocator(value)
         setattr(self, name, value)  # found once, then a plain attribute
         return value
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool = False) -> Any:
         """`data` (host or device) as an array on this device."""
+        if tracer is not None:
+            return tracer.asarray(self, data, dtype, copy)
         if copy:
             return self.xp.array(data, dtype=dtype, copy=True)
         return self.xp.asarray(data, dtype=dtype)
 
     def to_host(self, array: Any) -> numpy.ndarray:
         """The array as a NumPy array (a copy when it lives on a GPU)."""
+        _host_read(array)
         return array
 
     def constant(self, value: Any, partner_dtype: Any) -> Any:
@@ -63,7 +80,7 @@ class Backend:
             array = self.asarray(value, dtype=scalar_dtype(value, partner_dtype))
             if value and value == value and len(self.constants) < 10_000:
                 self.constants[key] = array
-        return array
+        return array if tracer is None else tracer.constant(array)
 
     def scatter_add(self, target: Any, index: Any, values: Any) -> None:
         """target[index] += values in place, where repeated indices add up."""
@@ -83,12 +100,30 @@ class CupyBackend(Backend):
     """The "cuda" device, where host transfer and scatter-add take CuPy's own calls."""
 
     def to_host(self, array: Any) -> numpy.ndarray:
+        _host_read(array)
         return array.get()
 
     def _add_at(self, target: Any, index: Any, values: Any) -> None:
         import cupyx
 
         cupyx.scatter_add(target, index, values)
+
+
+def _host_read(array: Any) -> None:
+    """Tell the jit recorder, if one records, that `array` goes to the host (it refuses its own)."""
+    if tracer is not None:
+        tracer.host_read("numpy() (which tolist() and printing a tensor call)", array)
+
+
+def _allocator(make: Any) -> Any:
+    """`make` (numpy.zeros, ...), reported to the jit recorder while it records, so that a
+    replay allocates a fresh array where the eager call did."""
+    def allocate(*args: Any, **kwargs: Any) -> Any:
+        if tracer is None:
+            return make(*args, **kwargs)
+        return tracer.call(make, args, kwargs)
+
+    return allocate
 
 
 def is_basic_index(index: Any) -> bool:
@@ -101,6 +136,11 @@ CPU = Backend("cpu", numpy)
 _backends: dict[str, Backend] = {}  # device name -> Backend
 _array_backends: dict[type, Backend] = {}  # array type -> the Backend whose arrays these are
 _default_device = "cpu"
+
+
+def register_array_type(array_type: type, backend: Backend) -> None:
+    """Have `backend_of` give `backend` for arrays of `array_type` (jit's recorded arrays)."""
+    _array_backends[array_type] = backend
 
 
 def register_backend(backend: Backend) -> None:
@@ -186,11 +226,22 @@ _rng = numpy.random.default_rng()
 def manual_seed(seed: int) -> None:
     """Seed every random factory (randn, rand, randint) and nn initialisation, on all devices."""
     global _rng
+    if tracer is not None:
+        raise RuntimeError("jit: manual_seed inside a jitted function would not run again at its replays; "
+                           "seed before calling it")
     _rng = numpy.random.default_rng(seed)
 
 
 def random_array(backend: Backend, kind: str, shape: tuple, dtype: Any, low: int = 0, high: int = 1) -> Any:
-    """Draw `kind` ("normal", "uniform" or "integers") from the shared generator onto `backend`."""
+    """Draw `kind` ("normal", "uniform" or "integers") from the shared generator onto `backend`
+    (while jit records, the draw is recorded: each replay draws anew)."""
+    if tracer is not None:
+        return tracer.call(draw, (backend, kind, shape, dtype, low, high), {})
+    return draw(backend, kind, shape, dtype, low, high)
+
+
+def draw(backend: Backend, kind: str, shape: tuple, dtype: Any, low: int = 0, high: int = 1) -> Any:
+    """random_array's draw itself, from the generator that manual_seed set last."""
     if kind == "normal":
         host = _rng.standard_normal(shape)
     elif kind == "uniform":

@@ -1,0 +1,401 @@
+"""jit: a replayed step leaves exactly what the eager step leaves, bit for bit, and the
+tape reads hyper-parameters, state and random numbers afresh (API.md, "Trace and replay")."""
+import importlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import nn
+import optim
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor
+
+RNG = np.random.default_rng(0)
+X = RNG.standard_normal((24, 6)).astype(np.float32)
+Y = RNG.integers(0, 3, 24)
+
+
+def snapshot(model, optimizer):
+    """Everything a step changes: parameters, their .grad, the optimizer's state."""
+    params = [p.numpy().copy() for p in model.parameters()]
+    grads = [None if p.grad is None else p.grad.numpy().copy() for p in model.parameters()]
+    state = optimizer.state_dict()["state"]
+    return params, grads, state, [b.numpy().copy() for _, b in model.named_buffers()]
+
+
+def assert_same(a, b):
+    """Equal bit for bit, through nested lists, tuples and dicts."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys()
+        for k in a:
+            assert_same(a[k], b[k])
+    elif isinstance(a, (list, tuple)):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            assert_same(x, y)
+    elif a is None or isinstance(a, (int, float)):
+        assert a == b
+    else:
+        assert a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True)
+
+
+def train(make, steps, jitted, batches=None, after_step=None):
+    """Run `steps` training steps of make()'s (model, optimizer, loss_fn), eagerly or
+    under jit; the losses, the final snapshot and the jitted function (or None)."""
+    tg.manual_seed(0)
+    model, optimizer, loss_fn, scheduler = make()
+
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = loss_fn(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run = tg.jit(step) if jitted else step
+    losses = []
+    for i in range(steps):
+        x, y = batches(i) if batches else (X, Y)
+        losses.append(run(Tensor(x), Tensor(y)).numpy().copy())
+        if scheduler is not None:
+            scheduler.step()
+    return losses, snapshot(model, optimizer), (run if jitted else None), tg.randn(3).numpy()
+
+
+def mlp_sgd():
+    model = nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))
+    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-3)
+    return model, optimizer, nn.CrossEntropyLoss(), None
+
+
+def mlp_adam_one_cycle():
+    model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
+    optimizer = optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
+    return model, optimizer, nn.CrossEntropyLoss(), optim.lr_scheduler.OneCycleLR(optimizer, 0.05, total_steps=40)
+
+
+def batchnorm_dropout():
+    model = nn.Sequential(nn.Linear(6, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, 3))
+    optimizer = optim.RMSprop(model.parameters(), lr=1e-2, momentum=0.5)
+    return model, optimizer, nn.CrossEntropyLoss(), None
+
+
+def cnn():
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                          nn.BatchNorm1d(4 * 4 * 4), nn.Dropout(0.2), nn.Linear(4 * 4 * 4, 3))
+    optimizer = optim.AdamW(model.parameters(), lr=1e-2)
+    return model, optimizer, nn.CrossEntropyLoss(), None
+
+
+IMAGES = RNG.standard_normal((8, 1, 8, 8)).astype(np.float32)
+
+
+@pytest.mark.parametrize("make, steps, batches", [
+    (mlp_sgd, 100, None),
+    (mlp_adam_one_cycle, 40, None),
+    (batchnorm_dropout, 30, lambda i: (X[i % 3 * 8:i % 3 * 8 + 8], Y[i % 3 * 8:i % 3 * 8 + 8])),
+    (cnn, 12, lambda i: (IMAGES, Y[:8])),
+])
+def test_replay_equals_eager_bit_for_bit(make, steps, batches):
+    eager = train(make, steps, False, batches)
+    losses, final, run, next_draw = train(make, steps, True, batches)
+    assert_same(eager[0], losses)
+    assert_same(eager[1], final)
+    assert_same(eager[3], next_draw)  # the replays drew exactly as many random numbers
+    assert run.recordings == 2  # the first step (no optimizer state yet), then one tape for all others
+    assert len(run.tape) > 10
+
+
+def test_hvp_of_l2_logistic_regression():
+    a = Tensor(X)
+    labels = Tensor((Y == 1).astype(np.float32))
+
+    def f(w):
+        z = a @ w
+        return (z.softplus() - labels * z).mean() + 0.01 * (w * w).sum()
+
+    hvp = tg.jit(lambda w, v: tg.hvp(f, w, v))
+    for i in range(4):
+        w, v = Tensor(RNG.standard_normal(6)), Tensor(RNG.standard_normal(6))
+        product = hvp(w, v)
+        assert_same(tg.hvp(f, w, v).numpy(), product.numpy())
+        assert product.dtype == np.float64 and product.shape == (6,)
+    assert hvp.recordings == 1
+
+
+def test_grad_of_grad():
+    def third(x):
+        y = (x * x * x).sum()
+        (g,) = tg.grad(y, x, create_graph=True)
+        (h,) = tg.grad(g.sum(), x)
+        return g, h
+
+    run = tg.jit(third)
+    for i in range(3):
+        x = Tensor(RNG.standard_normal(5), requires_grad=True)
+        eager, jitted = third(x), run(x)
+        for e, j in zip(eager, jitted):
+            assert_same(e.numpy(), j.numpy())
+        assert isinstance(jitted[1], Tensor) and jitted[1].shape == (5,)
+    assert "-- backward (differentiation order 2)" in str(run.tape).splitlines()
+
+
+def test_new_shape_records_a_new_tape_and_python_runs_only_while_recording():
+    calls = []
+
+    def double(x):
+        calls.append(1)
+        return x * 2
+
+    run = tg.jit(double)
+    for n in (3, 3, 3, 4, 4, 3):
+        assert_same(run(Tensor(np.arange(n, dtype=np.float32))).numpy(), np.arange(n, dtype=np.float32) * 2)
+    assert run.recordings == 2 and len(calls) == 2
+    run(Tensor(np.arange(3)))  # int64: another dtype, another tape
+    assert run.recordings == 3
+
+
+def sgd_on(loss, lr, size):
+    """A parameter w of `size` ones, plain SGD on it, and the jitted step minimising loss(w)."""
+    w = Tensor(np.ones(size, dtype=np.float32), requires_grad=True)
+    optimizer = optim.SGD([w], lr=lr)
+
+    @tg.jit
+    def step():
+        optimizer.zero_grad()
+        loss(w).backward()
+        optimizer.step()
+
+    return w, optimizer, step
+
+
+def test_changed_lr_is_obeyed_without_recording_again():
+    w, optimizer, step = sgd_on(lambda w: (w * w).sum(), 0.5, 3)
+    step()  # w = 1 - 0.5·2 = 0
+    w.data[...] = 1
+    optimizer.param_groups[0]["lr"] = 0.25
+    step()  # 1 - 0.25·2 = 0.5
+    assert_same(w.numpy(), np.full(3, 0.5, dtype=np.float32))
+    assert_same(w.grad.numpy(), np.full(3, 2, dtype=np.float32))
+    assert step.recordings == 2  # the second call records once more: the first step made the state
+
+
+def test_captured_tensor_of_a_new_shape_records_again():
+    w = Tensor(np.ones(3, dtype=np.float32))
+    run = tg.jit(lambda x: x * w)
+    run(Tensor(np.ones(3, dtype=np.float32)))
+    w.data = np.full(3, 2, dtype=np.float32)  # replaced, same shape: read afresh
+    assert_same(run(Tensor(np.ones(3, dtype=np.float32))).numpy(), np.full(3, 2, dtype=np.float32))
+    w.data = np.full((2, 3), 3, dtype=np.float32)
+    assert_same(run(Tensor(np.ones(3, dtype=np.float32))).numpy(), np.full((2, 3), 3, dtype=np.float32))
+    assert run.recordings == 2
+
+
+@pytest.mark.parametrize("read", [lambda t: t.item(), lambda t: t.numpy(), lambda t: t.tolist(), float, bool])
+def test_host_read_while_recording_raises(read):
+    run = tg.jit(lambda x: read((x * 2).sum()))
+    with pytest.raises(RuntimeError, match="jit: .* reads a tensor's value to the host"):
+        run(Tensor(np.ones(3, dtype=np.float32)))
+    assert tg.backend.tracer is None  # the failed recording cleaned up
+
+
+def test_jit_inside_jit_raises():
+    inner = tg.jit(lambda x: x + 1)
+    outer = tg.jit(lambda x: inner(x) * 2)
+    with pytest.raises(RuntimeError, match="jit inside a jit"):
+        outer(Tensor(np.ones(2, dtype=np.float32)))
+
+
+def test_returned_tensors_are_new_and_the_eager_graph_is_untouched():
+    run = tg.jit(lambda x: x + 1)
+    x = Tensor(np.zeros(2, dtype=np.float32))
+    first, second = run(x), run(x)
+    assert first is not second and not np.shares_memory(first.numpy(), second.numpy())
+    assert type(first.data) is np.ndarray and type(x.data) is np.ndarray
+
+
+def test_tape_prints_its_sections():
+    w = Tensor(np.array([1.0, 2.0], dtype=np.float32), requires_grad=True)
+    optimizer = optim.SGD([w], lr=0.1)
+
+    @tg.jit
+    def step(x):
+        optimizer.zero_grad()
+        loss = (w * x).sum()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    for _ in range(3):
+        step(Tensor(np.array([3.0, 4.0], dtype=np.float32)))
+    text = str(step.tape)
+    print(text)
+    lines = text.splitlines()
+    assert lines[0] == "-- read at every replay" and "SGD.param_groups[0]['lr']" in text and "v0:(2,) float32 = a[0].data" in text
+    calls = lines[lines.index("-- forward"):]
+    assert "multiply(" in calls[1] and "-> v" in calls[1] and "(2,) float32" in calls[1]
+    assert "-- backward (differentiation order 1)" in calls and "-- update" in calls
+    assert len(step.tape) == sum(1 for line in calls if not line.startswith("--"))
+    expected = np.array([1.0, 2.0], dtype=np.float32)
+    for _ in range(3):
+        expected -= 0.1 * np.array([3.0, 4.0], dtype=np.float32)
+    assert_same(w.numpy(), expected)
+
+
+def test_eval_mode_records_again_and_replays_without_dropout():
+    tg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Dropout(0.5))
+    run = tg.jit(lambda x: model(x))
+    x = Tensor(X)
+    run(x), run(x)
+    model.eval()
+    assert_same(run(x).numpy(), model(x).numpy())
+    assert run.recordings == 2
+
+
+def test_a_scheduler_stepped_inside_the_jitted_function_is_refused():
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+    optimizer = optim.SGD([w], lr=0.1)
+    scheduler = optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+
+    @tg.jit
+    def step():
+        optimizer.zero_grad()
+        w.sum().backward()
+        optimizer.step()
+        scheduler.step()
+
+    with pytest.raises(RuntimeError, match="jit: fn changed the hyper-parameters of SGD"):
+        step()
+
+
+def test_the_same_tensor_twice_is_another_key_than_two_tensors():
+    run = tg.jit(lambda a, b: a * b)
+    x = Tensor(np.array([2.0, 3.0], dtype=np.float32))
+    assert_same(run(x, x).numpy(), np.array([4.0, 9.0], dtype=np.float32))
+    assert_same(run(x, Tensor(np.ones(2, dtype=np.float32))).numpy(), x.numpy())
+    assert run.recordings == 2
+
+
+def test_returning_a_captured_tensor_leaves_it_intact():
+    w = Tensor(np.ones(2, dtype=np.float32))
+    run = tg.jit(lambda: w)
+    assert_same(run().numpy(), w.numpy())
+    assert type(w.data) is np.ndarray
+    w.data[...] = 5
+    assert_same(run().numpy(), w.numpy())
+
+
+@pytest.mark.cuda
+def test_other_devices_are_refused_not_replayed_wrongly():
+    run = tg.jit(lambda x: x * 2)
+    with pytest.raises(NotImplementedError, match="jit: records NumPy arrays only.*cuda"):
+        run(Tensor(np.ones(2, dtype=np.float32), device="cuda"))
+
+
+def test_jit_tour_demo(monkeypatch, capsys):
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "demos"))  # demos are scripts
+    result = importlib.import_module("jit_tour").main(["--quick"])
+    assert result.same_parameters and result.eager_losses == result.jit_losses
+    assert result.recordings == 2 and result.jit_ms > 0
+    for section in ("-- forward", "-- backward (differentiation order 1)", "-- update"):
+        assert section in result.tape_text
+    assert "equal bit for bit: True" in capsys.readouterr().out
+
+
+def test_gradients_accumulate_as_eagerly_when_a_grad_appears_between_calls():
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True)
+
+    @tg.jit
+    def accumulate(x):
+        (w * x).sum().backward()
+
+    x = Tensor(np.array([1.0, 2.0], dtype=np.float32))
+    accumulate(x)  # .grad was None: the tape starts it
+    accumulate(x)  # now it adds into it: recorded again
+    accumulate(x)
+    assert_same(w.grad.numpy(), np.array([3.0, 6.0], dtype=np.float32))
+    w.grad = None
+    accumulate(x)
+    assert_same(w.grad.numpy(), np.array([1.0, 2.0], dtype=np.float32))
+    assert accumulate.recordings == 2
+
+
+@pytest.mark.parametrize("frozen_first", [False, True])
+def test_freezing_or_unfreezing_a_layer_records_again(frozen_first):
+    tg.manual_seed(0)
+    model = nn.Linear(3, 2)
+    model.weight.requires_grad_(not frozen_first)
+
+    @tg.jit
+    def grads(x):
+        model.zero_grad()
+        model(x).sum().backward()
+
+    x = Tensor(np.ones((4, 3), dtype=np.float32))
+    grads(x), grads(x)
+    model.weight.requires_grad_(frozen_first)
+    grads(x)
+    if frozen_first:
+        assert_same(model.weight.grad.numpy(), np.full((2, 3), 4, dtype=np.float32))
+    else:
+        assert model.weight.grad is None and model.bias.grad is not None
+
+
+def test_an_array_made_behind_the_backends_back_is_refused_not_frozen():
+    def scale(x):
+        factor = Tensor.wrap(np.full(3, 2, dtype=np.float32), x.backend)  # NumPy, not the backend: no record
+        return x * factor
+
+    with pytest.raises(RuntimeError, match=r"jit: an array of shape \(3,\) and dtype float32 .* would freeze it"):
+        tg.jit(scale)(Tensor(np.ones(3, dtype=np.float32)))
+
+
+def test_a_hyper_parameter_decision_is_a_guard():
+    w, optimizer, step = sgd_on(lambda w: w.sum(), 0.1, 2)
+    step(), step()
+    optimizer.param_groups[0]["momentum"] = 0.5  # SGD's `if momentum:` now takes the other branch
+    step()
+    assert "b" in optimizer.state[w] and step.recordings == 3
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.9, nesterov=True, maximize=False),
+    lambda ps: optim.SGD(ps, lr=0.05, momentum=0.5, dampening=0.5, weight_decay=0.1),
+    lambda ps: optim.Adagrad(ps, lr=0.1, lr_decay=0.01, initial_accumulator_value=0.1),
+    lambda ps: optim.RMSprop(ps, lr=0.01, centered=True, momentum=0.3, weight_decay=0.01),
+    lambda ps: optim.Adadelta(ps, lr=1.0, weight_decay=0.01),
+    lambda ps: optim.Adam(ps, lr=0.01, amsgrad=True, maximize=True),
+    lambda ps: optim.AdamW(ps, lr=0.01),
+    lambda ps: optim.Adamax(ps, lr=0.01),
+    lambda ps: optim.NAdam(ps, lr=0.01),
+    lambda ps: optim.RAdam(ps, lr=0.01),  # its rectification starts at step 6: a guard records it again
+], ids=["nesterov", "dampening", "adagrad", "rmsprop", "adadelta", "amsgrad", "adamw", "adamax", "nadam", "radam"])
+def test_every_first_order_optimizer_replays_its_eager_run(make_optimizer):
+    def make():
+        model = nn.Sequential(nn.Linear(6, 8), nn.Sigmoid(), nn.Linear(8, 3))
+        return model, make_optimizer(model.parameters()), nn.CrossEntropyLoss(), None
+
+    eager, jitted = train(make, 12, False), train(make, 12, True)
+    assert_same(eager[0], jitted[0])
+    assert_same(eager[1], jitted[1])
+    assert jitted[2].recordings <= 3
+
+
+def test_seeding_inside_the_jitted_function_is_refused_and_draws_follow_the_generator():
+    with pytest.raises(RuntimeError, match="jit: manual_seed inside a jitted function"):
+        tg.jit(lambda: tg.manual_seed(1))()
+    noise = tg.jit(lambda x: x + tg.randn(4, dtype="float64"))
+    x = Tensor(np.zeros(4))
+    tg.manual_seed(3)
+    jitted = [noise(x).numpy() for _ in range(3)]
+    tg.manual_seed(3)
+    assert_same(jitted, [tg.randn(4, dtype="float64").numpy() for _ in range(3)])
+
+
+def test_a_batch_made_inside_the_jitted_function_is_warned_about():
+    batches = iter([X, X * 2])
+    run = tg.jit(lambda: Tensor(next(batches)).sum())
+    with pytest.warns(UserWarning, match=r"jit: fn made a tensor of shape \(24, 6\) from host data"):
+        run()

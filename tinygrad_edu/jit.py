@@ -1,0 +1,885 @@
+"""Trace and replay: `jit(fn)` records the array calls of one call of `fn`, then replays them.
+
+A training step in this engine is mostly Python: each op makes a Tensor and a graph node,
+backward walks the graph and runs formulas that make more of them, the optimizer loops
+over parameters. Only the array calls at the bottom (NumPy's or CuPy's) compute anything.
+A jit records that bottom layer once and afterwards runs only it.
+
+How the recording sees every array call. While `fn` runs under the recorder, the arrays
+of the tensors it touches are TracedArrays: NumPy arrays (a view of the same memory) that
+remember their slot in the tape. NumPy hands every ufunc (`a + b`, `xp.exp`, `x.sum()`,
+`theta -= ...`) and every array function (`xp.where`, `xp.pad`) called on them to the
+array itself (the `__array_ufunc__` and `__array_function__` protocols), and the methods
+that bypass those (`reshape`, `astype`, `x[i]`, `x[i] = v`) are overridden; each call runs
+eagerly, so the recording call gives the eager result, and is appended to the tape with
+its arguments as slots. The few calls that make arrays from no array (allocations,
+constants and tensors made from host data, random draws) report to the recorder from
+backend.py, and give traced arrays too. So the
+forward ops, the backward formulas (down to the raw masks such as relu's x > 0), the
+optimizer's update and the random draws are all seen in one place, without a hook in
+the graph engine.
+
+What is read afresh at every replay (a "source"), never frozen:
+- the Tensor arguments, and the tensors `fn` reaches without receiving them: those found
+  from its closure and the globals it names (tensors, modules' parameters and buffers,
+  optimizers' parameters), each with its `.grad` if it had one;
+- an optimizer's hyper-parameters and state (Optimizer.step hands them to the recorder:
+  a scheduler's new lr, Adam's step count and bias corrections, computed anew by the
+  scalar part of the tape);
+- random numbers: a draw is replayed as a new draw from the generator.
+Guards check before anything runs that the recording still applies: the captured
+tensors' shapes and dtypes, the optimizer's state entries, the modules' training flags
+and every Python decision taken on a hyper-parameter (SGD's `if momentum:`); when one
+fails the tape is recorded again. An array that the recorder cannot trace back to a
+slot (made with NumPy behind the backend's back) is refused with an error instead of
+being frozen silently.
+
+What a replay runs: one generated Python function, straight-line, with one line per
+call (`print(jitted.tape)` lists them): read the sources, check the guards, compute
+the scalars, make the array calls, then write back what the eager call changes
+(parameters and state were updated in place by the calls; `.grad`, the optimizer's state
+dicts and version counters are set) and return new Tensors. Calls whose results nobody
+reads are dropped (dead-code elimination); constants are names bound once; elementwise
+results that do not outlive the replay are written into arrays kept with the tape
+(`out=`), so a replay allocates only what it hands back.
+
+What is frozen into the tape, as in any tracing jit: Python values that fn reads without
+receiving them (a number in its closure, a layer's dropout rate) and tensors it makes
+from host data (a batch taken inside fn is the same batch at every replay, so a large
+one warns: pass the batch as an argument). Python effects (appending to a list) do not
+happen again; a hyper-parameter changed by Python during the recording (a scheduler
+stepped inside fn) and manual_seed inside fn are refused.
+
+Why not record the ops (each Function.forward) instead: the backward formulas and the
+optimizer also compute on raw arrays (relu's mask x > 0, the momentum buffer), and a
+tape of ops alone would replay those as the constants of the first call, silently.
+
+NumPy only for now: tensors on "cuda" are refused (CuPy's arrays do not hand their
+operators to a subclass the way NumPy's do).
+"""
+from __future__ import annotations
+
+import functools
+import operator
+import re
+import types
+import warnings
+from typing import Any, Callable
+
+import numpy
+
+from . import backend as backend_module
+from .autograd import state as autograd_state
+from .tensor import Tensor
+
+_STALE = object()  # returned by a replay whose guards failed: record again
+
+
+class Slot:
+    """A tape variable inside an argument template (rendered as `v<n>` in the replay)."""
+
+    __slots__ = ("n",)
+
+    def __init__(self, n: int):
+        self.n = n
+
+
+class TracedArray(numpy.ndarray):
+    """A NumPy array seen while jit records: same memory as the array it views, plus its
+    slot. NumPy calls on it are recorded (see the module docstring); once the recording
+    is over it behaves as a plain array."""
+
+    slot: "int | None" = None
+    recorder: Any = None
+
+    def __array_finalize__(self, obj: Any) -> None:
+        self.slot = self.recorder = None  # a view NumPy makes by itself is no slot
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        func = ufunc if method == "__call__" else getattr(ufunc, method)
+        return _dispatch(func, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        return _dispatch(func, args, kwargs)
+
+    @property
+    def T(self) -> Any:
+        return _dispatch(numpy.transpose, (self,), {})
+
+    def __iter__(self) -> Any:
+        return (self[i] for i in range(len(self)))
+
+    def __repr__(self) -> str:
+        return repr(self.view(numpy.ndarray))
+
+
+def _recorded_method(name: str) -> Callable:
+    unbound = getattr(numpy.ndarray, name)
+
+    def method(self: TracedArray, *args: Any, **kwargs: Any) -> Any:
+        return _dispatch(unbound, (self,) + args, kwargs)
+
+    method.__name__ = name
+    return method
+
+
+def _host_read_method(name: str) -> Callable:
+    unbound = getattr(numpy.ndarray, name)
+
+    def method(self: TracedArray, *args: Any) -> Any:
+        if backend_module.tracer is not None:
+            backend_module.tracer.host_read(_HOST_READS.get(name, f"{name.strip('_')}()"), self)
+        return unbound(self.view(numpy.ndarray), *args)
+
+    return method
+
+
+for _name in ("reshape", "transpose", "astype", "copy", "swapaxes", "flatten", "ravel", "squeeze", "nonzero",
+              "fill", "__getitem__", "__setitem__"):
+    setattr(TracedArray, _name, _recorded_method(_name))
+for _name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "__complex__"):
+    setattr(TracedArray, _name, _host_read_method(_name))
+
+
+_HOST_READS = {"item": "item() (which float(), int() and bool() of a tensor call)"}
+
+
+def _plain(obj: Any) -> Any:
+    """obj with every traced value replaced by its plain value (containers followed)."""
+    if isinstance(obj, TracedArray):
+        return obj.view(numpy.ndarray)
+    if isinstance(obj, TracedScalar):
+        return obj.value
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_plain(o) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    return obj
+
+
+def _dispatch(func: Callable, args: Any, kwargs: dict) -> Any:
+    """Run func on plain values; while a recording runs, through the recorder."""
+    tracer = backend_module.tracer
+    if tracer is None:
+        return func(*_plain(args), **_plain(kwargs))
+    return tracer.call(func, args, kwargs)
+
+
+class TracedScalar:
+    """A Python number read afresh at every replay (a hyper-parameter, a step count), or
+    computed from such numbers. Arithmetic on it is recorded as the tape's scalar part;
+    a Python decision on it (bool, float, int) becomes a guard of the tape."""
+
+    __slots__ = ("value", "slot", "recorder")
+
+    def __init__(self, value: Any, slot: int, recorder: Any):
+        self.value, self.slot, self.recorder = value, slot, recorder
+
+    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        func = ufunc if method == "__call__" else getattr(ufunc, method)
+        return _dispatch(func, inputs, kwargs)
+
+    def _decide(self, convert: Callable) -> Any:
+        if backend_module.tracer is self.recorder:
+            self.recorder.guard(self, convert)
+        return convert(self.value)
+
+    def __bool__(self) -> bool:
+        return self._decide(bool)
+
+    def __float__(self) -> float:
+        return self._decide(float)
+
+    def __int__(self) -> int:
+        return self._decide(int)
+
+    def __index__(self) -> int:
+        return self._decide(operator.index)
+
+    def __repr__(self) -> str:
+        return f"TracedScalar({self.value!r})"
+
+
+def _scalar_operator(op: Callable, reflected: bool = False) -> Callable:
+    def method(self: TracedScalar, other: Any) -> Any:
+        if isinstance(other, (numpy.ndarray, numpy.generic)):
+            return NotImplemented  # NumPy's ufunc comes back through __array_ufunc__
+        return _dispatch(op, (other, self) if reflected else (self, other), {})
+
+    return method
+
+
+for _name in ("add", "sub", "mul", "truediv", "floordiv", "mod", "pow"):
+    setattr(TracedScalar, f"__{_name}__", _scalar_operator(getattr(operator, _name)))
+    setattr(TracedScalar, f"__r{_name}__", _scalar_operator(getattr(operator, _name), reflected=True))
+for _name in ("lt", "le", "gt", "ge", "eq", "ne"):
+    setattr(TracedScalar, f"__{_name}__", _scalar_operator(getattr(operator, _name)))
+
+
+def _scalar_unary(op: Callable) -> Callable:
+    def method(self: TracedScalar) -> Any:
+        return _dispatch(op, (self,), {})
+
+    return method
+
+
+for _name in ("neg", "pos", "abs"):
+    setattr(TracedScalar, f"__{_name}__", _scalar_unary(getattr(operator, _name)))
+
+
+# ---------------------------------------------------------------------------------------
+# The recorder
+# ---------------------------------------------------------------------------------------
+
+
+def _memory(array: numpy.ndarray) -> tuple:
+    """Where and how an array lays out its elements: two arrays with the same answer hold
+    the same values (np.asarray(traced) is a plain view of a traced array's memory)."""
+    return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (bool, int, float))
+
+
+_WRITE_INTO_FIRST = frozenset({"__setitem__", "setitem", "at", "fill", "copyto"})  # calls that write into args[0]
+
+
+class Call:
+    """One line of the tape: out = func(*args, **kwargs), with Slots in the arguments."""
+
+    __slots__ = ("func", "args", "kwargs", "out", "effect", "scalar", "section", "as_array")
+
+    def __init__(self, func: Callable, args: Any, kwargs: dict, out: "int | None", effect: bool, scalar: bool,
+                 section: str, as_array: bool = False):
+        self.func, self.args, self.kwargs, self.out = func, args, kwargs, out
+        self.effect, self.scalar, self.section = effect, scalar, section
+        self.as_array = as_array  # the call gives a NumPy scalar, kept as a 0-d array as while recording
+
+    @property
+    def name(self) -> str:
+        func = self.func
+        owner = getattr(func, "__self__", None)  # a ufunc's method: numpy.add.reduce
+        if isinstance(owner, numpy.ufunc):
+            return f"{owner.__name__}.{func.__name__}"
+        return getattr(func, "__name__", type(func).__name__)
+
+
+def _slots_in(template: Any, found: set) -> set:
+    """Add to `found` the slot numbers inside an argument template."""
+    if isinstance(template, Slot):
+        found.add(template.n)
+    elif isinstance(template, (tuple, list)):
+        for t in template:
+            _slots_in(t, found)
+    elif isinstance(template, dict):
+        for t in template.values():
+            _slots_in(t, found)
+    return found
+
+
+class Recorder:
+    """What one recording collects: the calls, the sources read at replay, the guards,
+    and the values of every slot at recording time (for the tape's printout)."""
+
+    def __init__(self) -> None:
+        self.values: list = []  # slot -> its value while recording (keeps the arrays alive)
+        self.calls: list = []
+        self.sources: dict = {}  # slot -> (expression read at replay, guard condition or None)
+        self.checks: list = []  # guard conditions evaluated before anything (training flags, state keys)
+        self.tensor_checks: list = []  # (slots, conditions): checked when the tape reads one of the slots
+        self.scalar_guards: list = []  # (slot, convert, expected)
+        self.memory: dict = {}  # _memory(array) -> slot
+        self.constant_slots: set = set()  # slots of arrays the backend made from Python or host data
+        self.constant_of: dict = {}  # id(array) -> its traced constant (the recorder keeps the array alive)
+        self.namespace: dict = {"STALE": _STALE, "EMPTY": {}, "wrap": Tensor.wrap, "asarray": numpy.asarray}
+        self.names: dict = {}  # id(object) -> its name in the namespace
+        self.labels: dict = {}  # name -> what the printout calls it ("SGD", "0.weight")
+        self.section: "str | None" = None  # "update" inside Optimizer.step
+        self.touched: dict = {}  # (id(optimizer), id(p)) -> (optimizer, p) whose state a step read
+
+    # ---- slots and names --------------------------------------------------------------
+
+    def name(self, obj: Any, label: "str | None" = None) -> str:
+        """The name under which the replay sees `obj` (bound once, held by the tape);
+        `label` is what the tape's printout calls it."""
+        name = self.names.get(id(obj))
+        if name is None:
+            name = self.names[id(obj)] = f"k{len(self.names)}"
+            self.namespace[name] = obj
+        if label is not None:
+            self.labels[name] = label
+        return name
+
+    def traced(self, value: Any) -> Any:
+        """A new slot holding `value`, and the traced object that stands for it."""
+        slot = len(self.values)
+        if isinstance(value, numpy.generic):
+            value = numpy.asarray(value)
+        self.values.append(value)
+        if isinstance(value, numpy.ndarray):
+            self.memory[_memory(value)] = slot
+            traced = value.view(TracedArray)
+            traced.slot, traced.recorder = slot, self
+            return traced
+        return TracedScalar(value, slot, self)
+
+    def source(self, value: Any, expression: str, guard: "str | None" = None) -> Any:
+        """`value`, to be read afresh at every replay by `expression` (a guard condition
+        in terms of `{v}`, when true, makes the replay record again). By default the guard
+        asks for the same kind of value: an array's shape and dtype, a number's type (an
+        lr that becomes a NumPy float64 would change the dtypes of the update)."""
+        if guard is None:
+            kind = (value.shape, value.dtype) if isinstance(value, numpy.ndarray) else type(value)
+            guard = (f"({{v}}.shape, {{v}}.dtype) != {self.name(kind)}" if isinstance(value, numpy.ndarray)
+                     else f"{{v}}.__class__ is not {self.name(kind)}")
+        traced = self.traced(value)
+        self.sources[traced.slot] = (expression, guard)
+        return traced
+
+    def template(self, obj: Any) -> Any:
+        """obj with traced values replaced by their Slots (containers followed)."""
+        if isinstance(obj, (TracedArray, TracedScalar)) and obj.recorder is self and obj.slot is not None:
+            return Slot(obj.slot)
+        if isinstance(obj, TracedScalar):
+            return obj.value
+        if isinstance(obj, numpy.ndarray):
+            return self.untraced(obj)
+        if isinstance(obj, (tuple, list)):
+            return type(obj)(self.template(o) for o in obj)
+        if isinstance(obj, dict):
+            return {k: self.template(v) for k, v in obj.items()}
+        return obj
+
+    def untraced(self, array: numpy.ndarray) -> Any:
+        slot = self.memory.get(_memory(array))
+        if slot is not None:
+            return Slot(slot)
+        raise RuntimeError(
+            f"jit: an array of shape {array.shape} and dtype {array.dtype} reached a recorded call, but it is "
+            "neither a value of the tape nor a constant made by the backend; a replay would freeze it. Pass the "
+            "tensor that holds it to the jitted function (or keep it where fn's closure reaches it)"
+        )
+
+    # ---- what the arrays and the backend report -----------------------------------------
+
+    def call(self, func: Callable, args: Any, kwargs: dict) -> Any:
+        """Run func eagerly on plain values and append it to the tape."""
+        targs, tkwargs = self.template(tuple(args)), self.template(kwargs)
+        backend_module.tracer = None  # the call's own inner calls are not the tape's
+        try:
+            result = func(*_plain(tuple(args)), **_plain(kwargs))
+        finally:
+            backend_module.tracer = self
+        used = _slots_in(tkwargs, _slots_in(targs, set()))
+        scalar = bool(used) and all(not isinstance(self.values[n], numpy.ndarray) for n in used)
+        section = self.section or (f"backward (differentiation order {autograd_state.order})"
+                                   if autograd_state.order else "forward")
+        out = kwargs.get("out")
+        written = out if out is not None else args[0] if _name(func) in _WRITE_INTO_FIRST else None
+        if written is not None:  # in place: the written array keeps its slot
+            targets = _slots_in(self.template(written), set())
+            if not targets or targets & self.constant_slots:
+                raise RuntimeError(f"jit: {_name(func)} writes in place into a constant of the tape (an array "
+                                   "made from Python or host data), which every replay shares")
+            self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
+            return out[0] if isinstance(out, tuple) and len(out) == 1 else result if out is None else out
+        if isinstance(result, tuple) and result and all(isinstance(r, numpy.ndarray) for r in result):
+            return self.tuple_result(func, targs, tkwargs, result, section)
+        if result is None:
+            self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
+            return None
+        if not scalar and not isinstance(result, (numpy.ndarray, numpy.generic)):
+            if _name(func) in _VALUE_TESTS:
+                self.host_read(f"numpy.{_name(func)}()", None)
+            return result  # a shape or another structural answer, fixed by the guarded shapes
+        traced = self.traced(result)
+        self.calls.append(Call(func, targs, tkwargs, traced.slot, func is backend_module.draw, scalar, section,
+                               as_array=isinstance(result, numpy.generic)))
+        return traced
+
+    def tuple_result(self, func: Callable, targs: Any, tkwargs: dict, result: tuple, section: str) -> tuple:
+        """A call that returns a tuple of arrays (nonzero): one slot for the tuple, one per part."""
+        whole = len(self.values)
+        self.values.append(result)
+        self.calls.append(Call(func, targs, tkwargs, whole, False, False, section))
+        parts = []
+        for i, part in enumerate(result):
+            parts.append(self.traced(part))
+            self.calls.append(Call(operator.getitem, (Slot(whole), i), {}, parts[-1].slot, False, False, section))
+        return tuple(parts)
+
+    def call_with(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
+        return self.call(func, args, kwargs)
+
+    def asarray(self, backend: Any, data: Any, dtype: Any, copy: bool) -> Any:
+        """Backend.asarray while recording: recorded when data is traced, else a constant."""
+        library = vars(backend)["xp"]  # the library itself, not its recording stand-in
+        make = library.array if copy else library.asarray
+        if isinstance(data, (TracedArray, TracedScalar)) or (isinstance(data, numpy.ndarray) and
+                                                              _memory(data) in self.memory):
+            return self.call(make, (data,), {"dtype": dtype, **({"copy": True} if copy else {})})
+        backend_module.tracer = None
+        try:
+            array = backend.asarray(data, dtype=dtype, copy=copy)
+        finally:
+            backend_module.tracer = self
+        if array.size >= _LARGE_CONSTANT:
+            warnings.warn(f"jit: fn made a tensor of shape {array.shape} from host data while recording; every "
+                          "replay uses these same values. If it is a batch, pass it as an argument", stacklevel=2)
+        return self.constant(array)
+
+    def library(self, module: Any) -> "_Library":
+        """backend.xp while recording: the array library with its calls recorded."""
+        return _Library(module, self)
+
+    def constant(self, array: Any) -> Any:
+        """An array the backend made from Python or host data: the same at every replay,
+        traced so that what fn computes from it is recorded too."""
+        if isinstance(array, TracedArray) and array.recorder is self:
+            return array
+        traced = self.constant_of.get(id(array))
+        if traced is None:  # backend.constant hands out the same 2 for every x * 2
+            label = f"constant {array.tolist()}" if array.size <= 4 else f"constant of shape {array.shape}"
+            traced = self.constant_of[id(array)] = self.source(array, self.name(array, label), guard="")
+            self.constant_slots.add(traced.slot)
+        return traced
+
+    def host_read(self, what: str, array: Any) -> None:
+        if array is not None and not (isinstance(array, TracedArray) and array.recorder is self):
+            return
+        raise RuntimeError(
+            f"jit: {what} reads a tensor's value to the host while jit records the step; the tape would freeze "
+            "whatever Python does with that value. Keep the step on tensors (return the loss and read it after "
+            "the call)"
+        )
+
+    def guard(self, scalar: TracedScalar, convert: Callable) -> None:
+        guard = (scalar.slot, convert, convert(scalar.value))
+        if guard not in self.scalar_guards:
+            self.scalar_guards.append(guard)
+
+    # ---- the optimizer's inputs ----------------------------------------------------------
+
+    def optimizer_step(self, optimizer: Any, step: Callable) -> None:
+        """Run `step(groups, state_of)` with hyper-parameters and state read afresh at replay."""
+        o = self.name(optimizer, type(optimizer).__name__)
+        sizes = [len(group["params"]) for group in optimizer.param_groups]
+        self.checks.append(f"[len(group['params']) for group in {o}.param_groups] != {sizes}")
+        groups = [self.hyper_parameters(f"{o}.param_groups[{i}]", group)
+                  for i, group in enumerate(optimizer.param_groups)]
+        previous, self.section = self.section, "update"
+        try:
+            step(groups, functools.partial(self.optimizer_state, optimizer))
+        finally:
+            self.section = previous
+
+    def hyper_parameters(self, expression: str, group: dict) -> dict:
+        traced = {}
+        for key, value in group.items():
+            where = f"{expression}[{key!r}]"
+            if _is_number(value):
+                value = self.source(value, where)
+            elif isinstance(value, tuple) and all(_is_number(v) for v in value):
+                value = tuple(self.source(v, f"{where}[{j}]") for j, v in enumerate(value))
+            traced[key] = value
+        return traced
+
+    def optimizer_state(self, optimizer: Any, p: Tensor, default: Any) -> Any:
+        if (id(optimizer), id(p)) in self.touched:  # a second step in one call: the first one's values
+            return optimizer.state.get(p, default)
+        self.touched[id(optimizer), id(p)] = optimizer, p
+        state = optimizer.state.get(p, {})
+        where = f"{self.name(optimizer)}.state[{self.name(p)}]"
+        self.checks.append(f"{self.name(optimizer)}.state.get({self.name(p)}, EMPTY).keys() != "
+                           f"{self.name(frozenset(state))}")
+        return {k: self.source(v, f"{where}[{k!r}]") if _is_number(v) or isinstance(v, numpy.ndarray) else v
+                for k, v in state.items()}
+
+
+class _Library:
+    """NumPy (or CuPy) as `backend.xp` gives it while recording: every function is recorded,
+    including those that do not dispatch on their arguments (asarray, array, zeros)."""
+
+    def __init__(self, module: Any, recorder: Recorder):
+        self.module, self.recorder = module, recorder
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self.module, name)
+        if not callable(value) or isinstance(value, (type, numpy.ufunc)):  # dtypes; ufuncs dispatch themselves
+            return value
+        return functools.partial(self.recorder.call_with, value)
+
+
+_LARGE_CONSTANT = 100  # host data this large copied into a tensor during a recording is likely a batch
+_VALUE_TESTS = frozenset({"array_equal", "array_equiv", "allclose"})
+
+
+def _name(func: Any) -> str:
+    return getattr(func, "__name__", "")
+
+
+# ---------------------------------------------------------------------------------------
+# Recording a call: capture, run, write back, generate the replay
+# ---------------------------------------------------------------------------------------
+
+
+class _Captured:
+    """A tensor whose array (and .grad) the recording reads as sources, and how to restore it."""
+
+    def __init__(self, recorder: Recorder, t: Tensor, expression: str, guarded: bool):
+        self.tensor, self.expression = t, expression
+        self.data, self.grad, self.version = t.data, t.grad, t.version
+        guard = None if guarded else ""  # an argument's shape and dtype are in the key already
+        t.data = self.traced = recorder.source(t.data, f"{expression}.data", guard)
+        self.grad_data = self.traced_grad = None
+        # backward adds into an existing .grad and starts a missing one: two different tapes
+        checks = [f"{expression}.grad is {'not ' if t.grad is None else ''}None"]
+        if guarded:  # a layer frozen or unfrozen between calls changes what backward computes
+            checks.append(f"{expression}.requires_grad is not {t.requires_grad}")
+        if t.grad is not None:
+            self.grad_data = t.grad.data
+            t.grad.data = self.traced_grad = recorder.source(t.grad.data, f"{expression}.grad.data", guard)
+        slots = [self.traced.slot] + ([self.traced_grad.slot] if t.grad is not None else [])
+        recorder.tensor_checks.append((slots, checks))
+
+    def restore(self) -> None:
+        t = self.tensor
+        if t.data is not self.traced:
+            raise RuntimeError(f"jit: fn replaced the array of a tensor of shape {t.shape}; write into it in place "
+                               "(copy_) so that a replay can do the same")
+        t.data = self.data
+        if self.grad is not None and self.grad.data is self.traced_grad:
+            self.grad.data = self.grad_data
+
+
+def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape":
+    """Run fn(*args, **kwargs) eagerly under a recorder; the tape it leaves, with the result."""
+    if backend_module.tracer is not None:
+        raise RuntimeError("jit: a jitted function was called while another jit records; jit the outer step only")
+    recorder = Recorder()
+    tensors, modules, optimizers = reachable(fn)
+    names = {id(t): name for m in reversed(modules) for name, t in m.named_parameters() + m.named_buffers()}
+    settings = [_settings(o) for o in optimizers]
+    for t in [*arg_tensors, *tensors]:
+        if t.backend is not backend_module.CPU:
+            raise NotImplementedError(f"jit: records NumPy arrays only, and a tensor of shape {t.shape} is on "
+                                      f"{t.device}; run this step without jit there")
+    captured = [_Captured(recorder, t, f"a[{i}]", False) for i, t in enumerate(arg_tensors)]
+    seen = {id(t) for t in arg_tensors}
+    captured += [_Captured(recorder, t, recorder.name(t, names.get(id(t), f"tensor{t.shape}")), True)
+                 for t in tensors if id(t) not in seen]
+    for m in modules:
+        recorder.checks.append(f"{recorder.name(m)}.training is not {bool(m.training)}")
+    backend_module.tracer = recorder
+    try:
+        result = fn(*args, **kwargs)
+        backend_module.tracer = None
+        for optimizer, before in zip(optimizers, settings):
+            if _settings(optimizer) != before:
+                raise RuntimeError(
+                    f"jit: fn changed the hyper-parameters of {type(optimizer).__name__} (a scheduler's step?); a "
+                    "replay runs no Python and would not change them again. Change them between calls instead"
+                )
+        return Tape(recorder, captured, result)
+    finally:
+        backend_module.tracer = None
+        for c in captured:
+            c.restore()
+
+
+class Tape:
+    """The calls of one recording, and the replay generated from them.
+
+    `print(tape)` lists what a replay reads afresh, then the calls, one a line, by section
+    (forward, backward with its differentiation order, update), with their inputs and
+    their output's shape and dtype;
+    `len(tape)` counts them; `tape.source` is the generated replay function.
+    """
+
+    def __init__(self, recorder: Recorder, captured: list, result: Any):
+        self.recorder = r = recorder
+        writes = self.write_backs(captured)
+        self.output = self.render(result)  # also turns the eager result's arrays into plain ones
+        self.result = result
+        live = set(self.used)
+        for slot, _, _ in r.scalar_guards:
+            live.add(slot)
+        self.calls = []
+        for call in reversed(r.calls):  # dead-code elimination: keep what is read, written or drawn
+            if call.effect or call.out in live:
+                self.calls.append(call)
+                _slots_in(call.kwargs, _slots_in(call.args, live))
+        self.calls.reverse()
+        self.live = live
+        self.buffers = self.reusable_outputs()
+        self.source = self.generate(writes)
+        namespace = dict(r.namespace)
+        exec(compile(self.source, "<jit replay>", "exec"), namespace)
+        self.replay = namespace["replay"]
+
+    def reusable_outputs(self) -> dict:
+        """slot -> the array an elementwise call writes into at every replay (out=), for
+        outputs that no result, .grad or state keeps past the replay: a fresh array per
+        call would cost an allocation (and, for large arrays, page faults) each time.
+
+        A slot escapes when it is returned or written back, or when a call that may give
+        a view of its inputs (reshape, transpose, indexing...) has an escaping output."""
+        escaping = set(self.used)
+        for call in reversed(self.calls):
+            if call.out in escaping and not isinstance(call.func, numpy.ufunc):
+                _slots_in(call.kwargs, _slots_in(call.args, escaping))
+        buffers = {}
+        for call in self.calls:
+            value = self.recorder.values[call.out] if call.out is not None else None
+            if (isinstance(call.func, numpy.ufunc) and call.out not in escaping and "out" not in call.kwargs
+                    and isinstance(value, numpy.ndarray) and value.ndim and not call.as_array):
+                buffers[call.out] = self.recorder.name(numpy.empty_like(value))
+        return buffers
+
+    def write_backs(self, captured: list) -> list:
+        """The lines that leave what the eager call left: .grad, optimizer state, versions."""
+        r, lines = self.recorder, []
+        self.used: set = set()
+        self.graded: set = set()  # the data slots of tensors whose .grad the replay sets
+        for c in captured:
+            t = c.tensor
+            if t.grad is None and c.grad is not None:
+                lines.append(f"{c.expression}.grad = None")
+            elif t.grad is not None and t.grad is not c.grad:
+                lines.append(f"{c.expression}.grad = {self.render(t.grad)}")
+                self.graded.add(c.traced.slot)  # whether .grad was there decided how backward wrote it
+            lines += [f"{c.expression}.bump_version()"] * (t.version - c.version)
+        for optimizer, p in r.touched.values():
+            state = optimizer.state.get(p)
+            if state is not None:
+                lines.append(f"{r.name(optimizer)}.state[{r.name(p)}] = {self.render(state)}")
+                optimizer.state[p] = _plain(state)
+        return lines
+
+    def render(self, obj: Any) -> str:
+        """Python source for obj at replay: Tensors become new Tensors around their slot's
+        array; the eager obj's traced arrays are made plain on the way."""
+        r = self.recorder
+        if isinstance(obj, Tensor):
+            template = r.template(obj.data)
+            if not (isinstance(template, Slot) and template.n in r.sources):  # a captured tensor is restored later
+                obj.data = _plain(obj.data)
+            self.used.add(template.n)  # every array is a slot, or template() refused it
+            copy = ".copy()" if template.n in r.constant_slots else ""  # never hand out the tape's own
+            return f"wrap(asarray(v{template.n}){copy}, {r.name(obj.backend)})"
+        if isinstance(obj, (tuple, list)):
+            inner = ", ".join(self.render(o) for o in obj)
+            return f"({inner},)" if isinstance(obj, tuple) else f"[{inner}]"
+        if isinstance(obj, dict):
+            return "{" + ", ".join(f"{self.code(k)}: {self.render(v)}" for k, v in obj.items()) + "}"
+        if obj is not None and not isinstance(obj, (bool, int, float, str, TracedScalar, numpy.ndarray)):
+            raise TypeError(f"jit: fn returned a {type(obj).__name__}; a jitted function returns Tensors, numbers, "
+                            "strings and None, in tuples, lists and dicts")
+        return self.code(r.template(obj))
+
+    def code(self, template: Any) -> str:
+        if isinstance(template, Slot):
+            self.used.add(template.n)
+            return f"v{template.n}"
+        if isinstance(template, (tuple, list, dict)) and _slots_in(template, set()):
+            if isinstance(template, dict):
+                return "{" + ", ".join(f"{k!r}: {self.code(v)}" for k, v in template.items()) + "}"
+            inner = ", ".join(self.code(t) for t in template)
+            return f"({inner},)" if isinstance(template, tuple) else f"[{inner}]"
+        if template is None or isinstance(template, (bool, int, str)) or (
+                isinstance(template, float) and numpy.isfinite(template)):
+            return repr(template)
+        return self.recorder.name(template)
+
+    def generate(self, writes: list) -> str:
+        r = self.recorder
+        lines = ["def replay(a):"]
+        checked = set(self.graded)  # the tensors the recording touched, even through calls dropped since
+        for call in r.calls:
+            _slots_in(call.kwargs, _slots_in(call.args, checked))
+        conditions = r.checks + [condition for slots, checks in r.tensor_checks if checked.intersection(slots)
+                                 for condition in checks]
+        lines += [f"    if {condition}: return STALE" for condition in conditions]
+        for slot, (expression, guard) in r.sources.items():
+            if slot in self.live:
+                lines.append(f"    v{slot} = {expression}")
+                if guard:
+                    lines.append(f"    if {guard.format(v=f'v{slot}')}: return STALE")
+        scalars = [c for c in self.calls if c.scalar]
+        for call in scalars:
+            lines.append("    " + self.line(call))
+        for slot, convert, expected in r.scalar_guards:
+            lines.append(f"    if {r.name(convert)}(v{slot}) != {expected!r}: return STALE")
+        lines += ["    " + self.line(call) for call in self.calls if not call.scalar]
+        lines += ["    " + w for w in writes]
+        lines.append(f"    return {self.output}")
+        return "\n".join(lines) + "\n"
+
+    def line(self, call: Call) -> str:
+        args = [self.code(a) for a in call.args] + [f"{k}={self.code(v)}" for k, v in call.kwargs.items()]
+        if call.out in self.buffers:
+            args.append(f"out={self.buffers[call.out]}")
+        text = f"{self.recorder.name(call.func)}({', '.join(args)})"
+        if call.as_array:
+            text = f"asarray({text})"
+        return text if call.out is None else f"v{call.out} = {text}"
+
+    def __len__(self) -> int:
+        return len(self.calls)
+
+    def __str__(self) -> str:
+        r, lines, section = self.recorder, ["-- read at every replay"], None
+        for slot, (expression, _) in r.sources.items():
+            if slot in self.live:
+                readable = re.sub(r"k\d+", lambda m: r.labels.get(m.group(), m.group()), expression)
+                lines.append(f"      {self.describe(Slot(slot))} = {readable}")
+        for i, call in enumerate(self.calls):
+            if call.section != section:
+                section = call.section
+                lines.append(f"-- {section}")
+            inputs = ", ".join([self.describe(a) for a in call.args] +
+                               [f"{k}={self.describe(v)}" for k, v in call.kwargs.items()])
+            out = "" if call.out is None else f" -> {self.describe(Slot(call.out))}"
+            lines.append(f"{i:4d}  {call.name}({inputs}){out}")
+        return "\n".join(lines)
+
+    def describe(self, template: Any) -> str:
+        if isinstance(template, Slot):
+            value = self.recorder.values[template.n]
+            shape = f"{value.shape} {value.dtype}" if isinstance(value, numpy.ndarray) else repr(value)
+            return f"v{template.n}" if isinstance(value, tuple) else f"v{template.n}:{shape}"
+        if isinstance(template, (tuple, list)):
+            inner = ", ".join(self.describe(t) for t in template)
+            return f"({inner},)" if isinstance(template, tuple) and len(template) == 1 else f"({inner})"
+        return repr(template) if not callable(template) else getattr(template, "__name__", "?")
+
+
+def _settings(optimizer: Any) -> list:
+    return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
+
+
+def reachable(fn: Callable, depth: int = 6) -> tuple:
+    """The tensors, modules and optimizers that fn can reach without receiving them:
+    through its closure, the globals it names, bound objects, containers and attributes."""
+    tensors, modules, optimizers, seen = {}, {}, {}, set()
+    stack = [(fn, 0)]
+    while stack:
+        obj, level = stack.pop()
+        if id(obj) in seen or level > depth or isinstance(obj, _OPAQUE):
+            continue
+        seen.add(id(obj))
+        if isinstance(obj, Tensor):
+            tensors[id(obj)] = obj
+            continue
+        if hasattr(obj, "named_parameters") and hasattr(obj, "training"):
+            modules[id(obj)] = obj
+        if hasattr(obj, "param_groups") and hasattr(obj, "state"):
+            optimizers[id(obj)] = obj
+        stack += [(child, level + 1) for child in _children(obj)]
+    return list(tensors.values()), list(modules.values()), list(optimizers.values())
+
+
+_LARGEST_SCANNED = 10_000  # containers longer than this are not searched for tensors
+_OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedScalar)
+
+
+def _children(obj: Any) -> list:
+    if isinstance(obj, types.FunctionType):
+        names = set()
+        codes = [obj.__code__]
+        while codes:
+            code = codes.pop()
+            names.update(code.co_names)
+            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+        cells = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
+        return cells + [obj.__globals__[n] for n in names if n in obj.__globals__] + list(obj.__defaults__ or ())
+    if isinstance(obj, types.MethodType):
+        return [obj.__self__, obj.__func__]
+    if isinstance(obj, functools.partial):
+        return [obj.func, *obj.args, *obj.keywords.values()]
+    if isinstance(obj, (list, tuple, set, frozenset, dict)) and len(obj) > _LARGEST_SCANNED:
+        return []  # a data set held as Python objects: a tensor in it that fn uses is refused, not missed
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, dict):
+        return list(obj.keys()) + list(obj.values())
+    return list(vars(obj).values()) if hasattr(obj, "__dict__") else []
+
+
+def _filled(cell: Any) -> bool:
+    try:
+        cell.cell_contents
+    except ValueError:  # a closure variable not assigned yet
+        return False
+    return True
+
+
+# ---------------------------------------------------------------------------------------
+# jit
+# ---------------------------------------------------------------------------------------
+
+
+def _key(obj: Any, tensors: list) -> Any:
+    """What decides which tape a call replays; the Tensor arguments are appended to `tensors`."""
+    if isinstance(obj, Tensor):
+        same = next((i for i, t in enumerate(tensors) if t is obj), None)  # f(x, x) is not f(x, y)
+        if same is None:
+            tensors.append(obj)
+        return "Tensor", obj.shape, obj.dtype.str, obj.device, obj.requires_grad, same
+    if isinstance(obj, (tuple, list)):
+        return type(obj).__name__, tuple(_key(o, tensors) for o in obj)
+    if isinstance(obj, dict):
+        return "dict", tuple((k, _key(v, tensors)) for k, v in obj.items())
+    try:
+        hash(obj)
+    except TypeError:
+        raise TypeError(f"jit: an argument of type {type(obj).__name__} is neither a Tensor nor hashable, so it "
+                        "cannot key a tape; pass it as a Tensor or reach it through fn's closure") from None
+    return type(obj).__name__, obj
+
+
+class Jitted:
+    """fn recorded once per key and replayed afterwards (see `jit`). A key keeps up to
+    `max_variants` tapes whose guards differ (a .grad present or not, train or eval)."""
+
+    max_variants = 4
+
+    def __init__(self, fn: Callable):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.tapes: dict = {}  # key -> its tapes, the latest first
+        self.tape: "Tape | None" = None  # the tape of the latest call
+        self.recordings = 0  # how many tapes were recorded so far
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        if backend_module.tracer is not None:
+            raise RuntimeError(f"jit: {getattr(self.fn, '__name__', 'a jitted function')} was called while another "
+                               "jit records; a jit inside a jit is not supported (jit the outer step only)")
+        tensors: list = []
+        key = _key((args, kwargs), tensors)
+        variants = self.tapes.setdefault(key, [])
+        for tape in variants:  # the latest first; another one when its guards fail
+            result = tape.replay(tensors)
+            if result is not _STALE:
+                self.tape = tape
+                return result
+        tape = record(self.fn, args, kwargs, tensors)
+        variants.insert(0, tape)
+        del variants[self.max_variants:]
+        self.tape = tape
+        self.recordings += 1
+        result, tape.result = tape.result, None
+        return result
+
+
+def jit(fn: Callable) -> Jitted:
+    """fn, recorded at its first call (for each key: the Tensor arguments' shapes, dtypes,
+    devices and requires_grad, and the other arguments' values) and replayed afterwards:
+    the replay runs only fn's array calls, with hyper-parameters, optimizer state and
+    random draws read afresh. Usable as a decorator. See the module docstring and
+    API.md's "Trace and replay"."""
+    return Jitted(fn)
+
+
+backend_module.register_array_type(TracedArray, backend_module.CPU)
