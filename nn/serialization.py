@@ -67,6 +67,7 @@ VERSION = 1
 META = "__nn_save__"  # the member that holds the JSON description of the tree
 _ARRAY_KINDS = "biufc"  # bool, signed and unsigned int, float, complex
 _NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+_PLAIN = {"bool": bool, "int": int, "float": float, "str": str}  # tags whose JSON value is the value
 
 
 def _where(path: str) -> str:
@@ -202,16 +203,10 @@ class _Decoder:
         if len(args) != 1:
             raise _Corrupt(f"malformed {tag!r} node in the tree")
         value = args[0]
-        if tag == "bool" and isinstance(value, bool):
-            return value
-        if tag == "int" and isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if tag == "float" and isinstance(value, float):
+        if tag in _PLAIN and type(value) is _PLAIN[tag]:  # type(True) is bool, not int
             return value
         if tag == "float" and isinstance(value, str) and value in _NONFINITE:
             return _NONFINITE[value]
-        if tag == "str" and isinstance(value, str):
-            return value
         if tag in ("list", "tuple") and isinstance(value, list):
             items = [self.node(item) for item in value]
             return items if tag == "list" else tuple(items)

@@ -93,26 +93,11 @@ class DataLoader:
         rank: int | None = None,
         world_size: int | None = None,
     ):
-        if not arrays:
-            raise ValueError("DataLoader: give at least one array")
-        hosts = [_as_numpy(a) for a in arrays]
-        for i, a in enumerate(hosts):
-            if a.ndim == 0:
-                raise ValueError(f"DataLoader: array {i} is 0-d; every array needs a leading (sample) axis")
-        lengths = [a.shape[0] for a in hosts]
-        if len(set(lengths)) > 1:
-            raise ValueError(f"DataLoader: the arrays differ in length along axis 0: {lengths}")
-        if batch_size is not None:
-            if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numpy.integer)):
-                raise TypeError(f"DataLoader: batch_size is an int or None, got {type(batch_size).__name__}")
-            if batch_size < 1:
-                raise ValueError(f"DataLoader: batch_size must be >= 1 (or None for the whole data set), got {batch_size}")
-            batch_size = int(batch_size)
+        self.arrays: tuple[numpy.ndarray, ...] = _samples(arrays)
+        self.num_samples: int = self.arrays[0].shape[0]
+        self.batch_size = _batch_size(batch_size)
         if device is not None:
             get_backend(device)  # an unknown or missing device fails here, not at the first batch
-        self.arrays: tuple[numpy.ndarray, ...] = tuple(hosts)
-        self.num_samples: int = lengths[0]
-        self.batch_size = batch_size
         self.shuffle = bool(shuffle)
         self.seed = seed
         self.drop_last = bool(drop_last)
@@ -173,6 +158,31 @@ class DataLoader:
         share = f", rank={self.rank}, world_size={self.world_size}" if self.world_size > 1 else ""
         return (f"DataLoader({len(self.arrays)} arrays of {self.num_samples} samples, batch_size={self.batch_size}, "
                 f"shuffle={self.shuffle}, drop_last={self.drop_last}, device={self.device!r}{share})")
+
+
+def _samples(arrays: tuple) -> tuple:
+    """The arrays as NumPy arrays that share their leading (sample) axis's length."""
+    if not arrays:
+        raise ValueError("DataLoader: give at least one array")
+    hosts = tuple(_as_numpy(a) for a in arrays)
+    for i, a in enumerate(hosts):
+        if a.ndim == 0:
+            raise ValueError(f"DataLoader: array {i} is 0-d; every array needs a leading (sample) axis")
+    lengths = [a.shape[0] for a in hosts]
+    if len(set(lengths)) > 1:
+        raise ValueError(f"DataLoader: the arrays differ in length along axis 0: {lengths}")
+    return hosts
+
+
+def _batch_size(batch_size: Any) -> int | None:
+    """batch_size checked: a positive int, or None for the whole data set."""
+    if batch_size is None:
+        return None
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, numpy.integer)):
+        raise TypeError(f"DataLoader: batch_size is an int or None, got {type(batch_size).__name__}")
+    if batch_size < 1:
+        raise ValueError(f"DataLoader: batch_size must be >= 1 (or None for the whole data set), got {batch_size}")
+    return int(batch_size)
 
 
 def _check_count(name: str, value: Any, minimum: int = 1) -> int:
