@@ -14,7 +14,8 @@ from . import init
 from .module import Module, Parameter
 
 
-def _empty_parameter(*shape: int) -> Parameter:
+def _zero_parameter(*shape: int) -> Parameter:
+    """A Parameter of zeros in the default float dtype, for the initialiser to overwrite."""
     return Parameter(zeros(*shape, dtype=get_default_dtype()))
 
 
@@ -33,8 +34,8 @@ class Linear(Module):
     def __init__(self, in_features: int, out_features: int, bias: bool = True):
         super().__init__()
         self.in_features, self.out_features = in_features, out_features
-        self.weight = _empty_parameter(out_features, in_features)
-        self.bias = _empty_parameter(out_features) if bias else None
+        self.weight = _zero_parameter(out_features, in_features)
+        self.bias = _zero_parameter(out_features) if bias else None
         _default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -53,8 +54,8 @@ class Conv2d(Module):
         kh, kw = F._pair(kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride), F._pair(padding)
-        self.weight = _empty_parameter(out_channels, in_channels, kh, kw)
-        self.bias = _empty_parameter(out_channels) if bias else None
+        self.weight = _zero_parameter(out_channels, in_channels, kh, kw)
+        self.bias = _zero_parameter(out_channels) if bias else None
         _default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
@@ -255,7 +256,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings: int, embedding_dim: int):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = init.normal_(_empty_parameter(num_embeddings, embedding_dim))
+        self.weight = init.normal_(_zero_parameter(num_embeddings, embedding_dim))
 
     def forward(self, indices: Tensor) -> Tensor:
         return self.weight[indices]
