@@ -137,8 +137,11 @@ def training_step(model: nn.Module, opt: optim.Optimizer) -> Callable[[Tensor, T
     return step
 
 
-def train_epoch(model: nn.Module, step: Callable, loader: DataLoader) -> tuple[float, float]:
-    """One pass of `step` over the training batches; returns their mean loss and accuracy."""
+def train_epoch(model: nn.Module, opt: optim.Optimizer, loader: DataLoader,
+                step: Callable | None = None) -> tuple[float, float]:
+    """One pass over the training batches with `step` (by default training_step(model, opt));
+    returns their mean loss and accuracy."""
+    step = step or training_step(model, opt)
     model.train()
     total_loss, correct, seen = 0.0, 0, 0
     for xb, yb in loader:
@@ -248,7 +251,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     for epoch in bar:
         loader = epoch_loader(x_train, y_train, run["batch_size"], run["seed"], epoch, args.device)
         # (train loss, train accuracy) + (test loss, test accuracy), in the order of history's keys
-        for key, value in zip(history, train_epoch(model, step, loader) + evaluate(model, x_test, y_test)):
+        for key, value in zip(history, train_epoch(model, opt, loader, step) + evaluate(model, x_test, y_test)):
             history[key].append(value)
         bar.set_postfix(loss=f"{history['train_loss'][-1]:.4f}", acc=f"{history['train_accuracy'][-1]:.1%}",
                         test_acc=f"{history['test_accuracy'][-1]:.1%}")
