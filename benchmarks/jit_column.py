@@ -15,6 +15,7 @@ A later call that records a new tape fails the workload. jit runs on NumPy only,
 """
 from __future__ import annotations
 
+import gc
 import time
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ class Replayed:
         return result
 
     def warm_up(self) -> None:
+        gc.collect()  # a full collection owed by the imports (PyTorch's objects: 0.1 s) would land on the recording
         seconds = 0.0
         for _ in range(self.jitted.max_variants + 1):
             recorded = self.jitted.recordings
