@@ -39,7 +39,7 @@ class Replayed:
     """`call` (which calls `jitted`) once warmed up: see the module docstring. `restart`
     puts back the state the problem starts from after the warm-up."""
 
-    def __init__(self, jitted: tg.jit, call: Callable[[], Any], restart: Callable[[], None] = lambda: None):
+    def __init__(self, jitted: Any, call: Callable[[], Any], restart: Callable[[], None] = lambda: None):
         self.jitted, self.call, self.restart = jitted, call, restart
         self.recording_s: float | None = None
         self.tapes = 0  # the recordings made by the warm-up
