@@ -44,16 +44,19 @@ class Case:
     what it returns or, for a training step, the weights that `state` reads after it."""
     run: Callable[[], Any]
     state: Callable[[], list] | None = None
+    first_calls_s: Callable[[], float] | None = None  # a jit's: the seconds its recording calls took
 
 
 @dataclass(frozen=True)
 class Entry:
-    """A row of the table: the column that made the case, its kind, and the case's label
-    within the column ("" when the column has one case)."""
+    """A row of the table: the column that made the case, its kind, the case's label
+    within the column ("" when the column has one case) and, where the column has its own
+    targets for the workload, those (else the workload's apply)."""
     column: str
     kind: str
     label: str
     case: Case
+    targets: Callable[["Entry"], list] | None = None
 
     @property
     def name(self) -> str:
@@ -146,20 +149,26 @@ def seeded_model(build: Callable[[Any], Any], device: str) -> Any:
     return build(nn).to(device)
 
 
-def sgd_step(lib_nn: Any, lib_optim: Any, model: Any, x: Any, y: Any) -> Callable[[], float]:
-    """One SGD step on (x, y) with softmax cross-entropy; the same code drives tinygrad_edu
-    (nn, optim) and PyTorch (torch.nn, torch.optim)."""
+def training_step(lib_nn: Any, lib_optim: Any, model: Any, x: Any, y: Any) -> Callable[[], Any]:
+    """One SGD step on (x, y) with softmax cross-entropy, returning the loss tensor; the same
+    code drives tinygrad_edu (nn, optim) and PyTorch (torch.nn, torch.optim)."""
     opt = lib_optim.SGD(model.parameters(), lr=LR)
     loss_fn = lib_nn.CrossEntropyLoss()
 
-    def step() -> float:
+    def step() -> Any:
         opt.zero_grad()
         loss = loss_fn(model(x), y)
         loss.backward()
         opt.step()
-        return loss.item()
+        return loss
 
     return step
+
+
+def sgd_step(lib_nn: Any, lib_optim: Any, model: Any, x: Any, y: Any) -> Callable[[], float]:
+    """training_step, returning the loss as a Python number."""
+    step = training_step(lib_nn, lib_optim, model, x, y)
+    return lambda: step().item()
 
 
 def training_problem(build: Callable[[Any], Any], x: np.ndarray, y: np.ndarray, device: str) -> TrainingProblem:

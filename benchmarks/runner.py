@@ -17,8 +17,9 @@ asserts them, since timings move with the machine.
 The columns. COLUMNS lists who computes each workload: tinygrad_edu, the hand-written floor
 and PyTorch. Each column maps a workload's name to a function that takes the workload's
 problem (its data) and returns its cases by label; a column that lacks a workload, or
-returns no cases (PyTorch not installed), simply has no row there. Adding a column (say,
-tinygrad_edu under tg.jit) is one entry in COLUMNS and its functions.
+returns no cases (PyTorch not installed, tg.jit on "cuda"), simply has no row there. Adding
+a column is one entry in COLUMNS and its functions; a column may bring targets of its own
+(tg.jit's, in benchmarks/jit_column.py).
 
 --quick shrinks repetitions and sizes for a smoke test; --json PATH also writes every
 number to PATH.
@@ -33,13 +34,13 @@ import platform
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from benchmarks import THREAD_VARIABLES, floors, reference, workloads
+from benchmarks import THREAD_VARIABLES, floors, jit_column, reference, workloads
 from benchmarks.common import ENGINE, FLOOR, REFERENCE, Case, Entry, Skipped, array_module, first_floor, interleave, row
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds the benchmarks package
@@ -60,21 +61,25 @@ FIGURES = {
     "rss_growth_mib": "RSS {:+.2f} MiB",
     "cpu_speedup": "{:.1f}x faster than CPU",
     "torch": "{:.2f}x PyTorch",
+    "first_calls": "first calls (recording) {:.1f}x one eager call",
 }
 
 
 @dataclass(frozen=True)
 class Column:
     """One column of the table: its name on each device, its kind (common.ENGINE, FLOOR or
-    REFERENCE) and, per workload, problem -> {label: Case}."""
+    REFERENCE), per workload problem -> {label: Case}, and, per workload where the column
+    has targets of its own, Entry -> its targets (instead of the workload's)."""
     cpu_name: str
     cuda_name: str
     kind: str
     cases: dict[str, Callable[[Any], dict[str, Case]]]
+    targets: dict[str, Callable[[Entry], list]] = field(default_factory=dict)
 
 
 COLUMNS = (
     Column("tinygrad_edu", "tinygrad_edu (cuda)", ENGINE, workloads.ENGINE_CASES),
+    Column("tinygrad_edu jit", "tinygrad_edu jit (cuda)", ENGINE, jit_column.CASES, jit_column.TARGETS),
     Column("NumPy by hand (floor)", "CuPy by hand (floor)", FLOOR, floors.CASES),
     Column("PyTorch eager", "PyTorch CUDA", REFERENCE, reference.CASES),
 )
@@ -87,7 +92,7 @@ def entries_of(name: str, problem: Any, device: str) -> dict[str, Entry]:
         if name in column.cases:
             column_name = column.cpu_name if device == "cpu" else column.cuda_name
             for label, case in column.cases[name](problem).items():
-                entry = Entry(column_name, column.kind, label, case)
+                entry = Entry(column_name, column.kind, label, case, column.targets.get(name))
                 entries[entry.name] = entry
     return entries
 
@@ -122,10 +127,21 @@ def measure(name: str, device: str, repeats: int, quick: bool) -> dict:
     floor = medians[first_floor(entries).name]
     rows = []
     for n, entry in entries.items():
-        figures = {"floor": medians[n] / floor, **workload.figures(problem, entry, medians, entries)}
-        targets = [t for t in workload.targets(entry) if t[0] in figures]  # none on PyTorch where it is missing
+        figures = {"floor": medians[n] / floor, **workload.figures(problem, entry, medians, entries),
+                   **first_call_figures(entry, medians, entries)}
+        judge = entry.targets or workload.targets
+        targets = [t for t in judge(entry) if t[0] in figures]  # none on PyTorch where it is missing
         rows.append(row(n, medians[n], figures, targets))
     return {"title": workload.title(problem), **checked, "rows": rows}
+
+
+def first_call_figures(entry: Entry, medians: dict[str, float], entries: dict[str, Entry]) -> dict:
+    """For a case whose first calls were not timed (a jit's, which record): their seconds
+    over one call of the same label in the first engine column."""
+    if entry.case.first_calls_s is None:
+        return {}
+    eager = next(n for n, e in entries.items() if e.kind == ENGINE and e.label == entry.label)
+    return {"first_calls": entry.case.first_calls_s() / medians[eager]}
 
 
 def run_workload(name: str, device: str, repeats: int | None, quick: bool) -> dict:

@@ -227,15 +227,20 @@ def w5_deep_chain(device: str, repeats: int, quick: bool) -> dict:
 # A W3 case's label starts with what it returns: "gradient" or "H·v".
 
 
-def engine_hvp(problem: Any) -> dict[str, Case]:
-    """tinygrad_edu's gradient, and its H·v by the kept graph (as NewtonCG) and by tg.hvp."""
+def hvp_tensors(problem: Any) -> tuple[Callable[..., tg.Tensor], tuple, tuple]:
+    """(loss of the parameters, the parameters as leaves, the direction) in tinygrad_edu."""
     X, y = tg.tensor(problem.X), tg.tensor(problem.y)
     leaves = tuple(tg.tensor(p, requires_grad=True) for p in problem.params)
-    v = tuple(tg.tensor(d) for d in problem.v)
 
     def loss_of(*ps: tg.Tensor) -> tg.Tensor:
         return tanh_mlp_loss(X, y, *ps)
 
+    return loss_of, leaves, tuple(tg.tensor(d) for d in problem.v)
+
+
+def engine_hvp(problem: Any) -> dict[str, Case]:
+    """tinygrad_edu's gradient, and its H·v by the kept graph (as NewtonCG) and by tg.hvp."""
+    loss_of, leaves, v = hvp_tensors(problem)
     kept_gradient = tg.grad(loss_of(*leaves), leaves, create_graph=True)  # built once, as NewtonCG does at a point
     return {"gradient": Case(lambda: tg.grad(loss_of(*leaves), leaves)),
             "H·v, kept graph (NewtonCG)": Case(lambda: tg.grad(kept_gradient, leaves, grad_outputs=v,

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import THREAD_VARIABLES, floors, reference, runner, workloads
+import tinygrad_edu as tg
+from benchmarks import THREAD_VARIABLES, floors, jit_column, reference, runner, workloads
 from benchmarks.common import ENGINE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,10 +47,47 @@ def test_every_workload_runs_and_passes_its_check(name):
 
 def test_the_rows_of_w2_and_w5():
     w2 = quick_result("W2")
-    assert [row["engine"] for row in w2["rows"]][:2] == ["tinygrad_edu", "NumPy by hand (floor)"]
+    assert [row["engine"] for row in w2["rows"]][:3] == ["tinygrad_edu", "tinygrad_edu jit", "NumPy by hand (floor)"]
     assert all(row["figures"]["us_per_op"] > 0 for row in w2["rows"])
     w5 = quick_result("W5")
     assert [cells[0] for cells in w5["tables"][0]["rows"]] == ["N=1e2", "N=1e3", "N=1e4"]  # --quick's lengths
+
+
+@pytest.mark.parametrize("name", sorted(jit_column.CASES))
+def test_the_jit_column_is_judged_on_its_own_targets_and_reports_its_first_calls(name):
+    rows = [row for row in quick_result(name)["rows"] if row["engine"].startswith("tinygrad_edu jit")]
+    assert rows, f"{name} has no jit row"
+    for row in rows:
+        assert row["figures"]["first_calls"] > 0
+        limit = 1.2 if name == "W3" else 1.0
+        wanted = [] if row["engine"] == "tinygrad_edu jit: gradient" else [("floor", "<=", limit)]
+        assert [(t["figure"], t["op"], t["limit"]) for t in row["targets"]] == wanted
+
+
+def test_a_jit_case_times_only_replays():
+    step = tg.jit(lambda x, k: x * k)
+    x = tg.tensor([1.0, 2.0])
+    keys = iter(range(10))
+    always_new = jit_column.Replayed(step, lambda: step(x, next(keys)))  # a new key, so a new tape, every call
+    with pytest.raises(AssertionError, match="records at every call"):
+        always_new.run()
+    key = {"k": 2.0}
+    replayed = jit_column.Replayed(step, lambda: step(x, key["k"]))
+    np.testing.assert_array_equal(replayed.run().numpy(), [2.0, 4.0])
+    assert replayed.first_calls_s() > 0
+    key["k"] = 3.0
+    with pytest.raises(AssertionError, match="recorded a new tape"):
+        replayed.run()
+
+
+def test_the_jit_training_step_is_checked_on_a_replay_from_the_initial_weights():
+    problem = workloads.WORKLOADS["W6"].problem("cpu", True)
+    case = jit_column.CASES["W6"](problem)[""]
+    floor = floors.CASES["W6"](problem)[""]
+    np.testing.assert_allclose(case.run(), floor.run(), rtol=1e-5)  # warm-up (two recordings), back, one replay
+    for w, w_floor in zip(case.state(), floor.state()):
+        np.testing.assert_allclose(w, w_floor, rtol=1e-4, atol=1e-6)
+    assert case.first_calls_s() > 0
 
 
 def test_a_wrong_floor_fails_the_check(monkeypatch):

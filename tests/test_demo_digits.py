@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import nn
+import tinygrad_edu as tg
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
@@ -29,6 +30,17 @@ def test_quick_mlp_run_learns_and_writes_its_outputs(tmp_path):
     assert set(checkpoint["optimizer"]) == {"state", "param_groups"}
 
 
+def assert_same_training(a: dict, b: dict) -> None:
+    """Two checkpoints of train_digits.py hold the same weights, curves and Adam state, bit for bit."""
+    assert a["model"].keys() == b["model"].keys()
+    for name in a["model"]:
+        np.testing.assert_array_equal(a["model"][name], b["model"][name], err_msg=name)
+    assert a["history"] == b["history"]
+    for index, state in a["optimizer"]["state"].items():
+        for key, value in state.items():
+            np.testing.assert_array_equal(value, b["optimizer"]["state"][index][key])
+
+
 def test_resuming_half_way_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     # a batch size other than the default: the resumed run must take it from the checkpoint
     common = ["--model", "mlp", "--optimizer", "adam", "--batch-size", "64"]
@@ -38,13 +50,25 @@ def test_resuming_half_way_gives_the_same_weights_as_an_uninterrupted_run(tmp_pa
                                  "--out", str(tmp_path / "halves")])
     a, b = nn.load(whole["checkpoint"]), nn.load(resumed["checkpoint"])
     assert a["epoch"] == b["epoch"] == 4
-    assert a["model"].keys() == b["model"].keys()
-    for name in a["model"]:
-        np.testing.assert_array_equal(a["model"][name], b["model"][name], err_msg=name)
-    assert a["history"] == b["history"]
-    for index, state in a["optimizer"]["state"].items():
-        for key, value in state.items():
-            np.testing.assert_array_equal(value, b["optimizer"]["state"][index][key])
+    assert_same_training(a, b)
+
+
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypatch, model):
+    # Adam's state and dropout's draws through the replays; 1437 = 11 batches of 128 and one of 29: two keys
+    common = ["--model", model, "--epochs", "2", "--batch-size", "128"]
+    eager = train_digits.main(common + ["--out", str(tmp_path / "eager")])
+    steps = []
+    monkeypatch.setattr(train_digits, "jit", lambda fn: steps.append(tg.jit(fn)) or steps[-1])
+    jitted = train_digits.main(common + ["--jit", "--out", str(tmp_path / "jit")])
+    assert len(steps) == 1 and steps[0].recordings == 3  # batches of 128: no Adam state yet, then some; of 29: once
+    assert_same_training(nn.load(eager["checkpoint"]), nn.load(jitted["checkpoint"]))
+
+
+def test_jit_is_refused_on_the_gpu(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        train_digits.main(["--jit", "--device", "cuda", "--out", str(tmp_path)])
+    assert "--jit: tinygrad_edu.jit runs on the CPU only" in capsys.readouterr().err
 
 
 def test_resume_refuses_settings_that_contradict_the_checkpoint(tmp_path):

@@ -1,0 +1,114 @@
+"""The tg.jit column: W1, W2, W3 and W6 as tinygrad_edu's column runs them, under tinygrad_edu.jit.
+
+The jitted function is the eager column's own (the same training step, chain gradient,
+gradient and H·v), so the three rows of a workload compare the engine's Python around the
+NumPy calls (eager), a replay of those calls alone (jit), and the calls written by hand
+(the floor).
+
+Every timed call is a replay. At its first run a case calls its function until a call
+replays instead of recording (a training step records twice: its first call finds no
+.grad and no optimizer state, its second finds them), keeps the seconds of those
+recording calls for the "first calls" figure, and puts back the weights the problem
+starts from, so that the check judges a replay's step, not the eager recording call's.
+A later call that records a new tape fails the workload. jit runs on NumPy only, so on
+"cuda" the column has no rows.
+"""
+from __future__ import annotations
+
+import gc
+import time
+from typing import Any, Callable
+
+import nn
+import optim
+import tinygrad_edu as tg
+from benchmarks.common import CHAIN_OPS, Case, TrainingProblem, chain, seeded_model, training_step
+from benchmarks.workloads import hvp_tensors
+
+# The targets of the issue "jit: record a training step once, replay it at the speed of
+# hand-written NumPy", judged on the floor ratio (on H·v only in W3).
+TARGETS: dict[str, Callable[[Any], list]] = {
+    "W1": lambda entry: [("floor", "<=", 1.0)],
+    "W2": lambda entry: [("floor", "<=", 1.0)],
+    "W3": lambda entry: [("floor", "<=", 1.2)] if entry.label.startswith("H·v") else [],
+    "W6": lambda entry: [("floor", "<=", 1.0)],
+}
+
+
+class Replayed:
+    """`call` (which calls `jitted`) once warmed up: see the module docstring. `restart`
+    puts back the state the problem starts from after the warm-up."""
+
+    def __init__(self, jitted: Any, call: Callable[[], Any], restart: Callable[[], None] = lambda: None):
+        self.jitted, self.call, self.restart = jitted, call, restart
+        self.recording_s: float | None = None
+        self.tapes = 0  # the recordings made by the warm-up
+
+    def run(self) -> Any:
+        if self.recording_s is None:
+            self.warm_up()
+        result = self.call()
+        if self.jitted.recordings != self.tapes:
+            raise AssertionError(f"jit: a timed call of {self.jitted.__name__} recorded a new tape "
+                                 f"({self.jitted.recordings} recordings, {self.tapes} at the warm-up)")
+        return result
+
+    def warm_up(self) -> None:
+        gc.collect()  # a full collection owed by the imports (PyTorch's objects: 0.1 s) would land on the recording
+        seconds = 0.0
+        for _ in range(self.jitted.max_variants + 1):
+            recorded = self.jitted.recordings
+            start = time.perf_counter()
+            self.call()
+            if self.jitted.recordings == recorded:
+                break
+            seconds += time.perf_counter() - start
+        else:
+            raise AssertionError(f"jit: {self.jitted.__name__} records at every call, it never replays")
+        self.recording_s, self.tapes = seconds, self.jitted.recordings
+        self.restart()
+
+    def first_calls_s(self) -> float:
+        """The seconds of the calls that recorded (eager, plus the recording)."""
+        return self.recording_s
+
+
+def replayed_case(replayed: Replayed, state: Callable[[], list] | None = None) -> Case:
+    """The runner's Case of a Replayed call."""
+    return Case(replayed.run, state, replayed.first_calls_s)
+
+
+def jit_step(problem: TrainingProblem) -> dict[str, Case]:
+    """W1 and W6: the eager column's SGD step, jitted; the loss as a Python number, as there."""
+    if problem.device != "cpu":
+        return {}
+    model = seeded_model(problem.build, problem.device)
+    x, y = tg.tensor(problem.x), tg.tensor(problem.y)
+    step = tg.jit(training_step(nn, optim, model, x, y))
+
+    def restart() -> None:
+        for p, w in zip(model.parameters(), problem.initial):
+            p.copy_(w)
+
+    return {"": replayed_case(Replayed(step, lambda: step().item(), restart),
+                              lambda: [p.numpy() for p in model.parameters()])}
+
+
+def jit_chain(x0: Any) -> dict[str, Case]:
+    """W2: the gradient of sum(chain(x)), jitted as a function of x."""
+    x = tg.tensor(x0, requires_grad=True)
+    gradient = tg.jit(lambda x: tg.grad(chain(x, CHAIN_OPS).sum(), x)[0])
+    return {"": replayed_case(Replayed(gradient, lambda: gradient(x)))}
+
+
+def jit_hvp(problem: Any) -> dict[str, Case]:
+    """W3: the gradient, and tg.hvp, each jitted as a function of the parameters (and v)."""
+    loss_of, leaves, v = hvp_tensors(problem)
+    gradient = tg.jit(lambda ws: tg.grad(loss_of(*ws), ws))
+    hvp = tg.jit(lambda ws, vs: tg.hvp(loss_of, ws, vs))
+    return {"gradient": replayed_case(Replayed(gradient, lambda: gradient(leaves))),
+            "H·v, tg.hvp": replayed_case(Replayed(hvp, lambda: hvp(leaves, v)))}
+
+
+# What the runner's jit column runs for each workload: problem -> {label: Case}.
+CASES: dict[str, Callable[[Any], dict[str, Case]]] = {"W1": jit_step, "W2": jit_chain, "W3": jit_hvp, "W6": jit_step}
