@@ -210,10 +210,9 @@ class Function:
                 )
 
 
-
-
 class FreedInputs(list):
-    """The inputs of a node freed by backward: FreedTensor records instead of Tensors."""
+    """The inputs of a node freed by backward: FreedTensor records where the node held
+    tensors with arrays to free (see Function.free); its type marks the node as freed."""
 
 
 class FreedTensor(weakref.ref):
