@@ -32,6 +32,7 @@ import nn
 import optim
 import tinygrad_edu as tg
 from _cli import demo_parser
+from train_digits import training_step  # one step of cross-entropy training: what jit records
 from tinygrad_edu import Tensor
 from tinygrad_edu.data import load_digits
 
@@ -45,20 +46,6 @@ class TourResult:
     recordings: int
     eager_ms: float
     jit_ms: float
-
-
-def training_step(model: nn.Module, optimizer: optim.Optimizer):
-    """One step of cross-entropy training: the function that jit records."""
-    loss_fn = nn.CrossEntropyLoss()
-
-    def step(x: Tensor, y: Tensor) -> Tensor:
-        optimizer.zero_grad()
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        optimizer.step()
-        return loss
-
-    return step
 
 
 def tiny_tape() -> str:
@@ -88,7 +75,8 @@ def train(jitted: bool, steps: int, images: np.ndarray, labels: np.ndarray) -> t
     losses = []
     for i in range(steps):
         start = i * 128 % (len(images) - 128)
-        losses.append(float(step(Tensor(images[start:start + 128]), Tensor(labels[start:start + 128])).item()))
+        loss, _ = step(Tensor(images[start:start + 128]), Tensor(labels[start:start + 128]))
+        losses.append(loss.item())
         scheduler.step()
     return losses, [p.numpy().copy() for p in model.parameters()], step
 
