@@ -219,10 +219,8 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, help="seeds the initial weights, the shuffling and dropout (default: 0)")
     parser.add_argument("--resume", type=Path, help="a checkpoint written by this script")
     parser.add_argument("--jit", action="store_true", help="record the training step once and replay it "
-                        "(tinygrad_edu.jit, CPU only): the same results, bit for bit")
+                        "(tinygrad_edu.jit): the same results, bit for bit")
     args = parser.parse_args(argv)
-    if args.jit and args.device != "cpu":
-        parser.error(f"--jit: tinygrad_edu.jit runs on the CPU only, not on --device {args.device}")
 
     checkpoint = read_checkpoint(args.resume) if args.resume else None
     run = resolve(args, checkpoint and checkpoint["args"])

@@ -65,10 +65,12 @@ def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypat
     assert_same_training(nn.load(eager["checkpoint"]), nn.load(jitted["checkpoint"]))
 
 
-def test_jit_is_refused_on_the_gpu(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        train_digits.main(["--jit", "--device", "cuda", "--out", str(tmp_path)])
-    assert "--jit: tinygrad_edu.jit runs on the CPU only" in capsys.readouterr().err
+@pytest.mark.cuda
+def test_the_jitted_step_trains_on_cuda_as_the_eager_one(tmp_path):
+    common = ["--model", "mlp", "--epochs", "1", "--batch-size", "128", "--device", "cuda"]
+    eager = train_digits.main(common + ["--out", str(tmp_path / "eager")])
+    jitted = train_digits.main(common + ["--jit", "--out", str(tmp_path / "jit")])
+    assert_same_training(nn.load(eager["checkpoint"]), nn.load(jitted["checkpoint"]))
 
 
 def test_resume_refuses_settings_that_contradict_the_checkpoint(tmp_path):

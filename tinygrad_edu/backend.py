@@ -7,9 +7,10 @@ spelling differs (moving data to and from the host, scatter-add with repeated in
 and random numbers are settled here, and nowhere else. CuPy is imported only when
 "cuda" is first asked for.
 
-While `jit` records a step, `tracer` below is its recorder, and the few calls here that
-make arrays from no array (allocations, copies from the host, constants, random draws)
-report to it; every other array call reaches the recorder through the arrays themselves.
+While `jit` records a step, `tracer` below is its recorder: a Backend then hands out the
+recorder's stand-ins for its library's functions (so `xp.exp(x)` is recorded on either
+device), and copies from the host, constants and random draws report to it; the
+operators and methods of the arrays reach it through the arrays (jit's TracedArray).
 """
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ import numpy
 from .dtypes import scalar_dtype
 
 tracer: Any = None  # the jit recorder while it records (jit.py), else None
-ALLOCATORS = frozenset({"zeros", "ones", "empty", "full", "eye", "arange"})  # arrays made from no array
 
 
 class Backend:
@@ -36,6 +36,7 @@ class Backend:
         self.__dict__["xp"] = xp
         self.array_type = xp.ndarray
         self.constants: dict = {}
+        self.own_attributes = set(vars(self)) | {"own_attributes"}
 
     @property
     def xp(self) -> Any:
@@ -45,11 +46,16 @@ class Backend:
     def __getattr__(self, name: str) -> Any:
         if name.startswith("__") or "xp" not in self.__dict__:
             raise AttributeError(name)
+        if tracer is not None:
+            return getattr(self.xp, name)
         value = getattr(self.__dict__["xp"], name)
-        if name in ALLOCATORS:
-            value = _allocator(value)
-        setattr(self, name, value)  # found once, then a plain attribute
+        setattr(self, name, value)  # found once, then a plain attribute (until a jit records: start_tracing)
         return value
+
+    def forget_functions(self) -> None:
+        """Drop the library functions kept as attributes, so that __getattr__ sees the next lookups."""
+        for name in set(vars(self)) - self.own_attributes:
+            delattr(self, name)
 
     def asarray(self, data: Any, dtype: Any = None, copy: bool = False) -> Any:
         """`data` (host or device) as an array on this device."""
@@ -76,8 +82,8 @@ class Backend:
         """
         key = (value.__class__, value, partner_dtype)
         array = self.constants.get(key)
-        if array is None:
-            array = self.asarray(value, dtype=scalar_dtype(value, partner_dtype))
+        if array is None:  # made by the library itself: a jit recording sees it below, as a constant
+            array = self.__dict__["xp"].asarray(value, dtype=scalar_dtype(value, partner_dtype))
             if value and value == value and len(self.constants) < 10_000:
                 self.constants[key] = array
         return array if tracer is None else tracer.constant(array)
@@ -106,24 +112,16 @@ class CupyBackend(Backend):
     def _add_at(self, target: Any, index: Any, values: Any) -> None:
         import cupyx
 
-        cupyx.scatter_add(target, index, values)
+        if tracer is None:
+            cupyx.scatter_add(target, index, values)
+        else:
+            tracer.call(cupyx.scatter_add, (target, index, values), {})
 
 
 def _host_read(array: Any) -> None:
     """Tell the jit recorder, if one records, that `array` goes to the host (it refuses its own)."""
     if tracer is not None:
         tracer.host_read("numpy() (which tolist() and printing a tensor call)", array)
-
-
-def _allocator(make: Any) -> Any:
-    """`make` (numpy.zeros, ...), reported to the jit recorder while it records, so that a
-    replay allocates a fresh array where the eager call did."""
-    def allocate(*args: Any, **kwargs: Any) -> Any:
-        if tracer is None:
-            return make(*args, **kwargs)
-        return tracer.call(make, args, kwargs)
-
-    return allocate
 
 
 def is_basic_index(index: Any) -> bool:
@@ -141,6 +139,21 @@ _default_device = "cpu"
 def register_array_type(array_type: type, backend: Backend) -> None:
     """Have `backend_of` give `backend` for arrays of `array_type` (jit's recorded arrays)."""
     _array_backends[array_type] = backend
+
+
+def is_device_array(value: Any) -> bool:
+    """True for an array of a registered device (NumPy's, CuPy's, jit's recorded ones)."""
+    return isinstance(value, tuple(_array_backends))
+
+
+def start_tracing(recorder: Any) -> None:
+    """Make `recorder` the tracer. Each Backend first forgets the library functions it kept
+    as attributes, so that while the recorder is installed every lookup (`backend.exp`)
+    reaches Backend.__getattr__, which hands out the recorder's stand-in."""
+    global tracer
+    for backend in _backends.values():
+        backend.forget_functions()
+    tracer = recorder
 
 
 def register_backend(backend: Backend) -> None:

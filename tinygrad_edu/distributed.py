@@ -32,6 +32,7 @@ import functools
 import os
 import sys
 import time
+import traceback
 from typing import Any, Callable
 
 import numpy
@@ -64,11 +65,10 @@ def _communicator() -> Any:
 
 
 def _abort_job_on_uncaught_exception(comm: Any) -> None:
-    previous_hook = sys.excepthook
-
-    def print_and_abort(kind: type, error: BaseException, traceback: Any) -> None:
-        sys.stderr.write(f"distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed:\n")
-        previous_hook(kind, error, traceback)
+    def print_and_abort(kind: type, error: BaseException, trace: Any) -> None:
+        # one write: mpiexec stops forwarding a rank's output once Abort kills the job
+        sys.stderr.write(f"distributed: rank {comm.Get_rank()} of {comm.Get_size()} failed:\n"
+                         + "".join(traceback.format_exception(kind, error, trace)))
         sys.stderr.flush()
         comm.Abort(1)
 

@@ -5,19 +5,18 @@ backward walks the graph and runs formulas that make more of them, the optimizer
 over parameters. Only the array calls at the bottom (NumPy's or CuPy's) compute anything.
 A jit records that bottom layer once and afterwards runs only it.
 
-How the recording sees every array call. While `fn` runs under the recorder, the arrays
-of the tensors it touches are TracedArrays: NumPy arrays (a view of the same memory) that
-remember their slot in the tape. NumPy hands every ufunc (`a + b`, `xp.exp`, `x.sum()`,
-`theta -= ...`) and every array function (`xp.where`, `xp.pad`) called on them to the
-array itself (the `__array_ufunc__` and `__array_function__` protocols), and the methods
-that bypass those (`reshape`, `astype`, `x[i]`, `x[i] = v`) are overridden; each call runs
-eagerly, so the recording call gives the eager result, and is appended to the tape with
-its arguments as slots. The few calls that make arrays from no array (allocations,
-constants and tensors made from host data, random draws) report to the recorder from
-backend.py, and give traced arrays too. So the
-forward ops, the backward formulas (down to the raw masks such as relu's x > 0), the
-optimizer's update and the random draws are all seen in one place, without a hook in
-the graph engine.
+How the recording sees every array call. The engine computes in two ways only: with the
+functions of its backend's library (`xp.exp(x)`, `xp.zeros(...)`, `xp.add.at(...)`) and
+with the operators and methods of the arrays (`a + b`, `x.sum()`, `x[i] = v`,
+`theta -= ...`). While `fn` runs under the recorder, the backend hands out the library's
+functions wrapped by the recorder (backend.py), and the arrays of the tensors are
+TracedArrays: a wrapper around the device's array (NumPy's or CuPy's) that knows its slot
+in the tape, and whose operators and methods report to the recorder. Each call runs
+eagerly, so the recording gives the eager result, and is appended to the tape with its
+arguments as slots. Copies from the host, constants and random draws report from
+backend.py. So the forward ops, the backward formulas (down to the raw masks such as
+relu's x > 0), the optimizer's update and the random draws are all seen in one place,
+without a hook in the graph engine, and the same on both devices.
 
 What is read afresh at every replay (a "source"), never frozen:
 - the Tensor arguments, and the tensors `fn` reaches without receiving them: those found
@@ -54,8 +53,9 @@ Why not record the ops (each Function.forward) instead: the backward formulas an
 optimizer also compute on raw arrays (relu's mask x > 0, the momentum buffer), and a
 tape of ops alone would replay those as the constants of the first call, silently.
 
-NumPy only for now: tensors on "cuda" are refused (CuPy's arrays do not hand their
-operators to a subclass the way NumPy's do).
+Why a wrapper rather than a NumPy subclass with `__array_ufunc__`: CuPy's arrays do not
+hand their operators and functions to a subclass, so the subclass would record NumPy
+only; the wrapper records whatever library the backend holds.
 """
 from __future__ import annotations
 
@@ -84,70 +84,140 @@ class Slot:
         self.n = n
 
 
-class TracedArray(numpy.ndarray):
-    """A NumPy array seen while jit records: same memory as the array it views, plus its
-    slot. NumPy calls on it are recorded (see the module docstring); once the recording
-    is over it behaves as a plain array."""
+class TracedArray:
+    """A device array seen while jit records: the array itself (`array`, NumPy's or CuPy's)
+    and its slot in the tape. Its operators and methods are recorded (see the module
+    docstring); reading it to the host is refused. Each device has its own subclass
+    (`traced_type`), so that backend_of(traced) names the device of the array inside."""
 
-    slot: "int | None" = None
-    recorder: Any = None
+    __slots__ = ("array", "slot", "recorder")
+    __array_ufunc__ = None  # numpy_array * traced comes to our __rmul__ instead of reading us
+    __hash__ = None  # unhashable, as arrays are
+    xp: Any = None  # the array library of the device (the subclass sets it)
 
-    def __array_finalize__(self, obj: Any) -> None:
-        self.slot = self.recorder = None  # a view NumPy makes by itself is no slot
+    def __init__(self, array: Any, slot: int, recorder: Any):
+        self.array, self.slot, self.recorder = array, slot, recorder
 
-    def __array_ufunc__(self, ufunc: Any, method: str, *inputs: Any, **kwargs: Any) -> Any:
-        func = ufunc if method == "__call__" else getattr(ufunc, method)
-        return _dispatch(func, inputs, kwargs)
-
-    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        return _dispatch(func, args, kwargs)
+    def __getattr__(self, name: str) -> Any:  # shape and dtype are read, methods (sum, reshape...) recorded
+        if name.startswith("__"):  # no __array_interface__: NumPy would read the memory through it
+            raise AttributeError(name)
+        value = getattr(self.array, name)
+        if not callable(value):
+            return value
+        return functools.partial(_dispatch_method, _Method.named(name), self)
 
     @property
     def T(self) -> Any:
-        return _dispatch(numpy.transpose, (self,), {})
+        return _dispatch(_Method.named("transpose"), (self,), {})
+
+    def __getitem__(self, index: Any) -> Any:
+        return _dispatch(_Method.named("__getitem__"), (self, index), {})
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _dispatch(_Method.named("__setitem__"), (self, index, value), {})
+
+    def __len__(self) -> int:
+        return len(self.array)
 
     def __iter__(self) -> Any:
         return (self[i] for i in range(len(self)))
 
+    # ndarray's ** takes shortcuts (x ** 2 is square(x), x ** 0.5 is sqrt(x)) that the power
+    # ufunc does not: recorded as Python's operator, a replay gives the eager bits
+    def __pow__(self, other: Any) -> Any:
+        return _dispatch(operator.pow, (self, other), {})
+
+    def __rpow__(self, other: Any) -> Any:
+        return _dispatch(operator.pow, (other, self), {})
+
+    def __ipow__(self, other: Any) -> Any:
+        _dispatch(operator.ipow, (self, other), {})
+        return self
+
     def __repr__(self) -> str:
-        return repr(self.view(numpy.ndarray))
+        return f"TracedArray(v{self.slot}: {self.array!r})"
 
 
-def _recorded_method(name: str) -> Callable:
-    unbound = getattr(numpy.ndarray, name)
+def _dispatch_method(method: "_Method", array: TracedArray, *args: Any, **kwargs: Any) -> Any:
+    return _dispatch(method, (array, *args), kwargs)
 
-    def method(self: TracedArray, *args: Any, **kwargs: Any) -> Any:
-        return _dispatch(unbound, (self,) + args, kwargs)
 
-    method.__name__ = name
+class _Method:
+    """An array method as a tape's function: _Method("sum")(a, axis=0) is a.sum(axis=0),
+    and the replay writes it that way."""
+
+    __slots__ = ("__name__",)
+    known: dict = {}
+
+    def __init__(self, name: str):
+        self.__name__ = name
+
+    @classmethod
+    def named(cls, name: str) -> "_Method":
+        method = cls.known.get(name)
+        if method is None:
+            method = cls.known[name] = cls(name)
+        return method
+
+    def __call__(self, array: Any, *args: Any, **kwargs: Any) -> Any:
+        return getattr(array, self.__name__)(*args, **kwargs)
+
+
+def _operator(ufunc_name: str, reflected: bool = False, in_place: bool = False) -> Callable:
+    """An operator of TracedArray as the library's ufunc (a + b is xp.add(a, b), a += b is
+    xp.add(a, b, out=a)), so that the replay can give it an output buffer."""
+    def method(self: TracedArray, *other: Any) -> Any:
+        ufunc = getattr(self.xp, ufunc_name)
+        if in_place:
+            _dispatch(ufunc, (self, *other), {"out": self})
+            return self
+        return _dispatch(ufunc, (*other, self) if reflected else (self, *other), {})
+
     return method
+
+
+for _name, _ufunc in (("add", "add"), ("sub", "subtract"), ("mul", "multiply"), ("truediv", "divide"),
+                      ("floordiv", "floor_divide"), ("mod", "remainder"), ("matmul", "matmul"),
+                      ("and", "bitwise_and"), ("or", "bitwise_or"), ("xor", "bitwise_xor")):
+    setattr(TracedArray, f"__{_name}__", _operator(_ufunc))
+    setattr(TracedArray, f"__r{_name}__", _operator(_ufunc, reflected=True))
+    setattr(TracedArray, f"__i{_name}__", _operator(_ufunc, in_place=True))
+for _name, _ufunc in (("lt", "less"), ("le", "less_equal"), ("gt", "greater"), ("ge", "greater_equal"),
+                      ("eq", "equal"), ("ne", "not_equal"), ("neg", "negative"), ("pos", "positive"),
+                      ("abs", "absolute"), ("invert", "invert")):
+    setattr(TracedArray, f"__{_name}__", _operator(_ufunc))
 
 
 def _host_read_method(name: str) -> Callable:
-    unbound = getattr(numpy.ndarray, name)
-
     def method(self: TracedArray, *args: Any) -> Any:
         if backend_module.tracer is not None:
             backend_module.tracer.host_read(_HOST_READS.get(name, f"{name.strip('_')}()"), self)
-        return unbound(self.view(numpy.ndarray), *args)
+        return getattr(self.array, name)(*args)
 
     return method
 
 
-for _name in ("reshape", "transpose", "astype", "copy", "swapaxes", "flatten", "ravel", "squeeze", "nonzero",
-              "fill", "__getitem__", "__setitem__"):
-    setattr(TracedArray, _name, _recorded_method(_name))
-for _name in ("item", "tolist", "__bool__", "__float__", "__int__", "__index__", "__complex__"):
+for _name in ("item", "tolist", "get", "__array__", "__bool__", "__float__", "__int__", "__index__", "__complex__"):
     setattr(TracedArray, _name, _host_read_method(_name))
 
 
-_HOST_READS = {"item": "item() (which float(), int() and bool() of a tensor call)"}
+_HOST_READS = {"item": "item() (which float(), int() and bool() of a tensor call)", "__array__": "numpy.asarray()"}
+_TRACED_TYPES: dict = {}  # Backend -> its TracedArray subclass
+
+
+def traced_type(backend: Any) -> type:
+    """The TracedArray class for `backend`'s arrays, registered as that device's."""
+    cls = _TRACED_TYPES.get(backend)
+    if cls is None:
+        cls = _TRACED_TYPES[backend] = type("TracedArray", (TracedArray,), {"__slots__": (), "xp": vars(backend)["xp"]})
+        backend_module.register_array_type(cls, backend)
+    return cls
 
 
 def _plain(obj: Any) -> Any:
     """obj with every traced value replaced by its plain value (containers followed)."""
     if isinstance(obj, TracedArray):
-        return obj.view(numpy.ndarray)
+        return obj.array
     if isinstance(obj, TracedScalar):
         return obj.value
     if isinstance(obj, (tuple, list)):
@@ -202,8 +272,8 @@ class TracedScalar:
 
 def _scalar_operator(op: Callable, reflected: bool = False) -> Callable:
     def method(self: TracedScalar, other: Any) -> Any:
-        if isinstance(other, (numpy.ndarray, numpy.generic)):
-            return NotImplemented  # NumPy's ufunc comes back through __array_ufunc__
+        if isinstance(other, (TracedArray, numpy.ndarray, numpy.generic)):
+            return NotImplemented  # the array's reflected operator records it
         return _dispatch(op, (other, self) if reflected else (self, other), {})
 
     return method
@@ -232,17 +302,21 @@ for _name in ("neg", "pos", "abs"):
 # ---------------------------------------------------------------------------------------
 
 
-def _memory(array: numpy.ndarray) -> tuple:
-    """Where and how an array lays out its elements: two arrays with the same answer hold
-    the same values (np.asarray(traced) is a plain view of a traced array's memory)."""
-    return array.__array_interface__["data"][0], array.shape, array.strides, array.dtype.str
+def _is_ufunc(func: Any) -> bool:
+    """True for an elementwise function that takes out= (NumPy's ufuncs, and CuPy's, whose class has the same name)."""
+    return type(func).__name__ == "ufunc"
+
+
+def _is_array(value: Any) -> bool:
+    """True for a device's array (NumPy's, CuPy's), traced or not."""
+    return backend_module.is_device_array(value)
 
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float))
 
 
-_WRITE_INTO_FIRST = frozenset({"__setitem__", "setitem", "at", "fill", "copyto"})  # calls that write into args[0]
+_WRITE_INTO_FIRST = frozenset({"__setitem__", "at", "fill", "copyto", "ipow"})  # calls that write into args[0]
 
 
 class Call:
@@ -260,7 +334,7 @@ class Call:
     def name(self) -> str:
         func = self.func
         owner = getattr(func, "__self__", None)  # a ufunc's method: numpy.add.reduce
-        if isinstance(owner, numpy.ufunc):
+        if _is_ufunc(owner):
             return f"{owner.__name__}.{func.__name__}"
         return getattr(func, "__name__", type(func).__name__)
 
@@ -289,7 +363,6 @@ class Recorder:
         self.checks: list = []  # guard conditions evaluated before anything (training flags, state keys)
         self.tensor_checks: list = []  # (slots, conditions): checked when the tape reads one of the slots
         self.scalar_guards: list = []  # (slot, convert, expected)
-        self.memory: dict = {}  # _memory(array) -> slot
         self.constant_slots: set = set()  # slots of arrays the backend made from Python or host data
         self.constant_of: dict = {}  # id(array) -> its traced constant (the recorder keeps the array alive)
         self.namespace: dict = {"STALE": _STALE, "EMPTY": {}, "wrap": Tensor.wrap, "asarray": numpy.asarray}
@@ -317,11 +390,8 @@ class Recorder:
         if isinstance(value, numpy.generic):
             value = numpy.asarray(value)
         self.values.append(value)
-        if isinstance(value, numpy.ndarray):
-            self.memory[_memory(value)] = slot
-            traced = value.view(TracedArray)
-            traced.slot, traced.recorder = slot, self
-            return traced
+        if _is_array(value):
+            return traced_type(backend_module.backend_of(value)[0])(value, slot, self)
         return TracedScalar(value, slot, self)
 
     def source(self, value: Any, expression: str, guard: "str | None" = None) -> Any:
@@ -330,8 +400,8 @@ class Recorder:
         asks for the same kind of value: an array's shape and dtype, a number's type (an
         lr that becomes a NumPy float64 would change the dtypes of the update)."""
         if guard is None:
-            kind = (value.shape, value.dtype) if isinstance(value, numpy.ndarray) else type(value)
-            guard = (f"({{v}}.shape, {{v}}.dtype) != {self.name(kind)}" if isinstance(value, numpy.ndarray)
+            kind = (value.shape, value.dtype) if _is_array(value) else type(value)
+            guard = (f"({{v}}.shape, {{v}}.dtype) != {self.name(kind)}" if _is_array(value)
                      else f"{{v}}.__class__ is not {self.name(kind)}")
         traced = self.traced(value)
         self.sources[traced.slot] = (expression, guard)
@@ -343,18 +413,15 @@ class Recorder:
             return Slot(obj.slot)
         if isinstance(obj, TracedScalar):
             return obj.value
-        if isinstance(obj, numpy.ndarray):
-            return self.untraced(obj)
+        if _is_array(obj):  # not the tape's: made by NumPy behind the backend's back
+            self.refuse_untraced(obj)
         if isinstance(obj, (tuple, list)):
             return type(obj)(self.template(o) for o in obj)
         if isinstance(obj, dict):
             return {k: self.template(v) for k, v in obj.items()}
         return obj
 
-    def untraced(self, array: numpy.ndarray) -> Any:
-        slot = self.memory.get(_memory(array))
-        if slot is not None:
-            return Slot(slot)
+    def refuse_untraced(self, array: Any) -> None:
         raise RuntimeError(
             f"jit: an array of shape {array.shape} and dtype {array.dtype} reached a recorded call, but it is "
             "neither a value of the tape nor a constant made by the backend; a replay would freeze it. Pass the "
@@ -372,7 +439,7 @@ class Recorder:
         finally:
             backend_module.tracer = self
         used = _slots_in(tkwargs, _slots_in(targs, set()))
-        scalar = bool(used) and all(not isinstance(self.values[n], numpy.ndarray) for n in used)
+        scalar = bool(used) and not any(_is_array(self.values[n]) for n in used)
         section = self.section or (f"backward (differentiation order {autograd_state.order})"
                                    if autograd_state.order else "forward")
         out = kwargs.get("out")
@@ -384,12 +451,12 @@ class Recorder:
                                    "made from Python or host data), which every replay shares")
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return out[0] if isinstance(out, tuple) and len(out) == 1 else result if out is None else out
-        if isinstance(result, tuple) and result and all(isinstance(r, numpy.ndarray) for r in result):
+        if isinstance(result, tuple) and result and all(_is_array(r) for r in result):
             return self.tuple_result(func, targs, tkwargs, result, section)
         if result is None:
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return None
-        if not scalar and not isinstance(result, (numpy.ndarray, numpy.generic)):
+        if not scalar and not (_is_array(result) or isinstance(result, numpy.generic)):
             if _name(func) in _VALUE_TESTS:
                 self.host_read(f"numpy.{_name(func)}()", None)
             return result  # a shape or another structural answer, fixed by the guarded shapes
@@ -409,15 +476,11 @@ class Recorder:
             self.calls.append(Call(operator.getitem, (Slot(whole), i), {}, parts[-1].slot, False, False, section))
         return tuple(parts)
 
-    def call_with(self, func: Callable, *args: Any, **kwargs: Any) -> Any:
-        return self.call(func, args, kwargs)
-
     def asarray(self, backend: Any, data: Any, dtype: Any, copy: bool) -> Any:
         """Backend.asarray while recording: recorded when data is traced, else a constant."""
         library = vars(backend)["xp"]  # the library itself, not its recording stand-in
         make = library.array if copy else library.asarray
-        if isinstance(data, (TracedArray, TracedScalar)) or (isinstance(data, numpy.ndarray) and
-                                                              _memory(data) in self.memory):
+        if isinstance(data, (TracedArray, TracedScalar)):
             return self.call(make, (data,), {"dtype": dtype, **({"copy": True} if copy else {})})
         backend_module.tracer = None
         try:
@@ -440,7 +503,8 @@ class Recorder:
             return array
         traced = self.constant_of.get(id(array))
         if traced is None:  # backend.constant hands out the same 2 for every x * 2
-            label = f"constant {array.tolist()}" if array.size <= 4 else f"constant of shape {array.shape}"
+            label = (f"constant {array.tolist()}" if array.size <= 4 and isinstance(array, numpy.ndarray)
+                     else f"constant of shape {array.shape}")
             traced = self.constant_of[id(array)] = self.source(array, self.name(array, label), guard="")
             self.constant_slots.add(traced.slot)
         return traced
@@ -493,22 +557,26 @@ class Recorder:
         where = f"{self.name(optimizer)}.state[{self.name(p)}]"
         self.checks.append(f"{self.name(optimizer)}.state.get({self.name(p)}, EMPTY).keys() != "
                            f"{self.name(frozenset(state))}")
-        return {k: self.source(v, f"{where}[{k!r}]") if _is_number(v) or isinstance(v, numpy.ndarray) else v
+        return {k: self.source(v, f"{where}[{k!r}]") if _is_number(v) or _is_array(v) else v
                 for k, v in state.items()}
 
 
 class _Library:
-    """NumPy (or CuPy) as `backend.xp` gives it while recording: every function is recorded,
-    including those that do not dispatch on their arguments (asarray, array, zeros)."""
+    """NumPy (or CuPy), or one of its functions, as the backend hands it out while jit
+    records: calling a function (xp.exp, xp.zeros) or a ufunc's method (xp.add.at) records
+    the call; dtypes and constants are the library's own."""
 
-    def __init__(self, module: Any, recorder: Recorder):
-        self.module, self.recorder = module, recorder
+    def __init__(self, target: Any, recorder: Recorder):
+        self.target, self.recorder = target, recorder
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.recorder.call(self.target, args, kwargs)
 
     def __getattr__(self, name: str) -> Any:
-        value = getattr(self.module, name)
-        if not callable(value) or isinstance(value, (type, numpy.ufunc)):  # dtypes; ufuncs dispatch themselves
-            return value
-        return functools.partial(self.recorder.call_with, value)
+        value = getattr(self.target, name)
+        if isinstance(value, types.ModuleType) or (callable(value) and not isinstance(value, type)):
+            return _Library(value, self.recorder)
+        return value
 
 
 _LARGE_CONSTANT = 100  # host data this large copied into a tensor during a recording is likely a batch
@@ -561,17 +629,13 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
     tensors, modules, optimizers = reachable(fn)
     names = {id(t): name for m in reversed(modules) for name, t in m.named_parameters() + m.named_buffers()}
     settings = [_settings(o) for o in optimizers]
-    for t in [*arg_tensors, *tensors]:
-        if t.backend is not backend_module.CPU:
-            raise NotImplementedError(f"jit: records NumPy arrays only, and a tensor of shape {t.shape} is on "
-                                      f"{t.device}; run this step without jit there")
     captured = [_Captured(recorder, t, f"a[{i}]", False) for i, t in enumerate(arg_tensors)]
     seen = {id(t) for t in arg_tensors}
     captured += [_Captured(recorder, t, recorder.name(t, names.get(id(t), f"tensor{t.shape}")), True)
                  for t in tensors if id(t) not in seen]
     for m in modules:
         recorder.checks.append(f"{recorder.name(m)}.training is not {bool(m.training)}")
-    backend_module.tracer = recorder
+    backend_module.start_tracing(recorder)
     try:
         result = fn(*args, **kwargs)
         backend_module.tracer = None
@@ -627,14 +691,14 @@ class Tape:
         a view of its inputs (reshape, transpose, indexing...) has an escaping output."""
         escaping = set(self.used)
         for call in reversed(self.calls):
-            if call.out in escaping and not isinstance(call.func, numpy.ufunc):
+            if call.out in escaping and not _is_ufunc(call.func):
                 _slots_in(call.kwargs, _slots_in(call.args, escaping))
         buffers = {}
         for call in self.calls:
             value = self.recorder.values[call.out] if call.out is not None else None
-            if (isinstance(call.func, numpy.ufunc) and call.out not in escaping and "out" not in call.kwargs
-                    and isinstance(value, numpy.ndarray) and value.ndim and not call.as_array):
-                buffers[call.out] = self.recorder.name(numpy.empty_like(value))
+            if (_is_ufunc(call.func) and call.out not in escaping and "out" not in call.kwargs
+                    and _is_array(value) and value.ndim and not call.as_array):
+                buffers[call.out] = self.recorder.name(backend_module.backend_of(value)[0].empty_like(value))
         return buffers
 
     def write_backs(self, captured: list) -> list:
@@ -667,13 +731,13 @@ class Tape:
                 obj.data = _plain(obj.data)
             self.used.add(template.n)  # every array is a slot, or template() refused it
             copy = ".copy()" if template.n in r.constant_slots else ""  # never hand out the tape's own
-            return f"wrap(asarray(v{template.n}){copy}, {r.name(obj.backend)})"
+            return f"wrap(v{template.n}{copy}, {r.name(obj.backend)})"
         if isinstance(obj, (tuple, list)):
             inner = ", ".join(self.render(o) for o in obj)
             return f"({inner},)" if isinstance(obj, tuple) else f"[{inner}]"
         if isinstance(obj, dict):
             return "{" + ", ".join(f"{self.code(k)}: {self.render(v)}" for k, v in obj.items()) + "}"
-        if obj is not None and not isinstance(obj, (bool, int, float, str, TracedScalar, numpy.ndarray)):
+        if obj is not None and not (isinstance(obj, (bool, int, float, str, TracedScalar)) or _is_array(obj)):
             raise TypeError(f"jit: fn returned a {type(obj).__name__}; a jitted function returns Tensors, numbers, "
                             "strings and None, in tuples, lists and dicts")
         return self.code(r.template(obj))
@@ -720,7 +784,14 @@ class Tape:
         args = [self.code(a) for a in call.args] + [f"{k}={self.code(v)}" for k, v in call.kwargs.items()]
         if call.out in self.buffers:
             args.append(f"out={self.buffers[call.out]}")
-        text = f"{self.recorder.name(call.func)}({', '.join(args)})"
+        if call.func is _Method.named("__setitem__"):
+            return f"{args[0]}[{args[1]}] = {args[2]}"
+        if call.func is _Method.named("__getitem__"):
+            text = f"{args[0]}[{args[1]}]"
+        elif isinstance(call.func, _Method):
+            text = f"{args[0]}.{call.func.__name__}({', '.join(args[1:])})"
+        else:
+            text = f"{self.recorder.name(call.func)}({', '.join(args)})"
         if call.as_array:
             text = f"asarray({text})"
         return text if call.out is None else f"v{call.out} = {text}"
@@ -747,7 +818,7 @@ class Tape:
     def describe(self, template: Any) -> str:
         if isinstance(template, Slot):
             value = self.recorder.values[template.n]
-            shape = f"{value.shape} {value.dtype}" if isinstance(value, numpy.ndarray) else repr(value)
+            shape = f"{value.shape} {value.dtype}" if _is_array(value) else repr(value)
             return f"v{template.n}" if isinstance(value, tuple) else f"v{template.n}:{shape}"
         if isinstance(template, (tuple, list)):
             inner = ", ".join(self.describe(t) for t in template)
@@ -781,7 +852,8 @@ def reachable(fn: Callable, depth: int = 6) -> tuple:
 
 
 _LARGEST_SCANNED = 10_000  # containers longer than this are not searched for tensors
-_OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedScalar)
+_OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedArray,
+           TracedScalar)
 
 
 def _children(obj: Any) -> list:
@@ -881,5 +953,3 @@ def jit(fn: Callable) -> Jitted:
     API.md's "Trace and replay"."""
     return Jitted(fn)
 
-
-backend_module.register_array_type(TracedArray, backend_module.CPU)
