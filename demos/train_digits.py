@@ -43,9 +43,9 @@ What to look at
    (before the optimizer is built, so the optimizer's state lives there too), the
    batches with DataLoader(device=...).
 4. `--jit` records the training step (forward, backward, the optimizer's update, dropout's
-   draws) once per batch shape with tinygrad_edu.jit and then replays only its NumPy
-   calls: the losses, the weights and the checkpoint are the eager run's, bit for bit,
-   in less time (CPU only).
+   draws) once per batch shape with tinygrad_edu.jit and then replays only its array
+   calls (NumPy's, or CuPy's with --device cuda): the losses, the weights and the
+   checkpoint are the eager run's, bit for bit, in less time.
 
 Run: python demos/train_digits.py [--model mlp|cnn] [--optimizer adam] [--epochs 30]
          [--batch-size 32] [--lr LR] [--seed 0] [--device cpu|cuda] [--resume PATH]
