@@ -158,6 +158,16 @@ def test_new_shape_records_a_new_tape_and_python_runs_only_while_recording():
     assert run.recordings == 3
 
 
+@pytest.mark.cuda
+def test_another_device_records_another_tape_that_replays_there():
+    run = tg.jit(lambda x: (x * 2).exp().sum())
+    x = np.arange(3, dtype=np.float32)
+    for device in ("cpu", "cuda", "cpu", "cuda"):
+        result = run(Tensor(x, device=device))
+        assert result.device == device and result.numpy() == np.exp(x * 2).sum(dtype=np.float32)
+    assert run.recordings == 2
+
+
 def sgd_on(loss, lr, size):
     """A parameter w of `size` ones, plain SGD on it, and the jitted step minimising loss(w)."""
     w = Tensor(np.ones(size, dtype=np.float32), requires_grad=True)
