@@ -74,7 +74,7 @@ def mlp_sgd():
 def mlp_adam_one_cycle():
     model = nn.Sequential(nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 3))
     optimizer = optim.Adam(model.parameters(), lr=1e-2, weight_decay=1e-4)
-    return model, optimizer, nn.CrossEntropyLoss(), optim.lr_scheduler.OneCycleLR(optimizer, 0.05, total_steps=40)
+    return model, optimizer, nn.CrossEntropyLoss(), optim.lr_scheduler.OneCycleLR(optimizer, 0.05, total_steps=100)
 
 
 def batchnorm_dropout():
@@ -95,9 +95,9 @@ IMAGES = RNG.standard_normal((8, 1, 8, 8)).astype(np.float32)
 
 @pytest.mark.parametrize("make, steps, batches", [
     (mlp_sgd, 100, None),
-    (mlp_adam_one_cycle, 40, None),
-    (batchnorm_dropout, 30, lambda i: (X[i % 3 * 8:i % 3 * 8 + 8], Y[i % 3 * 8:i % 3 * 8 + 8])),
-    (cnn, 12, lambda i: (IMAGES, Y[:8])),
+    (mlp_adam_one_cycle, 100, None),
+    (batchnorm_dropout, 100, lambda i: (X[i % 3 * 8:i % 3 * 8 + 8], Y[i % 3 * 8:i % 3 * 8 + 8])),
+    (cnn, 100, lambda i: (IMAGES, Y[:8])),
 ])
 def test_replay_equals_eager_bit_for_bit(make, steps, batches, device):
     eager = train(make, steps, False, batches, device)
