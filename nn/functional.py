@@ -101,8 +101,10 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     windows = Windows.apply(x, kernel=(kh, kw), stride=_pair(stride))  # (kh, kw, N, C, OH, OW)
     n, oh, ow = windows.shape[2], windows.shape[4], windows.shape[5]
     rows = windows.transpose(2, 4, 5, 3, 0, 1).reshape(n * oh * ow, in_channels * kh * kw)
-    out = (rows @ weight.reshape(out_channels, -1).T).reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2)
-    return out if bias is None else out + bias.reshape(1, out_channels, 1, 1)
+    out = rows @ weight.reshape(out_channels, -1).T  # (N·OH·OW, out_channels)
+    if bias is not None:
+        out = out + bias  # while channels are the last axis: contiguous rows, as is its gradient's sum
+    return out.reshape(n, oh, ow, out_channels).transpose(0, 3, 1, 2)
 
 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:

@@ -660,8 +660,10 @@ class Max(Function):
         x = self.inputs[0]
         kept = reduced_shape(x.shape, self.axis)
         is_max = x.data == self.output_array.reshape(kept)
-        share = is_max / is_max.sum(axis=self.axis, keepdims=True)  # 1/k for each of k ties
-        return (grad.reshape(kept) * constant(share, grad),)
+        # each of k tied maxima gets g/k; k is counted in the gradient's dtype and divides g
+        # once per output element, so no pass over x's shape leaves that dtype
+        ties = is_max.sum(axis=self.axis, keepdims=True, dtype=grad.dtype)
+        return (constant(is_max, grad) * (grad.reshape(kept) / constant(ties, grad)),)
 
 
 def max(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
@@ -964,11 +966,19 @@ class WindowsAdjoint(Function):
     __slots__ = ("stride", "shape")
 
     def forward(self, xp, windows):
-        out = xp.zeros(self.shape, dtype=windows.dtype)
-        (kh, kw, _, _, oh, ow), (sh, sw) = windows.shape, self.stride
+        (kh, kw, _, _, oh, ow), (sh, sw), (n, c, h, w) = windows.shape, self.stride, self.shape
+        # windows that tile the image (pooling's usual stride = kernel) put each pixel in
+        # exactly one window: assignment into an empty image, no zeros and no read-add-write
+        tiled = (sh, sw) == (kh, kw) and (sh * oh, sw * ow) == (h, w)
+        # channels-last in memory, as conv2d lays out its output: a gradient that flows back
+        # into the convolution's matmul then needs no copy
+        out = (xp.empty if tiled else xp.zeros)((n, h, w, c), dtype=windows.dtype).transpose(0, 3, 1, 2)
         for i in range(kh):
             for j in range(kw):
-                out[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += windows[i, j]
+                if tiled:
+                    out[:, :, i::sh, j::sw] = windows[i, j]
+                else:
+                    out[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += windows[i, j]
         return out
 
     def backward(self, grad):
