@@ -143,6 +143,26 @@ def test_grad_of_grad():
     assert "-- backward (differentiation order 2)" in str(run.tape).splitlines()
 
 
+def test_a_repeated_call_is_made_once_unless_its_input_changed_in_between():
+    w = Tensor(np.ones(3, dtype=np.float32))
+
+    def f(x):
+        before = (w * x).exp() + x.exp() * x.exp()  # x.exp() twice: one call in the tape
+        w.copy_(w + 1)  # in place: (w * x).exp() after this is another value
+        return before, (w * x).exp()
+
+    run = tg.jit(f)
+    x = Tensor(np.array([0.5, 1.0, 2.0], dtype=np.float32))
+    eager = [t.numpy() for t in f(x)]
+    w.copy_(Tensor(np.ones(3, dtype=np.float32)))
+    for _ in range(3):
+        jitted = [t.numpy() for t in run(x)]
+        w.copy_(Tensor(np.ones(3, dtype=np.float32)))
+    assert_same(eager, jitted)
+    calls = [line.split()[1].split("(")[0] for line in str(run.tape).splitlines() if line[:4].strip().isdigit()]
+    assert calls.count("exp") == 3 and calls.count("multiply") == 3
+
+
 def test_new_shape_records_a_new_tape_and_python_runs_only_while_recording():
     calls = []
 

@@ -37,8 +37,10 @@ What a replay runs: one generated Python function, straight-line, with one line 
 call (`print(jitted.tape)` lists them): read the sources, check the guards, compute
 the scalars, make the array calls, then write back what the eager call changes
 (parameters and state were updated in place by the calls; `.grad`, the optimizer's state
-dicts and version counters are set) and return new Tensors. Calls whose results nobody
-reads are dropped (dead-code elimination); constants are names bound once; elementwise
+dicts and version counters are set) and return new Tensors. A call that repeats an
+earlier one on unchanged values is made once (common-subexpression elimination: a second
+backward recomputes much of the first); calls whose results nobody reads are dropped
+(dead-code elimination); constants are names bound once; elementwise
 results that do not outlive the replay are written into arrays kept with the tape
 (`out=`), so a replay allocates only what it hands back.
 
@@ -337,6 +339,52 @@ class Call:
         if _is_ufunc(owner):
             return f"{owner.__name__}.{func.__name__}"
         return getattr(func, "__name__", type(func).__name__)
+
+
+def _renamed(template: Any, same: dict) -> Any:
+    """The argument template with each slot in `same` replaced by the slot it equals."""
+    if isinstance(template, Slot):
+        return Slot(same[template.n]) if template.n in same else template
+    if isinstance(template, (tuple, list)):
+        return type(template)(_renamed(t, same) for t in template)
+    if isinstance(template, dict):
+        return {k: _renamed(v, same) for k, v in template.items()}
+    return template
+
+
+def _structure(template: Any) -> Any:
+    """A hashable picture of an argument template: equal pictures, equal arguments."""
+    if isinstance(template, Slot):
+        return "slot", template.n
+    if isinstance(template, (tuple, list)):
+        return type(template).__name__, tuple(_structure(t) for t in template)
+    if isinstance(template, dict):
+        return "dict", tuple((k, _structure(v)) for k, v in template.items())
+    try:
+        hash(template)
+    except TypeError:  # a slice (before Python 3.12): the same object only
+        return "object", id(template)
+    return type(template), template  # 1, 1.0 and True are equal keys, but not equal arguments
+
+
+def _mutable_slots(calls: list) -> set:
+    """The slots a call writes into in place, and every slot that may share memory with
+    one: the inputs and outputs of calls that may give views (all but the elementwise ones)."""
+    mutable: set = set()
+    for call in calls:
+        if call.effect:
+            _slots_in(call.kwargs.get("out"), _slots_in(call.args[:1], mutable))
+    grown = True
+    while grown:
+        grown = False
+        for call in calls:
+            if call.out is None or _is_ufunc(call.func):
+                continue
+            group = _slots_in(call.kwargs, _slots_in(call.args, {call.out}))
+            if group & mutable and not group <= mutable:
+                mutable |= group
+                grown = True
+    return mutable
 
 
 def _slots_in(template: Any, found: set) -> set:
@@ -670,7 +718,8 @@ class Tape:
         for slot, _, _ in r.scalar_guards:
             live.add(slot)
         self.calls = []
-        for call in reversed(r.calls):  # dead-code elimination: keep what is read, written or drawn
+        # dead-code elimination, from the last call back: keep what is read, written or drawn
+        for call in reversed(self.merge_repeats(r.calls)):
             if call.effect or call.out in live:
                 self.calls.append(call)
                 _slots_in(call.kwargs, _slots_in(call.args, live))
@@ -681,6 +730,32 @@ class Tape:
         namespace = dict(r.namespace)
         exec(compile(self.source, "<jit replay>", "exec"), namespace)
         self.replay = namespace["replay"]
+
+    def merge_repeats(self, calls: list) -> list:
+        """`calls` without those that repeat an earlier one on the same values (common
+        subexpression elimination): the engine recomputes what it already has (tanh's
+        1 − y² again in a second backward, the same transpose of a weight), and a repeat's
+        readers can read the first result. Only calls whose inputs and output are never
+        changed in place (nor share memory with what is) are merged, and none whose
+        result leaves the replay."""
+        mutable = _mutable_slots(calls)
+        first: dict = {}  # what a call computes (function and arguments) -> its output slot
+        same: dict = {}  # the output slot of a merged repeat -> the first one's
+        kept = []
+        for call in calls:
+            if same:
+                call = Call(call.func, _renamed(call.args, same), _renamed(call.kwargs, same), call.out,
+                            call.effect, call.scalar, call.section, call.as_array)
+            inputs = _slots_in(call.kwargs, _slots_in(call.args, set()))
+            if not (call.effect or call.scalar or call.out is None or call.out in self.used or call.out in mutable
+                    or inputs & mutable):
+                key = (call.func, _structure(call.args), _structure(call.kwargs))
+                if key in first:
+                    same[call.out] = first[key]
+                    continue
+                first[key] = call.out
+            kept.append(call)
+        return kept
 
     def reusable_outputs(self) -> dict:
         """slot -> the array an elementwise call writes into at every replay (out=), for
