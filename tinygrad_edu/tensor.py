@@ -82,11 +82,12 @@ class Tensor:
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
-    @classmethod
-    def wrap(cls, data: Any, backend: Backend, grad_fn: Any = None) -> "Tensor":
+    @staticmethod
+    def wrap(data: Any, backend: Backend, grad_fn: Any = None) -> "Tensor":
         """A Tensor around `data`, an array of `backend`, with no copy and no checks: the
-        constructor of the engine and of ops (`Tensor(...)` copies and validates)."""
-        t = object.__new__(cls)
+        constructor of the engine and of ops (`Tensor(...)` copies and validates). A
+        staticmethod: each op calls it several times, and a classmethod binds each time."""
+        t = object.__new__(Tensor)
         t.data = data
         t.backend = backend
         t.grad = None
