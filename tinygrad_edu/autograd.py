@@ -178,24 +178,29 @@ class Function:
 
     def free(self, records: dict) -> None:
         """Drop every array this node saved for its backward (input tensors, output, op
-        parameters such as index arrays) and keep only the graph's structure.
+        parameters such as index arrays) and keep only the graph's structure. A node
+        without its output array is a freed one.
 
         Leaves that require grad stay (as PyTorch's graph keeps them), and so do constants
         of one element (they cost nothing, and a drawing shows them); every other input
         becomes a FreedTensor, a weak reference. A drawing knows an op's output by its
-        node, so only leaves need one record per tensor (`records`, across the pass)."""
-        kept = FreedInputs()
+        node, so only leaves need one record per tensor (`records`, across the pass).
+        This runs for every node of every backward: one loop, and an op output's record
+        made in place rather than through FreedTensor.of (a call costs as much as the rest)."""
+        kept = []
         for t in self.inputs:
             if t.grad_fn is not None:
-                kept.append(FreedTensor.of(t))
+                record = FreedTensor(t)
+                record.grad_fn, record.name = t.grad_fn, t.name
+                kept.append(record)
             elif t.requires_grad or t.data.size == 1:
                 kept.append(t)
             else:
                 kept.append(records.get(id(t)) or records.setdefault(id(t), FreedTensor.of(t)))
-        self.inputs = kept
-        self.output_array = None
-        for name in self.param_names:
-            setattr(self, name, None)
+        self.inputs, self.output_array = kept, None
+        if self.param_names:  # most ops have none
+            for name in self.param_names:
+                setattr(self, name, None)
 
     def check_versions(self) -> None:
         """Raise if an input was changed in place after this node was recorded: its
@@ -208,11 +213,6 @@ class Function:
                     f"{counter.count}) after the forward pass used it; recompute the forward pass after in-place "
                     "changes such as optimizer.step()"
                 )
-
-
-class FreedInputs(list):
-    """The inputs of a node freed by backward: FreedTensor records where the node held
-    tensors with arrays to free (see Function.free); its type marks the node as freed."""
 
 
 class FreedTensor(weakref.ref):
@@ -275,7 +275,7 @@ def _topological_order(roots: Sequence[Function]) -> list:
         if node in seen:
             continue
         seen.add(node)
-        if type(node.inputs) is FreedInputs:
+        if node.output_array is None:  # freed (Function.free)
             raise RuntimeError(
                 f"backward: the graph through {node.name} was freed by an earlier backward; "
                 "pass retain_graph=True to that backward to go through the graph again"

@@ -82,11 +82,12 @@ class Tensor:
         self.requires_grad = False
         self.requires_grad_(requires_grad)
 
-    @classmethod
-    def wrap(cls, data: Any, backend: Backend, grad_fn: Any = None) -> "Tensor":
+    @staticmethod
+    def wrap(data: Any, backend: Backend, grad_fn: Any = None) -> "Tensor":
         """A Tensor around `data`, an array of `backend`, with no copy and no checks: the
-        constructor of the engine and of ops (`Tensor(...)` copies and validates)."""
-        t = object.__new__(cls)
+        constructor of the engine and of ops (`Tensor(...)` copies and validates). A
+        staticmethod: each op calls it several times, and a classmethod binds each time."""
+        t = object.__new__(Tensor)
         t.data = data
         t.backend = backend
         t.grad = None
@@ -104,14 +105,6 @@ class Tensor:
         if isinstance(other, (bool, int, float)):
             return Tensor.wrap(self.backend.constant(other, self.data.dtype), self.backend)
         return Tensor(other, device=self.device)
-
-    def _arithmetic(self, op: Any, other: Any, reflected: bool = False) -> "Tensor":
-        """self op other (other op self when reflected). An int or bool tensor meeting a
-        Python float becomes the default float type first (PyTorch: arange(3) * 0.5 is
-        float32; NumPy would give float64)."""
-        a = self.astype(get_default_dtype()) if isinstance(other, float) and not is_float(self.dtype) else self
-        b = a._coerce(other)
-        return op.apply(b, a) if reflected else op.apply(a, b)
 
     # ---- attributes ---------------------------------------------------------------
 
@@ -289,37 +282,7 @@ class Tensor:
         dtype = as_dtype(dtype)
         return self if dtype == self.dtype else ops.Cast.apply(self, dtype=dtype)
 
-    # ---- operators ------------------------------------------------------------------
-
-    def __add__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Add, other)
-
-    def __radd__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Add, other, reflected=True)
-
-    def __sub__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Sub, other)
-
-    def __rsub__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Sub, other, reflected=True)
-
-    def __mul__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Mul, other)
-
-    def __rmul__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Mul, other, reflected=True)
-
-    def __truediv__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Div, other)
-
-    def __rtruediv__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Div, other, reflected=True)
-
-    def __pow__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Pow, other)
-
-    def __rpow__(self, other: Any) -> "Tensor":
-        return self._arithmetic(ops.Pow, other, reflected=True)
+    # ---- operators (+, -, *, / and ** are made by _arithmetic, at the end of this file) ----
 
     def __matmul__(self, other: Any) -> "Tensor":
         return ops.matmul(self, other)
@@ -373,6 +336,28 @@ class Tensor:
 
 
 from . import autograd, ops  # noqa: E402  (they build on Tensor, defined above)
+
+
+def _arithmetic(op: Any, reflected: bool = False) -> Any:
+    """The operator method self op other (other op self when reflected). An int or bool
+    tensor meeting a Python float becomes the default float type first (PyTorch:
+    arange(3) * 0.5 is float32; NumPy would give float64). Made here, one function per
+    operator, so that x * 2 calls the op directly: this runs for every arithmetic op."""
+
+    def arithmetic(self: Tensor, other: Any) -> Tensor:
+        float_meets_int = isinstance(other, float) and self.data.dtype.kind != "f"  # is_float, inlined
+        a = self.astype(get_default_dtype()) if float_meets_int else self
+        b = a._coerce(other)
+        return op.apply(b, a) if reflected else op.apply(a, b)
+
+    return arithmetic
+
+
+Tensor.__add__, Tensor.__radd__ = _arithmetic(ops.Add), _arithmetic(ops.Add, reflected=True)
+Tensor.__sub__, Tensor.__rsub__ = _arithmetic(ops.Sub), _arithmetic(ops.Sub, reflected=True)
+Tensor.__mul__, Tensor.__rmul__ = _arithmetic(ops.Mul), _arithmetic(ops.Mul, reflected=True)
+Tensor.__truediv__, Tensor.__rtruediv__ = _arithmetic(ops.Div), _arithmetic(ops.Div, reflected=True)
+Tensor.__pow__, Tensor.__rpow__ = _arithmetic(ops.Pow), _arithmetic(ops.Pow, reflected=True)
 
 # The methods whose op lives in ops.py: each is the plain function written beside its op
 # class there (x.exp() is ops.exp(x)), so everything about exp is in one place.
