@@ -184,19 +184,21 @@ class Function:
         Leaves that require grad stay (as PyTorch's graph keeps them), and so do constants
         of one element (they cost nothing, and a drawing shows them); every other input
         becomes a FreedTensor, a weak reference. A drawing knows an op's output by its
-        node, so only leaves need one record per tensor (`records`, across the pass).
-        This runs for every node of every backward: one loop, and an op output's record
-        made in place rather than through FreedTensor.of (a call costs as much as the rest)."""
+        node, so only data leaves need one record per tensor (`records`, across the pass).
+        This runs for every node of every backward, hence one loop and no call per input."""
         kept = []
         for t in self.inputs:
-            if t.grad_fn is not None:
+            leaf = t.grad_fn is None
+            if leaf and (t.requires_grad or t.data.size == 1):
+                kept.append(t)
+            elif leaf and id(t) in records:
+                kept.append(records[id(t)])
+            else:
                 record = FreedTensor(t)
                 record.grad_fn, record.name = t.grad_fn, t.name
+                if leaf:
+                    records[id(t)] = record
                 kept.append(record)
-            elif t.requires_grad or t.data.size == 1:
-                kept.append(t)
-            else:
-                kept.append(records.get(id(t)) or records.setdefault(id(t), FreedTensor.of(t)))
         self.inputs, self.output_array = kept, None
         if self.param_names:  # most ops have none
             for name in self.param_names:
@@ -222,12 +224,6 @@ class FreedTensor(weakref.ref):
     the tensors the caller kept, while it holds no memory the caller does not."""
 
     __slots__ = ("grad_fn", "name")
-
-    @classmethod
-    def of(cls, t: Tensor) -> "FreedTensor":
-        record = cls(t)
-        record.grad_fn, record.name = t.grad_fn, t.name
-        return record
 
     @property
     def is_leaf(self) -> bool:

@@ -112,16 +112,19 @@ class CupyBackend(Backend):
     def _add_at(self, target: Any, index: Any, values: Any) -> None:
         import cupyx
 
-        if tracer is None:
-            cupyx.scatter_add(target, index, values)
-        else:
-            tracer.call(cupyx.scatter_add, (target, index, values), {})
+        recorded(cupyx.scatter_add, target, index, values)  # not a function of xp: told to jit here
 
 
 def _host_read(array: Any) -> None:
     """Tell the jit recorder, if one records, that `array` goes to the host (it refuses its own)."""
     if tracer is not None:
         tracer.host_read("numpy() (which tolist() and printing a tensor call)", array)
+
+
+def recorded(func: Any, *args: Any) -> Any:
+    """func(*args), and while jit records, a call of its tape (for the calls that do not go
+    through a Backend's library: random draws, CuPy's scatter-add)."""
+    return func(*args) if tracer is None else tracer.call(func, args, {})
 
 
 def is_basic_index(index: Any) -> bool:
@@ -248,9 +251,7 @@ def manual_seed(seed: int) -> None:
 def random_array(backend: Backend, kind: str, shape: tuple, dtype: Any, low: int = 0, high: int = 1) -> Any:
     """Draw `kind` ("normal", "uniform" or "integers") from the shared generator onto `backend`
     (while jit records, the draw is recorded: each replay draws anew)."""
-    if tracer is not None:
-        return tracer.call(draw, (backend, kind, shape, dtype, low, high), {})
-    return draw(backend, kind, shape, dtype, low, high)
+    return recorded(draw, backend, kind, shape, dtype, low, high)
 
 
 def draw(backend: Backend, kind: str, shape: tuple, dtype: Any, low: int = 0, high: int = 1) -> Any:

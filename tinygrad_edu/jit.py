@@ -72,6 +72,7 @@ import numpy
 
 from . import backend as backend_module
 from .autograd import state as autograd_state
+from .backend import is_device_array
 from .tensor import Tensor
 
 _STALE = object()  # returned by a replay whose guards failed: record again
@@ -309,11 +310,6 @@ def _is_ufunc(func: Any) -> bool:
     return type(func).__name__ == "ufunc"
 
 
-def _is_array(value: Any) -> bool:
-    """True for a device's array (NumPy's, CuPy's), traced or not."""
-    return backend_module.is_device_array(value)
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float))
 
@@ -438,7 +434,7 @@ class Recorder:
         if isinstance(value, numpy.generic):
             value = numpy.asarray(value)
         self.values.append(value)
-        if _is_array(value):
+        if is_device_array(value):
             return traced_type(backend_module.backend_of(value)[0])(value, slot, self)
         return TracedScalar(value, slot, self)
 
@@ -448,8 +444,8 @@ class Recorder:
         asks for the same kind of value: an array's shape and dtype, a number's type (an
         lr that becomes a NumPy float64 would change the dtypes of the update)."""
         if guard is None:
-            kind = (value.shape, value.dtype) if _is_array(value) else type(value)
-            guard = (f"({{v}}.shape, {{v}}.dtype) != {self.name(kind)}" if _is_array(value)
+            kind = (value.shape, value.dtype) if is_device_array(value) else type(value)
+            guard = (f"({{v}}.shape, {{v}}.dtype) != {self.name(kind)}" if is_device_array(value)
                      else f"{{v}}.__class__ is not {self.name(kind)}")
         traced = self.traced(value)
         self.sources[traced.slot] = (expression, guard)
@@ -461,7 +457,7 @@ class Recorder:
             return Slot(obj.slot)
         if isinstance(obj, TracedScalar):
             return obj.value
-        if _is_array(obj):  # not the tape's: made by NumPy behind the backend's back
+        if is_device_array(obj):  # not the tape's: made by NumPy behind the backend's back
             self.refuse_untraced(obj)
         if isinstance(obj, (tuple, list)):
             return type(obj)(self.template(o) for o in obj)
@@ -487,7 +483,7 @@ class Recorder:
         finally:
             backend_module.tracer = self
         used = _slots_in(tkwargs, _slots_in(targs, set()))
-        scalar = bool(used) and not any(_is_array(self.values[n]) for n in used)
+        scalar = bool(used) and not any(is_device_array(self.values[n]) for n in used)
         section = self.section or (f"backward (differentiation order {autograd_state.order})"
                                    if autograd_state.order else "forward")
         out = kwargs.get("out")
@@ -499,12 +495,12 @@ class Recorder:
                                    "made from Python or host data), which every replay shares")
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return out[0] if isinstance(out, tuple) and len(out) == 1 else result if out is None else out
-        if isinstance(result, tuple) and result and all(_is_array(r) for r in result):
+        if isinstance(result, tuple) and result and all(is_device_array(r) for r in result):
             return self.tuple_result(func, targs, tkwargs, result, section)
         if result is None:
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return None
-        if not scalar and not (_is_array(result) or isinstance(result, numpy.generic)):
+        if not scalar and not (is_device_array(result) or isinstance(result, numpy.generic)):
             if _name(func) in _VALUE_TESTS:
                 self.host_read(f"numpy.{_name(func)}()", None)
             return result  # a shape or another structural answer, fixed by the guarded shapes
@@ -605,7 +601,7 @@ class Recorder:
         where = f"{self.name(optimizer)}.state[{self.name(p)}]"
         self.checks.append(f"{self.name(optimizer)}.state.get({self.name(p)}, EMPTY).keys() != "
                            f"{self.name(frozenset(state))}")
-        return {k: self.source(v, f"{where}[{k!r}]") if _is_number(v) or _is_array(v) else v
+        return {k: self.source(v, f"{where}[{k!r}]") if _is_number(v) or is_device_array(v) else v
                 for k, v in state.items()}
 
 
@@ -772,7 +768,7 @@ class Tape:
         for call in self.calls:
             value = self.recorder.values[call.out] if call.out is not None else None
             if (_is_ufunc(call.func) and call.out not in escaping and "out" not in call.kwargs
-                    and _is_array(value) and value.ndim and not call.as_array):
+                    and is_device_array(value) and value.ndim and not call.as_array):
                 buffers[call.out] = self.recorder.name(backend_module.backend_of(value)[0].empty_like(value))
         return buffers
 
@@ -812,7 +808,7 @@ class Tape:
             return f"({inner},)" if isinstance(obj, tuple) else f"[{inner}]"
         if isinstance(obj, dict):
             return "{" + ", ".join(f"{self.code(k)}: {self.render(v)}" for k, v in obj.items()) + "}"
-        if obj is not None and not (isinstance(obj, (bool, int, float, str, TracedScalar)) or _is_array(obj)):
+        if obj is not None and not (isinstance(obj, (bool, int, float, str, TracedScalar)) or is_device_array(obj)):
             raise TypeError(f"jit: fn returned a {type(obj).__name__}; a jitted function returns Tensors, numbers, "
                             "strings and None, in tuples, lists and dicts")
         return self.code(r.template(obj))
@@ -893,7 +889,7 @@ class Tape:
     def describe(self, template: Any) -> str:
         if isinstance(template, Slot):
             value = self.recorder.values[template.n]
-            shape = f"{value.shape} {value.dtype}" if _is_array(value) else repr(value)
+            shape = f"{value.shape} {value.dtype}" if is_device_array(value) else repr(value)
             return f"v{template.n}" if isinstance(value, tuple) else f"v{template.n}:{shape}"
         if isinstance(template, (tuple, list)):
             inner = ", ".join(self.describe(t) for t in template)

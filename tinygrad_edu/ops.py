@@ -975,10 +975,11 @@ class WindowsAdjoint(Function):
         out = (xp.empty if tiled else xp.zeros)((n, h, w, c), dtype=windows.dtype).transpose(0, 3, 1, 2)
         for i in range(kh):
             for j in range(kw):
+                pixels = out[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw]
                 if tiled:
-                    out[:, :, i::sh, j::sw] = windows[i, j]
+                    pixels[...] = windows[i, j]
                 else:
-                    out[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += windows[i, j]
+                    pixels += windows[i, j]
         return out
 
     def backward(self, grad):
