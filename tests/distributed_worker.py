@@ -44,7 +44,7 @@ def collectives() -> dict:
     shares = distributed.all_reduce(Tensor(np.bincount(rows, minlength=10 * P)), "sum").numpy()
     assert (shares == 1).all(), shares
     distributed.barrier()
-    return {"unused_parameters": unused_parameters(), "reduced": reduced, "int_sum": counts,
+    return {"unused_parameters": unused_parameters(), "custom_loop": custom_loop(), "reduced": reduced, "int_sum": counts,
             "loader_rank": loader.rank, "loader_world_size": loader.world_size, "path": distributed.last_path()}
 
 
@@ -58,6 +58,23 @@ def unused_parameters() -> dict:
     assert unused.grad is None and unused.numpy().tolist() == [0.0, 0.0]
     assert used_by_rank_0.grad.numpy().tolist() == [2.0 / P, 4.0 / P], f"rank {RANK}: {used_by_rank_0.grad}"
     return {"grad": used_by_rank_0.grad.numpy().tolist(), "param": used_by_rank_0.numpy().tolist()}
+
+
+def custom_loop() -> dict:
+    """A loop without the loader: process r takes rows r(r+1)/2 .. (r+1)(r+2)/2 of the data (r + 1
+    of them). With set_batch_share its gradient counts r + 1 times; without, once."""
+    X = np.linspace(-1.0, 1.0, P * (P + 1) // 2 * 3).reshape(-1, 3)
+    first = RANK * (RANK + 1) // 2
+    mine = Tensor(X[first:first + RANK + 1])
+    gradients = {}
+    for share in (RANK + 1, None):
+        w = nn.Parameter(np.array([0.5, -1.0, 2.0]))
+        opt = distributed.DistributedOptimizer(optim.SGD([w], lr=1.0))
+        ((mine @ w) ** 2).mean().backward()
+        distributed.set_batch_share(share)
+        opt.step()
+        gradients["weighted" if share else "equal"] = w.grad.numpy().tolist()
+    return {"X": X.tolist(), **gradients}
 
 
 def mlp() -> nn.Module:

@@ -63,6 +63,13 @@ def test_all_reduce_broadcast_and_the_loaders_default_share_in_an_mpi_job(proces
     # rank 0's gradient [2, 4] averaged with zeros from the others; SGD with lr 1 then steps by it
     np.testing.assert_allclose(result["unused_parameters"]["grad"], np.array([2.0, 4.0]) / processes, rtol=1e-15)
     np.testing.assert_allclose(result["unused_parameters"]["param"], -np.array([2.0, 4.0]) / processes, rtol=1e-15)
+    # a loop without the loader, process r holding r + 1 rows: with set_batch_share(r + 1) the
+    # gradient of the mean over all rows; without, the plain mean of the processes' means
+    X, w = np.array(result["custom_loop"]["X"]), np.array([0.5, -1.0, 2.0])
+    row_gradients = 2 * (X @ w)[:, None] * X
+    np.testing.assert_allclose(result["custom_loop"]["weighted"], row_gradients.mean(0), rtol=1e-13)
+    shares = np.split(row_gradients, np.cumsum(ranks + 1)[:-1])
+    np.testing.assert_allclose(result["custom_loop"]["equal"], np.mean([s.mean(0) for s in shares], 0), rtol=1e-13)
 
 
 @functools.lru_cache(maxsize=None)
