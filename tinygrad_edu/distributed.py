@@ -262,9 +262,11 @@ class DistributedOptimizer:
     with its "params") and `step(closure=None)`; one whose class sets `uses_hessian = True`
     is refused, since Hessian-vector products come from this process's graph alone.
 
-    Without the loader, and without set_batch_share, every process counts equally: right
-    when all processes hold the same number of rows, wrong by the differences of the
-    shares' sizes otherwise.
+    The weights assume each process's loss is the mean over its rows (nn's losses by
+    default). A loop that takes its batches without the loader and never calls
+    set_batch_share gets equal weights, the plain mean over the processes (as Horovod and
+    DDP): exact when every process holds the same number of rows; otherwise it should call
+    set_batch_share(len(batch)) before each step.
 
     One message per step. The gradients of all parameters, the loss, this process's share
     and a has-a-gradient flag per parameter are laid end to end in one flat buffer
