@@ -16,8 +16,9 @@ import numpy as np
 
 import nn
 import optim
+import standin_device
 import tinygrad_edu as tg
-from tinygrad_edu import Tensor, distributed, manual_seed, set_default_dtype
+from tinygrad_edu import Tensor, backend, distributed, manual_seed, set_default_dtype
 from tinygrad_edu.data import DataLoader
 
 P, RANK = distributed.world_size(), distributed.rank()
@@ -154,18 +155,21 @@ def jitted_steps() -> dict:
     """A jitted data-parallel step against the same step run eagerly, from the same start,
     over three epochs of 11 samples with batch 2: the last batch of each epoch gives some
     processes the rows of a full batch but a share of a shorter global batch, so their
-    replays must read the share afresh. Adam with step(), SGD with momentum with
-    step(closure); the parameters and the losses must agree to the last bit."""
+    replays must read the share afresh. Adam with step() on "cpu", SGD with momentum with
+    step(closure) on "cuda" (the stand-in device of standin_device.py where no GPU is
+    present); the parameters and the losses must agree to the last bit."""
+    if not tg.cuda_available():
+        backend.register_backend(standin_device.StandinBackend("cuda", standin_device.xp))
     rng = np.random.default_rng(9)
     X, y = rng.standard_normal((11, 5)), rng.integers(0, 3, 11)
-    makers = {"adam": lambda ps: optim.Adam(ps, lr=0.01),
-              "sgd_momentum_closure": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9)}
+    makers = {"adam": ("cpu", lambda ps: optim.Adam(ps, lr=0.01)),
+              "sgd_momentum_closure": ("cuda", lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9))}
     result = {}
-    for name, make_optimizer in makers.items():
+    for name, (device, make_optimizer) in makers.items():
         runs = []
         for use_jit in (False, True):
             manual_seed(0)  # the same start in every process and in both runs
-            model = mlp()
+            model = mlp().to(device)
             opt = distributed.DistributedOptimizer(make_optimizer(model.parameters()))
 
             def step(xb, yb):
@@ -183,12 +187,12 @@ def jitted_steps() -> dict:
             run = tg.jit(step) if use_jit else step
             trajectory = []
             for epoch in range(3):
-                for xb, yb in DataLoader(X, y, batch_size=2, shuffle=True, seed=epoch):
+                for xb, yb in DataLoader(X, y, batch_size=2, shuffle=True, seed=epoch, device=device):
                     loss = run(xb, yb)
                     trajectory.append((flat_parameters(model), loss.numpy().copy()))
             runs.append((trajectory, getattr(run, "recordings", None)))
         (eager, _), (jitted, recordings) = runs
-        result[name] = {"steps": len(jitted), "recordings": recordings,
+        result[name] = {"steps": len(jitted), "recordings": recordings, "device": device,
                         "bitwise_equal": all(np.array_equal(a, b) for e, j in zip(eager, jitted)
                                              for a, b in zip(e, j)),
                         "max_abs_diff": max(float(np.abs(e[0] - j[0]).max()) for e, j in zip(eager, jitted))}

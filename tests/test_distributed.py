@@ -98,7 +98,9 @@ def test_p_processes_with_batch_b_reach_the_parameters_of_one_process_with_batch
 
 @pytest.mark.parametrize("processes", [2, 3])
 def test_a_jitted_data_parallel_step_gives_the_eager_steps_bits(processes):
-    for name, run in equivalence_job(processes)["jit"].items():
+    runs = equivalence_job(processes)["jit"]
+    assert {run["device"] for run in runs.values()} == {"cpu", "cuda"}
+    for name, run in runs.items():
         assert run["steps"] == 3 * math.ceil(11 / (2 * processes)), name
         assert run["recordings"] < run["steps"], name  # some steps were replays
         assert run["bitwise_equal"] and run["max_abs_diff"] == 0.0, (name, run)
