@@ -45,7 +45,8 @@ def collectives() -> dict:
     shares = distributed.all_reduce(Tensor(np.bincount(rows, minlength=10 * P)), "sum").numpy()
     assert (shares == 1).all(), shares
     distributed.barrier()
-    return {"unused_parameters": unused_parameters(), "custom_loop": custom_loop(), "reduced": reduced, "int_sum": counts,
+    return {"unused_parameters": unused_parameters(), "custom_loop": custom_loop(), "reduced": reduced,
+            "int_sum": counts,
             "loader_rank": loader.rank, "loader_world_size": loader.world_size, "path": distributed.last_path()}
 
 
