@@ -58,7 +58,8 @@ def measure(model: nn.Module, x: np.ndarray, y: np.ndarray) -> dict:
         opt.step()
     step = (time.perf_counter() - tic) / STEPS
     inside = opt.reduce_seconds / STEPS
-    buffer = Tensor(np.zeros(sum(p.numel() for p in model.parameters()) + len(model.parameters()) + 1,
+    # the size of DistributedOptimizer's buffer: the gradients, the loss, the share, a flag per parameter
+    buffer = Tensor(np.zeros(sum(p.numel() for p in model.parameters()) + 2 + len(model.parameters()),
                              dtype=np.float32))
     distributed.barrier()
     tic = time.perf_counter()

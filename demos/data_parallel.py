@@ -17,12 +17,13 @@ the final training loss (averaged over the processes) and test accuracy, the sam
 second of the P processes together, and the check: it trains the same model again alone,
 with batch P·B from the same start, and compares the parameters.
 
-Two choices make that check exact. Dropout is off: its masks are random per process, and
-P processes draw different masks than one process would. And the loaders drop the short
-last batch of each epoch (1437 images is rarely a multiple of P·B): its shares would
-differ by a row, while the all-reduce weighs every process equally (see DataLoader). In
-float64 the parameters then agree to rounding (about 1e-16); `--dtype float32` is
-faster, and agrees to float32's rounding, which Adam's steps carry forward.
+Dropout is off for that check: its masks are random per process, and P processes draw
+different masks than one process would. In float64 the parameters then agree to rounding
+(about 1e-16); `--dtype float32` is faster, and agrees to float32's rounding, which
+Adam's steps carry forward. The loaders drop the short last batch of each epoch (1437
+images is rarely a multiple of P·B) only so that every step counts P·B rows in the
+lines printed; kept, its shares may differ by a row, and DistributedOptimizer weighs
+each process's gradient by its share (see DataLoader), so the check holds as well.
 
 Run: mpiexec -n P python demos/data_parallel.py [--epochs 10] [--batch-size 32] [--lr 1e-3]
          [--seed 0] [--dtype float64|float32] [--quick]

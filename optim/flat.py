@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable
 
 from tinygrad_edu import Tensor, backward_creates_graph, enable_grad
+from tinygrad_edu.flat import flatten, unflatten
 from tinygrad_edu.functional import gradients_or_zeros
 
 from .line_search import Point, armijo, finite_loss, strong_wolfe
@@ -56,7 +57,7 @@ class FlatOptimizer(Optimizer):
 
     def flat(self, arrays: list) -> Any:
         """One vector from the arrays of all parameters, in order."""
-        return self.xp.concatenate([a.reshape(-1) for a in arrays])
+        return flatten(self.xp, arrays)
 
     def flat_params(self) -> Any:
         """θ, a copy."""
@@ -73,11 +74,7 @@ class FlatOptimizer(Optimizer):
 
     def split(self, v: Any) -> list:
         """The flat vector v cut into arrays shaped like the parameters, in order (views)."""
-        pieces, offset = [], 0
-        for p in self.params:
-            pieces.append(v[offset:offset + p.numel()].reshape(p.shape))
-            offset += p.numel()
-        return pieces
+        return unflatten(v, [p.shape for p in self.params])
 
     def set_params(self, theta: Any) -> None:
         """Write the flat vector θ into the parameters."""

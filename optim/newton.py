@@ -55,6 +55,8 @@ class NewtonCG(FlatOptimizer):
     scipy.optimize.minimize(method="Newton-CG") with hessp.
     """
 
+    uses_hessian = True  # tinygrad_edu.distributed: HVPs of one process's graph, so DistributedOptimizer refuses it
+
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_cg_iter: int | None = None,
                  cg_tol: float | None = None, line_search: str | None = "armijo"):
         check(lr > 0, "NewtonCG", "lr must be > 0", lr)
@@ -114,6 +116,8 @@ class TrustRegionNewtonCG(FlatOptimizer):
     One `step` is one such iteration (a rejected step still counts). SciPy:
     scipy.optimize.minimize(method="trust-ncg"), with the same defaults.
     """
+
+    uses_hessian = True  # tinygrad_edu.distributed: HVPs of one process's graph, so DistributedOptimizer refuses it
 
     def __init__(self, params: Iterable[Any], initial_radius: float = 1.0, max_radius: float = 1000.0,
                  eta: float = 0.15):
@@ -198,6 +202,8 @@ class Newton(FlatOptimizer):
     Cost, as the table in 「梯度下降的調整策略」 says: n products and O(n²) memory to form H,
     O(n³) to decompose it; for more than a few hundred parameters use NewtonCG or LBFGS.
     """
+
+    uses_hessian = True  # tinygrad_edu.distributed: HVPs of one process's graph, so DistributedOptimizer refuses it
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, damping: float = 0.0):
         check(lr > 0, "Newton", "lr must be > 0", lr)

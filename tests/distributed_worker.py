@@ -16,7 +16,9 @@ import numpy as np
 
 import nn
 import optim
-from tinygrad_edu import Tensor, distributed, manual_seed, set_default_dtype
+import standin_device
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor, backend, distributed, manual_seed, set_default_dtype
 from tinygrad_edu.data import DataLoader
 
 P, RANK = distributed.world_size(), distributed.rank()
@@ -43,7 +45,8 @@ def collectives() -> dict:
     shares = distributed.all_reduce(Tensor(np.bincount(rows, minlength=10 * P)), "sum").numpy()
     assert (shares == 1).all(), shares
     distributed.barrier()
-    return {"unused_parameters": unused_parameters(), "reduced": reduced, "int_sum": counts,
+    return {"unused_parameters": unused_parameters(), "custom_loop": custom_loop(), "reduced": reduced,
+            "int_sum": counts,
             "loader_rank": loader.rank, "loader_world_size": loader.world_size, "path": distributed.last_path()}
 
 
@@ -59,18 +62,36 @@ def unused_parameters() -> dict:
     return {"grad": used_by_rank_0.grad.numpy().tolist(), "param": used_by_rank_0.numpy().tolist()}
 
 
+def custom_loop() -> dict:
+    """A loop without the loader: process r takes rows r(r+1)/2 .. (r+1)(r+2)/2 of the data (r + 1
+    of them). With set_batch_share its gradient counts r + 1 times; without, once."""
+    X = np.linspace(-1.0, 1.0, P * (P + 1) // 2 * 3).reshape(-1, 3)
+    first = RANK * (RANK + 1) // 2
+    mine = Tensor(X[first:first + RANK + 1])
+    gradients = {}
+    for share in (RANK + 1, None):
+        w = nn.Parameter(np.array([0.5, -1.0, 2.0]))
+        opt = distributed.DistributedOptimizer(optim.SGD([w], lr=1.0))
+        ((mine @ w) ** 2).mean().backward()
+        distributed.set_batch_share(share)
+        opt.step()
+        gradients["weighted" if share else "equal"] = w.grad.numpy().tolist()
+    return {"X": X.tolist(), **gradients}
+
+
 def mlp() -> nn.Module:
     return nn.Sequential(nn.Linear(5, 16), nn.Tanh(), nn.Linear(16, 3))
 
 
 def train(model: nn.Module, make_optimizer, loader_args: dict, batch_size: int | None, processes: int, rank: int,
-          epochs: int, use_closure: bool) -> int:
-    """Train `model` for `epochs` epochs as process `rank` of `processes`; returns the steps taken."""
+          epochs: int, use_closure: bool) -> tuple[int, list]:
+    """Train `model` for `epochs` epochs as process `rank` of `processes`; returns the steps
+    taken and the losses that step(closure) returned (averaged over the processes)."""
     X, y = loader_args["X"], loader_args["y"]
     opt = make_optimizer(model.parameters())
     if processes > 1:
         opt = distributed.DistributedOptimizer(opt)
-    steps = 0
+    steps, losses = 0, []
     for epoch in range(epochs):
         loader = DataLoader(X, y, batch_size=batch_size, shuffle=True, seed=100 + epoch,
                             drop_last=loader_args["drop_last"], rank=rank, world_size=processes)
@@ -81,25 +102,31 @@ def train(model: nn.Module, make_optimizer, loader_args: dict, batch_size: int |
                 loss.backward()
                 return loss
             if use_closure:
-                opt.step(closure)
+                losses.append(float(opt.step(closure)))
             else:
                 closure()
                 opt.step()
             steps += 1
-    return steps
+    return steps, losses
+
+
+def flat_parameters(model: nn.Module) -> np.ndarray:
+    return np.concatenate([p.numpy().ravel() for p in model.parameters()])
 
 
 def equivalence() -> dict:
     """P processes with batch B against one process with batch P·B, float64, SGD with momentum
-    and Adam, with a short last batch that splits evenly and with drop_last."""
-    B = 3
-    cases = {  # name: (samples, drop_last): 5 steps per epoch, 4 epochs = 20 steps
-        "short_last_batch_of_2P": (P * B * 4 + 2 * P, False),
-        "drop_last": (P * B * 5 + 1, True)}
+    and Adam (through step(closure), whose averaged losses are compared too): a last batch
+    that splits unevenly, one that leaves some processes an empty share, and drop_last.
+    Also the jitted step against the eager one (jitted_steps)."""
+    cases = {  # name: (samples, B, drop_last), 4 epochs each
+        "uneven_last_batch": (11, 2, False),  # P=2: 4, 4, 3 split 1/2; P=3: 6, 5 split 1/2/2
+        "empty_last_share": (2 * P * 2 + 1, 2, False),  # the last global batch has 1 row: P-1 empty shares
+        "drop_last": (P * 3 * 5 + 1, 3, True)}
     optimizers = {"sgd_momentum": (lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9), False),
                   "adam_closure": (lambda ps: optim.Adam(ps, lr=0.01), True)}
     result = {}
-    for case, (n, drop_last) in cases.items():
+    for case, (n, B, drop_last) in cases.items():
         rng = np.random.default_rng(7)
         data = {"X": rng.standard_normal((n, 5)), "y": rng.integers(0, 3, n), "drop_last": drop_last}
         for name, (make_optimizer, use_closure) in optimizers.items():
@@ -107,19 +134,69 @@ def equivalence() -> dict:
             model = mlp()
             distributed.broadcast_parameters(model)
             start = {k: v.copy() for k, v in model.state_dict().items()}
-            steps = train(model, make_optimizer, data, B, P, RANK, 4, use_closure)
-            final = np.concatenate([p.numpy().ravel() for p in model.parameters()])
+            steps, losses = train(model, make_optimizer, data, B, P, RANK, 4, use_closure)
+            final = flat_parameters(model)
             spread = Tensor(final.copy())
             distributed.all_reduce(spread, "max")
             assert (spread.numpy() == final).all(), f"rank {RANK}: the processes' parameters differ"
             reference = mlp()
             reference.load_state_dict(start)
-            train(reference, make_optimizer, data, P * B, 1, 0, 4, use_closure)
-            expected = np.concatenate([p.numpy().ravel() for p in reference.parameters()])
-            result[f"{case}/{name}"] = {"steps": steps, "max_abs_diff": float(np.abs(final - expected).max()),
-                                        "moved": float(np.abs(final - np.concatenate(
-                                            [v.ravel() for v in start.values()])).max())}
+            _, expected_losses = train(reference, make_optimizer, data, P * B, 1, 0, 4, use_closure)
+            expected = flat_parameters(reference)
+            result[f"{case}/{name}"] = {
+                "steps": steps, "max_abs_diff": float(np.abs(final - expected).max()),
+                "loss_diff": float(np.abs(np.subtract(losses, expected_losses)).max()) if use_closure else 0.0,
+                "moved": float(np.abs(final - np.concatenate([v.ravel() for v in start.values()])).max())}
     result["lbfgs_full_batch"] = lbfgs_full_batch()
+    result["jit"] = jitted_steps()
+    return result
+
+
+def jitted_steps() -> dict:
+    """A jitted data-parallel step against the same step run eagerly, from the same start,
+    over three epochs of 11 samples with batch 2: the last batch of each epoch gives some
+    processes the rows of a full batch but a share of a shorter global batch, so their
+    replays must read the share afresh. Adam with step() on "cpu", SGD with momentum with
+    step(closure) on "cuda" (the stand-in device of standin_device.py where no GPU is
+    present); the parameters and the losses must agree to the last bit."""
+    if not tg.cuda_available():
+        backend.register_backend(standin_device.StandinBackend("cuda", standin_device.xp))
+    rng = np.random.default_rng(9)
+    X, y = rng.standard_normal((11, 5)), rng.integers(0, 3, 11)
+    makers = {"adam": ("cpu", lambda ps: optim.Adam(ps, lr=0.01)),
+              "sgd_momentum_closure": ("cuda", lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9))}
+    result = {}
+    for name, (device, make_optimizer) in makers.items():
+        runs = []
+        for use_jit in (False, True):
+            manual_seed(0)  # the same start in every process and in both runs
+            model = mlp().to(device)
+            opt = distributed.DistributedOptimizer(make_optimizer(model.parameters()))
+
+            def step(xb, yb):
+                def closure():
+                    opt.zero_grad()
+                    loss = nn.functional.cross_entropy(model(xb), yb)
+                    loss.backward()
+                    return loss
+                if name.endswith("closure"):
+                    return opt.step(closure)
+                loss = closure()
+                opt.step()
+                return loss
+
+            run = tg.jit(step) if use_jit else step
+            trajectory = []
+            for epoch in range(3):
+                for xb, yb in DataLoader(X, y, batch_size=2, shuffle=True, seed=epoch, device=device):
+                    loss = run(xb, yb)
+                    trajectory.append((flat_parameters(model), loss.numpy().copy()))
+            runs.append((trajectory, getattr(run, "recordings", None)))
+        (eager, _), (jitted, recordings) = runs
+        result[name] = {"steps": len(jitted), "recordings": recordings, "device": device,
+                        "bitwise_equal": all(np.array_equal(a, b) for e, j in zip(eager, jitted)
+                                             for a, b in zip(e, j)),
+                        "max_abs_diff": max(float(np.abs(e[0] - j[0]).max()) for e, j in zip(eager, jitted))}
     return result
 
 
@@ -134,7 +211,7 @@ def lbfgs_full_batch() -> dict:
     model, reference = mlp(), mlp()
     reference.load_state_dict(model.state_dict())
     start = np.concatenate([p.numpy().ravel() for p in model.parameters()])
-    steps = train(model, make_lbfgs, data, None, P, RANK, 5, use_closure=True)
+    steps, _ = train(model, make_lbfgs, data, None, P, RANK, 5, use_closure=True)
     train(reference, make_lbfgs, data, None, 1, 0, 5, use_closure=True)
     final, expected = ([p.numpy().ravel() for p in m.parameters()] for m in (model, reference))
     final, expected = np.concatenate(final), np.concatenate(expected)

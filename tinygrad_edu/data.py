@@ -70,16 +70,15 @@ class DataLoader:
     the one-process epoch, and every process gets the same number of batches, so none
     waits in an all-reduce that another never joins.
 
-    What "P batches of B equal one batch of P·B" needs: the mean over the global batch is
-    the plain average of the P processes' means only when the P shares have the same
-    size. A full global batch gives every process exactly batch_size rows, so P processes
-    with batch B take one process's steps with batch P·B. The short last batch
-    (drop_last=False) is split as evenly as possible, but its shares differ by a row
-    unless its length is a multiple of P, and the all-reduce weighs every process equally,
-    so in that one step the rows of the smaller shares weigh a little more than in one
-    process: pass drop_last=True (or pick sizes that divide) for every step to match. A
-    last batch with fewer rows than processes is refused, since some process would get
-    an empty batch, whose mean loss is NaN.
+    What "P batches of B equal one batch of P·B" needs: the mean over the global batch of
+    L rows is the average of the P processes' means weighted by their shares n_r / L. A
+    full global batch gives every process exactly batch_size rows (equal weights); the
+    short last batch (drop_last=False) is split as evenly as possible, so its shares may
+    differ by a row, and when it has fewer rows than processes some shares are empty (an
+    empty batch, whose mean loss is NaN and counts for nothing). So that the step can
+    weigh them, a sharded loader tells tinygrad_edu.distributed the share of each batch
+    just before yielding it (distributed.set_batch_share), and forgets it when the epoch
+    ends; DistributedOptimizer sends it along with the gradients.
     """
 
     def __init__(
@@ -109,7 +108,7 @@ class DataLoader:
         self._rng = numpy.random.default_rng(seed)
 
     def _check_shares(self) -> None:
-        """Refuse sharding that would leave the processes with different or empty orders."""
+        """Refuse a rank outside the world, and shares cut from orders that differ between processes."""
         processes = self.world_size
         if self.rank >= processes:
             raise ValueError(f"DataLoader: rank must be < world_size = {processes}, got {self.rank}")
@@ -118,10 +117,6 @@ class DataLoader:
         if self.shuffle and self.seed is None:
             raise ValueError(f"DataLoader: shuffle=True across {processes} processes needs a seed, so that every "
                              "process draws the same order")
-        last = self.num_samples % (processes * self._batch_rows())
-        if not self.drop_last and 0 < last < processes:
-            raise ValueError(f"DataLoader: the last batch of the epoch has {last} samples for {processes} processes, "
-                             "so some process would get none; pass drop_last=True or another batch size")
 
     def _batch_rows(self) -> int:
         """Rows per batch: batch_size, or the whole data set when it is None."""
@@ -142,17 +137,24 @@ class DataLoader:
 
     def _batches(self, backend: Any, order: numpy.ndarray | None) -> Iterator[tuple[Tensor, ...]]:
         size = self.world_size * self._batch_rows()  # the rows of a global batch, all processes together
-        for b in range(len(self)):
-            first, rows = b * size, min(size, self.num_samples - b * size)
-            start = first + self.rank * rows // self.world_size
-            stop = first + (self.rank + 1) * rows // self.world_size
-            if order is None:
-                # A slice is a view of the caller's array: copy it so that the batch owns
-                # its data, as Tensor(array) does (one transfer on "cuda").
-                yield tuple(Tensor.wrap(backend.asarray(a[start:stop], copy=True), backend) for a in self.arrays)
-            else:
-                rows = order[start:stop]  # fancy indexing below already makes a fresh host array
-                yield tuple(Tensor.wrap(backend.asarray(a[rows]), backend) for a in self.arrays)
+        sharded = self.world_size > 1
+        try:
+            for b in range(len(self)):
+                first, rows = b * size, min(size, self.num_samples - b * size)
+                start = first + self.rank * rows // self.world_size
+                stop = first + (self.rank + 1) * rows // self.world_size
+                if sharded:  # the weight of this process's gradient in the step on this batch
+                    distributed.set_batch_share(stop - start)
+                if order is None:
+                    # A slice is a view of the caller's array: copy it so that the batch owns
+                    # its data, as Tensor(array) does (one transfer on "cuda").
+                    yield tuple(Tensor.wrap(backend.asarray(a[start:stop], copy=True), backend) for a in self.arrays)
+                else:
+                    rows = order[start:stop]  # fancy indexing below already makes a fresh host array
+                    yield tuple(Tensor.wrap(backend.asarray(a[rows]), backend) for a in self.arrays)
+        finally:  # also when the loop stops early: a later step without the loader counts equally
+            if sharded:
+                distributed.set_batch_share(None)
 
     def __repr__(self) -> str:
         share = f", rank={self.rank}, world_size={self.world_size}" if self.world_size > 1 else ""
