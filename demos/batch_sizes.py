@@ -42,7 +42,7 @@ batch's loss is an average of such Lᵢ, so its curvature is no larger. The scri
 both bounds from the data. The one-sample bound is the binding one: alone, GD would be
 stable on the regression up to LR ≈ 1 (2 over its full-data curvature, 2.05).
 
-Run: python demos/batch_sizes.py [--out out/] [--quick]
+Run: .venv/bin/python demos/batch_sizes.py [--out out/] [--quick]
 """
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -65,8 +67,6 @@ import numpy as np  # noqa: E402
 from optim import SGD  # noqa: E402
 from tinygrad_edu import Tensor, arange, manual_seed, no_grad, randn, tensor, zeros  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits, make_regression  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 LR = 0.05
 SEED = 0

@@ -1,6 +1,6 @@
 """Critical points and the learning-rate limit: what the Hessian tells gradient descent (「梯度下降的調整策略」).
 
-Run:  python demos/critical_points.py [--out out/] [--quick]
+Run: .venv/bin/python demos/critical_points.py [--out out/] [--quick]
 
 The note 「梯度下降的調整策略」 says two things about the Hessian H that this demo checks.
 
@@ -68,6 +68,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")  # draw into files, no window
@@ -77,8 +79,6 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import classify_critical_point, hessian_eigenvalues, top_eigenvalue  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 GD_LR = 0.1  # part 1: the learning rate of every run near the critical points
 RADIUS = 0.6  # part 1: the runs start on this circle around (0, 0)

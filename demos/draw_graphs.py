@@ -49,8 +49,8 @@ backward, 2 by a backward through that).
 Each drawing is written as SVG (and PNG with --png) into --out; the script prints the
 number of nodes of each. --quick leaves out the module-level drawing.
 
-Run (from the repository root, in the project's virtual environment):
-    python demos/draw_graphs.py [--out out/graphs/] [--png] [--quick] [--readme-figure docs/images/neuron.svg]
+Run: .venv/bin/python demos/draw_graphs.py [--out out/graphs/] [--png] [--quick]
+         [--readme-figure docs/images/neuron.svg]
 """
 from __future__ import annotations
 
@@ -59,14 +59,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import graphviz
 import numpy as np
 
 import nn
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-
-from _cli import demo_parser
 
 MICROGRAD_B = 6.8813735870195432  # micrograd's bias: makes n = 0.8814, so that o = tanh(n) = 1/√2
 

@@ -1,6 +1,6 @@
 """Newton versus first-order methods: logistic regression on the handwritten digits (「梯度下降的調整策略」).
 
-Run:  python demos/newton_vs_first_order.py [--out out/] [--quick]
+Run: .venv/bin/python demos/newton_vs_first_order.py [--out out/] [--quick]
 
 The note 「梯度下降的調整策略」 puts three methods in one table: gradient descent (first order,
 O(n) per step, "slow, linear"), Newton (second order, O(n³) per step, "fast, quadratic") and
@@ -74,6 +74,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")  # draw into files, no window
@@ -85,8 +87,6 @@ import optim  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import top_eigenvalue  # noqa: E402
 from tinygrad_edu.data import load_digits  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 LAM = 1e-2  # L2 regularisation; the Hessian's condition number at w* is then about 150
 STOP_GTOL = 1e-12  # every run stops once max |gradient| < this (near float64's floor here)

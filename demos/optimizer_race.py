@@ -1,6 +1,6 @@
 """Optimizer race: every optimizer of optim/ on the landscapes of the course notes.
 
-Run:  python demos/optimizer_race.py [--out out/] [--quick] [--tune]
+Run: .venv/bin/python demos/optimizer_race.py [--out out/] [--quick] [--tune]
 
 Every run is one call of optim.minimize from the same start. Each figure shows the paths on the
 contour map (GD and momentum in one panel, the adaptive methods in the next) and, on the right,
@@ -61,6 +61,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")  # draw into files, no window
@@ -70,8 +72,6 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 from optim import OptimizeResult, lr_scheduler  # noqa: E402
 from tinygrad_edu import Tensor  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 TOL = 1e-6  # "reached": from that step on, the loss stays within TOL of the known minimum
 GTOL = 1e-4  # minimize stops once max |gradient| < GTOL; on these landscapes the loss is then within TOL

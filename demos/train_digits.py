@@ -47,7 +47,7 @@ What to look at
    calls (NumPy's, or CuPy's with --device cuda): the losses, the weights and the
    checkpoint are the eager run's, bit for bit, in less time.
 
-Run: python demos/train_digits.py [--model mlp|cnn] [--optimizer adam] [--epochs 30]
+Run: .venv/bin/python demos/train_digits.py [--model mlp|cnn] [--optimizer adam] [--epochs 30]
          [--batch-size 32] [--lr LR] [--seed 0] [--device cpu|cuda] [--resume PATH]
          [--out out/] [--quick] [--jit]
 """
@@ -62,6 +62,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -73,8 +75,6 @@ import nn  # noqa: E402
 import optim  # noqa: E402
 from tinygrad_edu import Tensor, jit, manual_seed, no_grad  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 SPLIT_SEED, N_TRAIN = 0, 1437
 # Every first-order optimizer of optim, with a learning rate that works for this problem and
