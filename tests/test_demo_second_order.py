@@ -50,6 +50,17 @@ def test_critical_points_and_the_learning_rate_limit(tmp_path, monkeypatch):
         assert verdicts[problem, 1.01]["verdict"] == "diverges"
         row = verdicts[problem, 0.99]
         assert row["lam"] == pytest.approx(row["exact"], rel=1e-6)  # power iteration found λmax
+    # the MLP's loss is bounded: the console says what the figure shows, not "diverges"
+    assert verdicts["mlp", 1.01]["shown"].startswith("thrown out of θ*")
+    assert verdicts["mlp", 0.99]["shown"] == "returns to θ*" and verdicts["quadratic", 1.01]["shown"] == "diverges"
+
+
+def test_the_mlp_verdict_says_where_a_run_thrown_out_of_the_minimum_lands(monkeypatch):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    mlp_verdict = importlib.import_module("critical_points").mlp_verdict
+    assert mlp_verdict("diverges", {"lam_end": 9.86, "lr": 0.2014}) == "thrown out of θ*, settles elsewhere"
+    assert mlp_verdict("diverges", {"lam_end": 12.0, "lr": 0.2014}) == "thrown out of θ*"  # 2/lr = 9.93 < λmax
+    assert mlp_verdict("converges", {"lam_end": 10.0, "lr": 0.1}) == "returns to θ*"
 
 
 def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path, monkeypatch):
