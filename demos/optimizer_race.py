@@ -278,6 +278,18 @@ def print_table(land: Landscape, rows: list[Row]) -> None:
     for row in rows:
         print(line(row.method, f"{row.lr:g}", "—" if row.steps is None else row.steps, f"{row.result.fun:.3g}",
                    verdict(land, row)))
+    elsewhere = [row for row in rows if row.steps is None and row.result.success and land.escape is None]
+    if elsewhere:
+        print(elsewhere_note(land, elsewhere))
+
+
+def elsewhere_note(land: Landscape, rows: list[Row]) -> str:
+    """Why a row can say "—" and "True: converged": minimize's test is a small gradient, which
+    any minimum passes; "—" says it was not the known (global) one."""
+    ends = ", ".join(f"{row.method} at ({row.result.x.numpy()[0]:.2f}, {row.result.x.numpy()[1]:.2f})" for row in rows)
+    return (f"\n\"—\" beside \"True: converged\": minimize's test (a small gradient) passed, but at another "
+            f"minimum than the known one at ({land.minimum[0]:.2f}, {land.minimum[1]:.2f}), so the loss never came "
+            f"within {TOL:g} of it: {ends}.")
 
 
 def verdict(land: Landscape, row: Row) -> str:

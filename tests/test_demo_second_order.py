@@ -23,8 +23,11 @@ def assert_figures(out: Path, names: list) -> None:
     assert all((out / name).stat().st_size > 10_000 for name in names)
 
 
-def test_newton_is_quadratic_and_gd_linear(tmp_path, monkeypatch):
+def test_newton_is_quadratic_and_gd_linear(tmp_path, monkeypatch, capsys):
     result = run_quick("newton_vs_first_order", tmp_path, monkeypatch)
+    # the table's time is the total of all steps, and it says so; the time per step stands beside it
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| method |"))
+    assert "| all steps (ms) | per step (ms) |" in header and "step time" not in header
     assert_figures(tmp_path, ["newton_vs_first_order.png", "convergence_order.png"])
     rows = {row["method"]: row for row in result["rows"]}
     assert set(rows) == {"GD", "Adam", "L-BFGS", "NewtonCG", "TrustRegionNewtonCG", "Newton"}
