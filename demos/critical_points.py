@@ -20,8 +20,9 @@ What to look at in critical_points.png and the first table:
 - The saddle: the two runs that start exactly on the x-axis (the saddle's stable
   direction) converge to it; all others are pushed out along ±y, since any y ≠ 0 grows by
   (1 + 2·lr) per step. A start closer to the axis would first slide towards the saddle and
-  linger there before leaving: GD stalls near saddles (the momentum of 「2.3 梯度下降法與優化技術」 is the cure)
-  but, started off the axis, does not stay.
+  linger there before leaving: GD stalls near saddles (the momentum of 「2.3 梯度下降法與優化技術」,
+  v_t = β v_{t−1} + (1 − β) ∇J(θ_t), θ_{t+1} = θ_t − α v_t, is the cure: the velocity carries it
+  past) but, started off the axis, does not stay.
 - The cap: every run is pushed away.
 - The monkey saddle has H = 0 at the origin: both eigenvalues are 0, second derivatives
   say nothing ("degenerate"), and the third-order term x³ − 3xy² = r³ cos 3θ decides. It

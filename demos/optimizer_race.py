@@ -43,12 +43,14 @@ What to look at:
     than the last, which over the note's 10-step animation looks like a steady oscillation; at 0.5
     the loss overflows and minimize reports "diverged".
 (f) f_lr_schedules.png: the schedules of 「訓練卡住 ≠ 梯度過小」, computed with optim.lr_scheduler on a dummy optimizer:
-    a linear warm-up then cosine decay (SequentialLR), and StepLR's step decay.
+    a linear warm-up then cosine decay (SequentialLR; the decay is
+    η_t = η_min + ½ (η_max − η_min)(1 + cos(π t / T))), and StepLR's step decay (η ← γ η every k epochs).
 
-The two momentum rows are the notes' two forms of one method: heavy ball (「機器學習中的優化器 第 2 篇」) is
-momentum=0.9, dampening=0; the moving average of 「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」 is dampening=0.9, which averages
-the gradients instead of summing them, so at the same lr its steps end up about 10 times shorter
-than the heavy ball's, as long as GD's. (Both start their buffer at the first gradient, as PyTorch.)
+The two momentum rows are the notes' two forms of one method: heavy ball (「機器學習中的優化器 第 2 篇」:
+v_{t+1} = β v_t − η ∇L(w_t), w_{t+1} = w_t + v_{t+1}) is momentum=0.9, dampening=0; the moving average of
+「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」 (v_t = β v_{t−1} + (1 − β) ∇J(θ_t), θ_{t+1} = θ_t − α v_t)
+is dampening=0.9, which averages the gradients instead of summing them, so at the same lr its
+steps end up about 10 times shorter than the heavy ball's, as long as GD's. (Both start their buffer at the first gradient, as PyTorch.)
 
 --quick runs far fewer iterations (a smoke test); --tune searches the races' learning rates again;
 --readme-figure docs/images/rosenbrock.png redraws the README's picture.
