@@ -42,7 +42,7 @@ batch's loss is an average of such Lᵢ, so its curvature is no larger. The scri
 both bounds from the data. The one-sample bound is the binding one: alone, GD would be
 stable on the regression up to LR ≈ 1 (2 over its full-data curvature, 2.05).
 
-Run: python demos/batch_sizes.py [--out out/] [--quick]
+Run: .venv/bin/python demos/batch_sizes.py [--out out/] [--quick]
 """
 from __future__ import annotations
 
@@ -56,6 +56,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -65,8 +67,6 @@ import numpy as np  # noqa: E402
 from optim import SGD  # noqa: E402
 from tinygrad_edu import Tensor, arange, manual_seed, no_grad, randn, tensor, zeros  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits, make_regression  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 LR = 0.05
 SEED = 0
@@ -151,7 +151,8 @@ def accuracy(params: list[Tensor], x: Tensor, y: Tensor) -> float:
 def regression(epochs: int) -> tuple[list[Run], np.ndarray, np.ndarray]:
     """The four runs on make_regression's line; also returns the float32 data (x, y)."""
     x, y = (a.astype(np.float32) for a in make_regression(n_samples=256, n_features=1, seed=SEED))
-    print(f"regression: LR = {LR} < 1 / (1 + max xᵢ²) = {1 / (1 + (x ** 2).max()):.3f}")
+    print(f"regression: LR = {LR} < 1 / (1 + max xᵢ²) = {1 / (1 + (x ** 2).max()):.3f}, so even a one-sample "
+          "step is stable: (w·xᵢ + b − yᵢ)² has curvature 2(1 + xᵢ²), and a step is stable when LR · curvature < 2")
     x_all, y_all = tensor(x), tensor(y)
 
     def probe(params: list[Tensor]) -> tuple[float, ...]:
@@ -171,7 +172,9 @@ def digits(epochs: int) -> list[Run]:
     order = np.random.default_rng(SEED).permutation(len(labels))
     x, y = images.reshape(len(labels), 64)[order], labels[order]
     x_train, y_train, x_test, y_test = x[:1437], y[:1437], x[1437:], y[1437:]
-    print(f"digits: LR = {LR} < 4 / max ‖(xᵢ, 1)‖² = {4 / ((x_train ** 2).sum(axis=1) + 1).max():.3f}")
+    print(f"digits: LR = {LR} < 4 / max ‖(xᵢ, 1)‖² = {4 / ((x_train ** 2).sum(axis=1) + 1).max():.3f}, so even a "
+          "one-sample step is stable: one sample's cross-entropy has curvature at most ½‖(xᵢ, 1)‖², and a step is "
+          "stable when LR · curvature < 2")
     train_all, test_all = (tensor(x_train), tensor(y_train)), (tensor(x_test), tensor(y_test))
 
     def probe(params: list[Tensor]) -> tuple[float, ...]:

@@ -1,6 +1,6 @@
 """Critical points and the learning-rate limit: what the Hessian tells gradient descent (「梯度下降的調整策略」).
 
-Run:  python demos/critical_points.py [--out out/] [--quick]
+Run: .venv/bin/python demos/critical_points.py [--out out/] [--quick]
 
 The note 「梯度下降的調整策略」 says two things about the Hessian H that this demo checks.
 
@@ -20,8 +20,9 @@ What to look at in critical_points.png and the first table:
 - The saddle: the two runs that start exactly on the x-axis (the saddle's stable
   direction) converge to it; all others are pushed out along ±y, since any y ≠ 0 grows by
   (1 + 2·lr) per step. A start closer to the axis would first slide towards the saddle and
-  linger there before leaving: GD stalls near saddles (the momentum of 「2.3 梯度下降法與優化技術」 is the cure)
-  but, started off the axis, does not stay.
+  linger there before leaving: GD stalls near saddles (the momentum of 「2.3 梯度下降法與優化技術」,
+  v_t = β v_{t−1} + (1 − β) ∇J(θ_t), θ_{t+1} = θ_t − α v_t, is the cure: the velocity carries it
+  past) but, started off the axis, does not stay.
 - The cap: every run is pushed away.
 - The monkey saddle has H = 0 at the origin: both eigenvalues are 0, second derivatives
   say nothing ("degenerate"), and the third-order term x³ − 3xy² = r³ cos 3θ decides. It
@@ -56,8 +57,11 @@ eigenvalues of the full Hessian. GD then runs at 0.5, 0.99 and 1.01 times 2/λma
   at large learning rates hovers at this "edge of stability" (Cohen et al., ICLR 2021).
 
 Verdicts: "diverges" when the error (f − f* for the quadratic, ‖θ − θ*‖ for the MLP) ever
-grew above 10 times its start (or overflowed); for the MLP that means "thrown out of θ*";
-"converges" when it ends below a tenth of its start; "undecided" otherwise.
+grew above 10 times its start (or overflowed); "converges" when it ends below a tenth of
+its start; "undecided" otherwise. The MLP's error cannot grow for ever (its loss is
+bounded), so there "diverges" is printed "thrown out of θ*", and "thrown out of θ*,
+settles elsewhere" when the run ends where λmax < 2/lr, the stable side of the limit: the
+final error 3e-2 in its row is the distance from θ* to that other minimum.
 
 --quick runs fewer GD iterations (a smoke test).
 """
@@ -68,6 +72,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")  # draw into files, no window
@@ -77,8 +83,6 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.curvature import classify_critical_point, hessian_eigenvalues, top_eigenvalue  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 GD_LR = 0.1  # part 1: the learning rate of every run near the critical points
 RADIUS = 0.6  # part 1: the runs start on this circle around (0, 0)
@@ -186,6 +190,16 @@ def verdict(errors: numpy.ndarray) -> str:
     return "converges" if float(errors[-1]) < e0 / 10 else "undecided"
 
 
+def mlp_verdict(v: str, end: dict) -> str:
+    """The MLP's verdict in words: its loss is bounded, so a run pushed away from θ* does not
+    fly off but lands somewhere; "settles elsewhere" when that place is stable for its lr."""
+    if v == "converges":
+        return "returns to θ*"
+    if v == "diverges":
+        return "thrown out of θ*, settles elsewhere" if end["lam_end"] < 2 / end["lr"] else "thrown out of θ*"
+    return v
+
+
 def power_iteration_lambda(f: Callable, x: numpy.ndarray) -> float:
     """λmax of f's Hessian at x by HVP power iteration (tinygrad_edu.curvature.top_eigenvalue)."""
     leaf = tg.Tensor(x.copy(), requires_grad=True)
@@ -271,7 +285,7 @@ def plot_lr_limit(result: dict, file: Path) -> None:
         for c, (errors, v, _) in part["runs"].items():
             k = numpy.arange(len(errors))
             finite = numpy.isfinite(errors)
-            shown = {"converges": "returns to θ*", "diverges": "thrown out of θ*"}.get(v, v) if key == "mlp" else v
+            shown = mlp_verdict(v, part["ends"][c]) if key == "mlp" else v
             ax.semilogy(k[finite], errors[finite], color=colors[c], linewidth=1.6,
                         label=f"lr = {c:g}·2/λmax = {c * 2 / lam:.4f}: {shown}")
             if c != 0.5:
@@ -337,10 +351,12 @@ def main(argv: Sequence[str] | None = None) -> dict:
     for key, label in (("quadratic", "quadratic, f − f*"), ("mlp", "MLP, ‖θ − θ*‖")):
         part = limit[key]
         for c, (errors, v, _) in part["runs"].items():
+            shown = mlp_verdict(v, part["ends"][c]) if key == "mlp" else v
             print(f"| {label} | {part['lam']:.10g} | {part['exact']:.10g} | {c:g} | {c * 2 / part['lam']:.5f} | "
-                  f"{errors[0]:.2e} | {numpy.max(errors):.2e} | {errors[-1]:.2e} | {v} |")
+                  f"{errors[0]:.2e} | {numpy.max(errors):.2e} | {errors[-1]:.2e} | {shown} |")
             row = dict(problem=key, factor=c, lr=c * 2 / part["lam"], lam=part["lam"], exact=part["exact"],
-                       start=float(errors[0]), largest=float(numpy.max(errors)), final=float(errors[-1]), verdict=v)
+                       start=float(errors[0]), largest=float(numpy.max(errors)), final=float(errors[-1]), verdict=v,
+                       shown=shown)
             if key == "mlp":
                 end = part["ends"][c]
                 row.update(lam_end=end["lam_end"], grad_norm_end=end["grad_norm"], gap_end=float(end["gaps"][-1]))

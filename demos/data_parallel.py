@@ -1,8 +1,10 @@
 """Data-parallel training of the digits MLP: P processes over MPI, each with its share of every batch.
 
-    mpiexec -n 2 python demos/data_parallel.py            # 2 processes, batch 32 each
-    mpiexec -n 3 python demos/data_parallel.py --quick    # 3 processes, 2 epochs
-    python demos/data_parallel.py                         # a world of one
+    .venv/bin/mpiexec -n 2 .venv/bin/python demos/data_parallel.py           # 2 processes, batch 32 each
+    .venv/bin/mpiexec -n 3 .venv/bin/python demos/data_parallel.py --quick   # 3 processes, 2 epochs
+    .venv/bin/python demos/data_parallel.py                                  # a world of one
+
+(`mpiexec` comes with the distributed extra: `.venv/bin/pip install -e '.[distributed]'`.)
 
 Each process builds demos/train_digits.py's MLP (from its own seed, as on a different
 machine), then takes rank 0's weights (distributed.broadcast_parameters). Every epoch all
@@ -11,11 +13,20 @@ global batches of P·B rows and each takes its B of them (DataLoader(rank, world
 after backward, DistributedOptimizer averages the gradients in one all-reduce, so every
 process makes the same Adam step: the one a single process makes with batch P·B.
 
-Every process prints what it did: its steps, its samples, its seconds and the part spent
-in the all-reduce (which includes waiting for the slowest process). Rank 0 then prints
-the final training loss (averaged over the processes) and test accuracy, the samples per
-second of the P processes together, and the check: it trains the same model again alone,
-with batch P·B from the same start, and compares the parameters.
+Rank 0 gathers what every process did and prints it in rank order: its steps, its
+samples, its seconds and the part spent in the all-reduce (which includes waiting for the
+slowest process). It then prints the final training loss (averaged over the processes)
+and test accuracy, the samples per second of the P processes together, and the check: it
+trains the same model again alone, with batch P·B from the same start, and compares the
+parameters.
+
+Expect P processes to be slower than one here, and the demo says why when they are: the
+MLP is tiny (a step of 32 rows is a fraction of a millisecond of arithmetic), so each
+step's all-reduce, a message between processes plus the wait for the slowest one, costs
+about as much as the arithmetic it splits; and on a machine with two cores, P processes
+share them (with the check's run on rank 0 as well). Data parallelism pays when a step's
+arithmetic is large against its communication: larger models and batches, one process
+per core or per machine.
 
 Dropout is off for that check: its masks are random per process, and P processes draw
 different masks than one process would. In float64 the parameters then agree to rounding
@@ -25,7 +36,7 @@ images is rarely a multiple of P·B) only so that every step counts P·B rows in
 lines printed; kept, its shares may differ by a row, and DistributedOptimizer weighs
 each process's gradient by its share (see DataLoader), so the check holds as well.
 
-Run: mpiexec -n P python demos/data_parallel.py [--epochs 10] [--batch-size 32] [--lr 1e-3]
+Run: .venv/bin/mpiexec -n P .venv/bin/python demos/data_parallel.py [--epochs 10] [--batch-size 32] [--lr 1e-3]
          [--seed 0] [--dtype float64|float32] [--quick]
 """
 from __future__ import annotations
@@ -40,9 +51,10 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import _cli  # noqa: E402, F401  first: outside the project's environment it says how to run the demos
+import numpy as np  # noqa: E402
 
 import nn  # noqa: E402
 import optim  # noqa: E402
@@ -103,27 +115,56 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     distributed.broadcast_parameters(model)  # everyone starts from rank 0's weights
     start = model.state_dict()
     opt = distributed.DistributedOptimizer(optim.Adam(model.parameters(), lr=args.lr))
+    if processes == 1:
+        command = " ".join([".venv/bin/mpiexec -n 2 .venv/bin/python demos/data_parallel.py",
+                            *(sys.argv[1:] if argv is None else argv)])
+        print(f"a world of one process (plain python); for P processes run it under MPI: `{command}`")
     steps, seconds, loss = train(model, opt, data, batch, epochs, args.seed, rank, processes)
-    line = (f"rank {rank} of {processes}: {steps} steps of {batch} rows ({steps * batch} samples) in {seconds:.2f} s, "
-            f"{opt.reduce_seconds:.2f} s of it in the all-reduce ({1e3 * opt.reduce_seconds / steps:.2f} ms per step)")
-    sys.stdout.write(line + "\n")  # one write, so that the processes' lines do not interleave
-    sys.stdout.flush()
-    mean_loss = distributed.all_reduce(Tensor(np.array(loss)), "mean").item()
-    slowest = distributed.all_reduce(Tensor(np.array(seconds)), "max").item()
+    # every process's (steps, seconds, all-reduce seconds, loss), gathered to print in rank order
+    table = gather_rows([steps, seconds, opt.reduce_seconds, loss], rank, processes)
+    lines = [f"rank {r} of {processes}: {int(n)} steps of {batch} rows ({int(n) * batch} samples) in {t:.2f} s, "
+             f"{reduce:.2f} s of it in the all-reduce ({1e3 * reduce / n:.2f} ms per step)"
+             for r, (n, t, reduce, _) in enumerate(table)]
     if rank != 0:
-        return {"line": line}
+        return {"line": lines[rank]}
+    print("\n".join(lines))
+    mean_loss, slowest = float(table[:, 3].mean()), float(table[:, 1].max())
     test_loss, test_accuracy = evaluate(model, Tensor(x_test.astype(args.dtype)), Tensor(y_test))
     result = {"processes": processes, "epochs": epochs, "steps": steps, "train_loss": mean_loss,
               "test_loss": test_loss, "test_accuracy": test_accuracy,
-              "samples_per_second": processes * batch * steps / slowest, "line": line}
-    print(f"{processes} processes x batch {batch}, {epochs} epochs ({args.dtype}): training loss {mean_loss:.4f}, "
-          f"test loss {test_loss:.4f}, test accuracy {test_accuracy:.2%}")
+              "samples_per_second": processes * batch * steps / slowest, "line": lines[0]}
+    print(f"{processes} process{'es' if processes > 1 else ''} x batch {batch}, {epochs} epochs ({args.dtype}): "
+          f"training loss {mean_loss:.4f}, test loss {test_loss:.4f}, test accuracy {test_accuracy:.2%}")
     result.update(check_against_one_process(model, start, data, args, processes))
-    print(f"throughput: {result['samples_per_second']:.0f} samples/s for the {processes} processes together; "
+    together = "together" if processes > 1 else "alone"
+    print(f"throughput: {result['samples_per_second']:.0f} samples/s for the {processes} "
+          f"process{'es' if processes > 1 else ''} {together}; "
           f"{result['reference_samples_per_second']:.0f} samples/s for one process with batch {processes * batch}")
+    if processes > 1 and result["samples_per_second"] < result["reference_samples_per_second"]:
+        print(why_slower(table, processes))
     print(f"check: one process with batch {processes * batch} from the same start reaches the same parameters, "
           f"max |difference| = {result['max_abs_difference']:.1e} after {result['reference_steps']} steps")
     return result
+
+
+def gather_rows(row: list[float], rank: int, processes: int) -> np.ndarray:
+    """Every process's `row` on every process, one row per rank: an all-reduce (sum) of a
+    table whose only non-zero row is this process's."""
+    table = np.zeros((processes, len(row)))
+    table[rank] = row
+    return distributed.all_reduce(Tensor(table), "sum").numpy()
+
+
+def why_slower(table: np.ndarray, processes: int) -> str:
+    """Why P processes were slower than one: the measured arithmetic and all-reduce per step, and the cores."""
+    steps, seconds, reduce = table[:, 0], table[:, 1], table[:, 2]
+    compute_ms = float(np.mean(1e3 * (seconds - reduce) / steps))
+    reduce_ms = float(np.mean(1e3 * reduce / steps))
+    return (f"why slower: each step's own arithmetic took {compute_ms:.2f} ms and its all-reduce {reduce_ms:.2f} ms "
+            f"(a message between processes plus waiting for the slowest): this MLP is too small for the "
+            f"communication to pay, and the {processes} processes share {os.cpu_count()} cores. Data parallelism "
+            "pays when a step's arithmetic is large against its communication: larger models and batches, "
+            "one process per core or per machine.")
 
 
 def check_against_one_process(model: nn.Module, start: dict, data: tuple, args: argparse.Namespace,

@@ -9,13 +9,21 @@ backward, 2 by a backward through that).
 
 1. neuron.svg: micrograd's classic neuron o = tanh(x1·w1 + x2·w2 + b) with x = (2, 0),
    w = (-3, 1) and b = 6.8813735870195432, chosen so that n = x1·w1 + x2·w2 + b = 0.8814
-   and o = tanh(n) = 0.7071 = 1/√2. After a plain o.backward() every tensor shows its
-   value and its gradient: do/dn = 1 - o² = 0.5, which Add passes unchanged to b and to
-   the sum, and each Mul hands its input the other factor times it: dw1 = x1·0.5 = 1,
-   dx1 = w1·0.5 = -1.5, dw2 = x2·0.5 = 0, dx2 = w2·0.5 = 0.5. As in PyTorch, only leaves
-   keep a .grad unless an intermediate asks for one with retain_grad(), which this
-   drawing does for every intermediate (micrograd shows every node's gradient). backward
-   frees the arrays the graph saved, not its structure, so every op is still drawn.
+   and o = tanh(n) = 0.7071 = 1/√2. micrograd's habit, forward, backward, draw:
+
+       with tg.retain_grads():
+           n = x1 * w1 + x2 * w2 + b
+           o = n.tanh()
+       o.backward()
+       tg.draw_graph(o, show_values=True)
+
+   retain_grads() makes every tensor made inside keep its value and its .grad after the
+   backward (as PyTorch, only leaves get a .grad otherwise, and backward frees the values
+   of intermediates nobody holds). Every tensor then shows its value and its gradient:
+   do/do = 1, do/dn = 1 - o² = 0.5, which Add passes unchanged to b and to the sum, and
+   each Mul hands its input the other factor times it: dw1 = x1·0.5 = 1, dx1 = w1·0.5 =
+   -1.5, dw2 = x2·0.5 = 0, dx2 = w2·0.5 = 0.5. --readme-figure docs/images/neuron.svg
+   redraws the README's picture.
 2. mlp_loss.svg: the cross-entropy loss of nn.Sequential(Linear(2, 8), Tanh, Linear(8, 3))
    on a batch of 4, without values, drawn top to bottom. Each Linear is x @ Wᵀ + b
    (Transpose, MatMul, Add; the parameters are named after named_parameters()), and
@@ -41,7 +49,8 @@ backward, 2 by a backward through that).
 Each drawing is written as SVG (and PNG with --png) into --out; the script prints the
 number of nodes of each. --quick leaves out the module-level drawing.
 
-Run: python demos/draw_graphs.py [--out out/graphs/] [--png] [--quick]
+Run: .venv/bin/python demos/draw_graphs.py [--out out/graphs/] [--png] [--quick]
+         [--readme-figure docs/images/neuron.svg]
 """
 from __future__ import annotations
 
@@ -50,14 +59,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import graphviz
 import numpy as np
 
 import nn
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
-
-from _cli import demo_parser
 
 MICROGRAD_B = 6.8813735870195432  # micrograd's bias: makes n = 0.8814, so that o = tanh(n) = 1/√2
 
@@ -80,13 +89,11 @@ def neuron() -> graphviz.Digraph:
     """micrograd's neuron after backward, every value and gradient shown."""
     x1, x2, w1, w2, b = (tg.tensor(value, dtype="float64", requires_grad=True, name=name)
                          for name, value in (("x1", 2.0), ("x2", 0.0), ("w1", -3.0), ("w2", 1.0), ("b", MICROGRAD_B)))
-    x1w1 = named(x1 * w1, "x1·w1")
-    x2w2 = named(x2 * w2, "x2·w2")
-    products = named(x1w1 + x2w2, "x1·w1 + x2·w2")
-    n = named(products + b, "n")
-    o = named(n.tanh(), "o")
-    for intermediate in (x1w1, x2w2, products, n, o):
-        intermediate.retain_grad()
+    with tg.retain_grads():  # every tensor made inside keeps its value and .grad for the drawing
+        x1w1 = named(x1 * w1, "x1·w1")
+        x2w2 = named(x2 * w2, "x2·w2")
+        n = named(named(x1w1 + x2w2, "x1·w1 + x2·w2") + b, "n")
+        o = named(n.tanh(), "o")
     o.backward()
     print(f"neuron: o = {o.item():.4f}; grads x1 {x1.grad.item():.4f}, w1 {w1.grad.item():.4f}, "
           f"x2 {x2.grad.item():.4f}, w2 {w2.grad.item():.4f}, b {b.grad.item():.4f}")
@@ -191,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> Drawings:
     """Build each graph, render it, print the node counts; returns the files and the counts."""
     parser = demo_parser(__doc__, quick="leave out the module-level drawing", out="out/graphs")
     parser.add_argument("--png", action="store_true", help="write a PNG of each drawing next to its SVG")
+    parser.add_argument("--readme-figure", type=Path,
+                        help="also write the neuron's drawing to this SVG file (docs/images/neuron.svg)")
     args = parser.parse_args(argv)
 
     graphs = {"neuron": neuron(), "mlp_loss": mlp_loss(), "hvp": hessian_vector_product()}
@@ -206,6 +215,10 @@ def main(argv: Sequence[str] | None = None) -> Drawings:
         files = [Path(drawing.render(args.out / name, format=fmt, cleanup=True)) for fmt in formats]
         result.files += files
         print(f"{name:<10} {result.nodes[name]:>5}  {', '.join(str(f) for f in files)}")
+    if args.readme_figure:
+        figure = args.readme_figure.with_suffix("")
+        result.files.append(Path(graphs["neuron"].render(figure, format="svg", cleanup=True)))
+        print(f"README's picture: {result.files[-1]}")
     return result
 
 

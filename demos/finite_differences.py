@@ -53,7 +53,7 @@ the horizontal line at gradcheck's tolerance for this f'. The printed table list
 curve, the best h on the grid, the smallest error, the h* predicted above, and the error
 at gradcheck's eps.
 
-Run: python demos/finite_differences.py [--out out/] [--quick]
+Run: .venv/bin/python demos/finite_differences.py [--out out/] [--quick]
 """
 from __future__ import annotations
 
@@ -61,6 +61,8 @@ import inspect
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
+
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
 
 import matplotlib
 
@@ -70,8 +72,6 @@ import numpy as np  # noqa: E402
 
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu import Tensor  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 X0 = 1.0
 DTYPES = ("float64", "float32")

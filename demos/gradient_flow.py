@@ -55,7 +55,7 @@ printed table (the same norms at step 1, and the loss at the first and last step
    Clipping treats the symptom (the step), not the cause (the scale of the weights), but
    it keeps training alive: the second table prints both runs.
 
-Run: python demos/gradient_flow.py [--out out/] [--quick]
+Run: .venv/bin/python demos/gradient_flow.py [--out out/] [--quick]
 """
 from __future__ import annotations
 
@@ -67,6 +67,8 @@ import math
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -77,8 +79,6 @@ import nn  # noqa: E402
 from optim import SGD  # noqa: E402
 from tinygrad_edu import manual_seed  # noqa: E402
 from tinygrad_edu.data import DataLoader, load_digits  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 SEED, DEPTH, WIDTH, BATCH, LR = 0, 10, 64, 64, 0.05
 ACTIVATIONS: dict[str, type[nn.Module]] = {"sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "relu": nn.ReLU}

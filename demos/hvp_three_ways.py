@@ -1,6 +1,6 @@
 """One Hessian-vector product, three ways: accuracy and cost (「梯度下降的調整策略」: the Hessian, Newton's method).
 
-Run:  python demos/hvp_three_ways.py [--out out/] [--quick]
+Run: .venv/bin/python demos/hvp_three_ways.py [--out out/] [--quick]
 
 The table of 「梯度下降的調整策略」 says Newton's method costs O(n²) memory for H and O(n³) time to solve
 with it. Newton-CG (optim.NewtonCG) avoids both: it only ever needs products H·v, each at
@@ -57,6 +57,8 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")  # draw into files, no window
@@ -66,8 +68,6 @@ import numpy  # noqa: E402
 import nn  # noqa: E402
 import tinygrad_edu as tg  # noqa: E402
 from tinygrad_edu.data import load_digits, make_moons  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 LAM = 1e-2
 MACHINE_EPS = float(numpy.finfo(numpy.float64).eps)

@@ -1,6 +1,6 @@
 """The same training step eagerly and under tinygrad_edu.jit: equal results, the tape, the time.
 
-Run:  python demos/jit_tour.py [--quick] [--steps N]
+Run: .venv/bin/python demos/jit_tour.py [--quick] [--steps N]
 
 An eager step builds Tensors and graph nodes, walks the graph backwards and loops over
 the parameters in Python; only the NumPy calls at the bottom compute anything. jit runs
@@ -26,12 +26,13 @@ import statistics
 import time
 from dataclasses import dataclass
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import numpy as np
 
 import nn
 import optim
 import tinygrad_edu as tg
-from _cli import demo_parser
 from train_digits import training_step  # one step of cross-entropy training: what jit records
 from tinygrad_edu import Tensor
 from tinygrad_edu.data import load_digits

@@ -1,6 +1,6 @@
 """Optimizer race: every optimizer of optim/ on the landscapes of the course notes.
 
-Run:  python demos/optimizer_race.py [--out out/] [--quick] [--tune]
+Run: .venv/bin/python demos/optimizer_race.py [--out out/] [--quick] [--tune]
 
 Every run is one call of optim.minimize from the same start. Each figure shows the paths on the
 contour map (GD and momentum in one panel, the adaptive methods in the next) and, on the right,
@@ -43,12 +43,14 @@ What to look at:
     than the last, which over the note's 10-step animation looks like a steady oscillation; at 0.5
     the loss overflows and minimize reports "diverged".
 (f) f_lr_schedules.png: the schedules of 「訓練卡住 ≠ 梯度過小」, computed with optim.lr_scheduler on a dummy optimizer:
-    a linear warm-up then cosine decay (SequentialLR), and StepLR's step decay.
+    a linear warm-up then cosine decay (SequentialLR; the decay is
+    η_t = η_min + ½ (η_max − η_min)(1 + cos(π t / T))), and StepLR's step decay (η ← γ η every k epochs).
 
-The two momentum rows are the notes' two forms of one method: heavy ball (「機器學習中的優化器 第 2 篇」) is
-momentum=0.9, dampening=0; the moving average of 「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」 is dampening=0.9, which averages
-the gradients instead of summing them, so at the same lr its steps end up about 10 times shorter
-than the heavy ball's, as long as GD's. (Both start their buffer at the first gradient, as PyTorch.)
+The two momentum rows are the notes' two forms of one method: heavy ball (「機器學習中的優化器 第 2 篇」:
+v_{t+1} = β v_t − η ∇L(w_t), w_{t+1} = w_t + v_{t+1}) is momentum=0.9, dampening=0; the moving average of
+「2.3 梯度下降法與優化技術」 and 「第二章 梯度下降法」 (v_t = β v_{t−1} + (1 − β) ∇J(θ_t), θ_{t+1} = θ_t − α v_t)
+is dampening=0.9, which averages the gradients instead of summing them, so at the same lr its
+steps end up about 10 times shorter than the heavy ball's, as long as GD's. (Both start their buffer at the first gradient, as PyTorch.)
 
 --quick runs far fewer iterations (a smoke test); --tune searches the races' learning rates again;
 --readme-figure docs/images/rosenbrock.png redraws the README's picture.
@@ -61,6 +63,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+
 import matplotlib
 
 matplotlib.use("Agg")  # draw into files, no window
@@ -70,8 +74,6 @@ import numpy  # noqa: E402
 import optim  # noqa: E402
 from optim import OptimizeResult, lr_scheduler  # noqa: E402
 from tinygrad_edu import Tensor  # noqa: E402
-
-from _cli import demo_parser  # noqa: E402
 
 TOL = 1e-6  # "reached": from that step on, the loss stays within TOL of the known minimum
 GTOL = 1e-4  # minimize stops once max |gradient| < GTOL; on these landscapes the loss is then within TOL
@@ -278,6 +280,18 @@ def print_table(land: Landscape, rows: list[Row]) -> None:
     for row in rows:
         print(line(row.method, f"{row.lr:g}", "—" if row.steps is None else row.steps, f"{row.result.fun:.3g}",
                    verdict(land, row)))
+    elsewhere = [row for row in rows if row.steps is None and row.result.success and land.escape is None]
+    if elsewhere:
+        print(elsewhere_note(land, elsewhere))
+
+
+def elsewhere_note(land: Landscape, rows: list[Row]) -> str:
+    """Why a row can say "—" and "True: converged": minimize's test is a small gradient, which
+    any minimum passes; "—" says it was not the known (global) one."""
+    ends = ", ".join(f"{row.method} at ({row.result.x.numpy()[0]:.2f}, {row.result.x.numpy()[1]:.2f})" for row in rows)
+    return (f"\n\"—\" beside \"True: converged\": minimize's test (a small gradient) passed, but at another "
+            f"minimum than the known one at ({land.minimum[0]:.2f}, {land.minimum[1]:.2f}), so the loss never came "
+            f"within {TOL:g} of it: {ends}.")
 
 
 def verdict(land: Landscape, row: Row) -> str:

@@ -10,7 +10,7 @@
 4. Training: an MLP learns the 8x8 digits with Adam (the loop of 「2.3 梯度下降法與優化技術」), with a checkpoint.
 5. Second order: Newton-CG and L-BFGS against gradient descent (Newton, as in 「梯度下降的調整策略」).
 
-Run: python demos/tour.py [--out out] [--device cpu|cuda] [--quick]
+Run: .venv/bin/python demos/tour.py [--out out] [--device cpu|cuda] [--quick]
 """
 from __future__ import annotations
 
@@ -20,10 +20,12 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
+# (the other demos, siblings of this script, are imported the same way)
+
 import tinygrad_edu as tg
 from tinygrad_edu.autograd import Function
 
-from _cli import demo_parser  # the other demos, siblings of this script, are imported the same way
 
 def say(title: str, text: str) -> None:
     print(f"\n== {title} ==\n{text}")

@@ -28,6 +28,21 @@ def _default_init(weight: Parameter, bias: Parameter | None) -> None:
         init.uniform_(bias, -bound, bound)
 
 
+def _check_dtype(layer: Module, x: Tensor) -> None:
+    """Refuse an input whose dtype is not the layer's parameters' dtype, as PyTorch does.
+
+    NumPy's promotion would compute a float32 layer on float64 input in float64 and hand
+    back float64 outputs with float32 gradients: a silent mix of precisions. Convert one
+    side instead: the input with astype, or the layer by building it under
+    tg.set_default_dtype."""
+    if x.dtype != layer.weight.dtype:
+        raise TypeError(
+            f"{type(layer).__name__}: the input is {x.dtype} but the layer's parameters are {layer.weight.dtype}; "
+            f"convert the input (x.astype('{layer.weight.dtype}')) or build the layer after "
+            f"tinygrad_edu.set_default_dtype('{x.dtype}')"
+        )
+
+
 class Linear(Module):
     """y = x Wᵀ + b, with W of shape (out_features, in_features)."""
 
@@ -39,6 +54,7 @@ class Linear(Module):
         _default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_dtype(self, x)
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self) -> str:
@@ -59,6 +75,7 @@ class Conv2d(Module):
         _default_init(self.weight, self.bias)
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_dtype(self, x)
         return F.conv2d(x, self.weight, self.bias, self.stride, self.padding)
 
     def extra_repr(self) -> str:
@@ -207,6 +224,7 @@ class BatchNorm1d(Module):
         if x.ndim not in (2, 3) or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm1d: expected (N, {self.num_features}) or (N, {self.num_features}, L), "
                              f"got shape {x.shape}")
+        _check_dtype(self, x)
         axes = (0,) if x.ndim == 2 else (0, 2)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
         if self.training:
@@ -241,6 +259,7 @@ class LayerNorm(Module):
         k = len(self.normalized_shape)
         if x.shape[-k:] != self.normalized_shape:
             raise ValueError(f"LayerNorm: expected input ending in {self.normalized_shape}, got shape {x.shape}")
+        _check_dtype(self, x)
         axes = tuple(range(x.ndim - k, x.ndim))
         mean, var = x.mean(axes, keepdims=True), x.var(axes, keepdims=True)
         return (x - mean) / (var + self.eps).sqrt() * self.weight + self.bias

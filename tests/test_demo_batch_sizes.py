@@ -12,11 +12,15 @@ DEMOS = Path(__file__).resolve().parents[1] / "demos"
 SAMPLES = {"regression": 256, "digits": 1437}  # training samples of each task
 
 
-def test_quick_run(tmp_path, monkeypatch):
+def test_quick_run(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(DEMOS))  # the demos are scripts, not a package
     demo = importlib.import_module("batch_sizes")
 
     table = demo.main(["--quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    for bound, curvature in (("1 / (1 + max xᵢ²)", "curvature 2(1 + xᵢ²)"), ("4 / max ‖(xᵢ, 1)‖²", "at most ½‖(xᵢ, 1)‖²")):
+        line = next(line for line in printed.splitlines() if f"LR = 0.05 < {bound}" in line)
+        assert "even a one-sample step is stable" in line and curvature in line and "LR · curvature < 2" in line
 
     for name in ("regression_paths.png", "regression_loss.png", "digits_curves.png"):
         assert (tmp_path / name).stat().st_size > 0, name

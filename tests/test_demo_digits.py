@@ -54,7 +54,7 @@ def test_resuming_half_way_gives_the_same_weights_as_an_uninterrupted_run(tmp_pa
 
 
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypatch, model):
+def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypatch, capsys, model):
     # Adam's state and dropout's draws through the replays; 1437 = 11 batches of 128 and one of 29: two keys
     common = ["--model", model, "--epochs", "2", "--batch-size", "128"]
     eager = train_digits.main(common + ["--out", str(tmp_path / "eager")])
@@ -63,6 +63,24 @@ def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypat
     jitted = train_digits.main(common + ["--jit", "--out", str(tmp_path / "jit")])
     assert len(steps) == 1 and steps[0].recordings == 3  # batches of 128: no Adam state yet, then some; of 29: once
     assert_same_training(nn.load(eager["checkpoint"]), nn.load(jitted["checkpoint"]))
+    printed = capsys.readouterr().out  # --jit checks it itself, and says so
+    assert "jit check: the first epoch, jitted and eagerly from the same state, gives the same loss, weights and " \
+           "optimizer state, bit for bit" in printed and "including its 3 recordings" in printed
+    assert "jit: the later epochs, replays only, took" in printed and "(3 tapes recorded in all)" in printed
+
+
+def test_the_jit_check_stops_when_the_jitted_epoch_differs():
+    tg.manual_seed(0)
+    model = train_digits.build_model("mlp")
+    opt = train_digits.OPTIMIZERS["adam"][0](model.parameters(), lr=1e-3)
+    run = {"model": "mlp", "optimizer": "adam", "lr": 1e-3}
+    twin = train_digits.eager_twin(model, opt, run, "cpu")
+    with tg.no_grad():
+        model[-1].bias.data[0] += 1.0  # as if the jitted epoch had computed something else
+    x, y, _, _ = train_digits.split_digits()
+    loader = train_digits.epoch_loader(x[:64], y[:64], 32, 0, 0)
+    with pytest.raises(SystemExit, match="jit check failed: .*weights .*bias"):
+        train_digits.check_jit(twin, model, opt, (0.0, 0.0), 0.0, tg.jit(lambda: None), loader)
 
 
 @pytest.mark.cuda

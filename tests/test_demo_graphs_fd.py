@@ -31,7 +31,7 @@ def test_draw_graphs_writes_the_four_drawings(tmp_path, monkeypatch):
     assert "grad 0.5" in svg["neuron"] and "freed" not in svg["neuron"]  # n's gradient, after a plain backward
     for op in ("MatMul", "Transpose", "LogSoftmax", "0.weight", "2.bias", "loss"):
         assert op in svg["mlp_loss"], op
-    for legend in ("0: forward", "1: 1st backward", "2: 2nd backward"):  # every differentiation order drawn
+    for legend in ("forward pass", "1st backward (create_graph=True)", "2nd backward"):  # every order drawn
         assert legend in svg["hvp"], legend
     assert result.nodes["hvp"] > result.nodes["mlp_loss"] > result.nodes["neuron"]
     for module in ("features: Sequential", "Conv2d", "weight (32, 1, 3, 3)", "(2, 10)"):
@@ -39,11 +39,23 @@ def test_draw_graphs_writes_the_four_drawings(tmp_path, monkeypatch):
 
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz's dot program is not installed, so nothing renders")
-def test_draw_graphs_quick_leaves_out_the_module_drawing(tmp_path, monkeypatch):
-    result = demo("draw_graphs", monkeypatch).main(["--out", str(tmp_path), "--quick"])
+def test_draw_graphs_quick_leaves_out_the_module_drawing_and_redraws_the_readme_figure(tmp_path, monkeypatch):
+    figure = tmp_path / "images" / "neuron.svg"
+    figure.parent.mkdir()
+    result = demo("draw_graphs", monkeypatch).main(["--out", str(tmp_path), "--quick", "--readme-figure", str(figure)])
 
-    assert sorted(p.name for p in result.files) == ["hvp.svg", "mlp_loss.svg", "neuron.svg"]
+    assert sorted(p.name for p in result.files) == ["hvp.svg", "mlp_loss.svg", "neuron.svg", "neuron.svg"]
     assert "modules" not in result.nodes
+    assert figure.read_text() == (tmp_path / "neuron.svg").read_text()
+
+
+def test_the_readme_neuron_shows_every_value_and_gradient_and_its_legend():
+    """docs/images/neuron.svg (drawn by draw_graphs.py --readme-figure) is what the README promises."""
+    svg = (DEMOS.parent / "docs" / "images" / "neuron.svg").read_text()
+    assert "freed" not in svg
+    assert svg.count(">grad ") == 10 and svg.count(">data ") == 10  # 5 leaves, 4 intermediates, o
+    for text in ("x1·w1", ">n<", ">o<", ">grad 1.<", "forward pass", "double border"):
+        assert text in svg, text
 
 
 def test_finite_differences_minimum_lands_in_the_expected_range(tmp_path, monkeypatch):

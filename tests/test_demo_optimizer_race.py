@@ -13,7 +13,7 @@ FIGURES = ["a_ravine.png", "b_rosenbrock.png", "c_saddle.png", "d_double_well.pn
            "f_lr_schedules.png"]
 
 
-def test_quick_run_draws_every_figure_and_momentum_beats_gd_on_the_ravine(tmp_path, monkeypatch):
+def test_quick_run_draws_every_figure_and_momentum_beats_gd_on_the_ravine(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(DEMOS))  # the demos are scripts, not a package
     race = importlib.import_module("optimizer_race")
     tables = race.main(["--quick", "--out", str(tmp_path)])
@@ -27,6 +27,11 @@ def test_quick_run_draws_every_figure_and_momentum_beats_gd_on_the_ravine(tmp_pa
     saddle = {row.method: race.verdict(race.SADDLE, row) for row in tables["c_saddle"]}
     assert saddle["Momentum, heavy ball"] == "escaped the saddle"
     assert saddle["Adagrad"].startswith("did not escape: maximum number of iterations")
+    # (d): a run that converged in the shallow valley has "—" and "True: converged", and a note says why
+    double_well = capsys.readouterr().out.split("### (d)")[1].split("### (e)")[0]
+    note = double_well.split('"—" beside "True: converged"')[1]
+    shallow = [row.method for row in tables["d_double_well"] if row.steps is None and row.result.success]
+    assert "GD" in shallow and all(f"{method} at (-1.13, 0.00)" in note for method in shallow)
     # every point of every ravine path lies inside its panel (Adagrad's and RMSprop's first jump included)
     x_min, x_max, y_min, y_max = race.panel_box(race.RAVINE, [row.result.path for row in tables["a_ravine"]])
     for row in tables["a_ravine"]:

@@ -23,8 +23,11 @@ def assert_figures(out: Path, names: list) -> None:
     assert all((out / name).stat().st_size > 10_000 for name in names)
 
 
-def test_newton_is_quadratic_and_gd_linear(tmp_path, monkeypatch):
+def test_newton_is_quadratic_and_gd_linear(tmp_path, monkeypatch, capsys):
     result = run_quick("newton_vs_first_order", tmp_path, monkeypatch)
+    # the table's time is the total of all steps, and it says so; the time per step stands beside it
+    header = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| method |"))
+    assert "| all steps (ms) | per step (ms) |" in header and "step time" not in header
     assert_figures(tmp_path, ["newton_vs_first_order.png", "convergence_order.png"])
     rows = {row["method"]: row for row in result["rows"]}
     assert set(rows) == {"GD", "Adam", "L-BFGS", "NewtonCG", "TrustRegionNewtonCG", "Newton"}
@@ -50,6 +53,17 @@ def test_critical_points_and_the_learning_rate_limit(tmp_path, monkeypatch):
         assert verdicts[problem, 1.01]["verdict"] == "diverges"
         row = verdicts[problem, 0.99]
         assert row["lam"] == pytest.approx(row["exact"], rel=1e-6)  # power iteration found λmax
+    # the MLP's loss is bounded: the console says what the figure shows, not "diverges"
+    assert verdicts["mlp", 1.01]["shown"].startswith("thrown out of θ*")
+    assert verdicts["mlp", 0.99]["shown"] == "returns to θ*" and verdicts["quadratic", 1.01]["shown"] == "diverges"
+
+
+def test_the_mlp_verdict_says_where_a_run_thrown_out_of_the_minimum_lands(monkeypatch):
+    monkeypatch.syspath_prepend(str(DEMOS))
+    mlp_verdict = importlib.import_module("critical_points").mlp_verdict
+    assert mlp_verdict("diverges", {"lam_end": 9.86, "lr": 0.2014}) == "thrown out of θ*, settles elsewhere"
+    assert mlp_verdict("diverges", {"lam_end": 12.0, "lr": 0.2014}) == "thrown out of θ*"  # 2/lr = 9.93 < λmax
+    assert mlp_verdict("converges", {"lam_end": 10.0, "lr": 0.1}) == "returns to θ*"
 
 
 def test_hvp_by_autodiff_is_exact_and_finite_differences_are_not(tmp_path, monkeypatch):

@@ -359,3 +359,22 @@ def test_max_pool_shares_ties_evenly():
     np.testing.assert_array_equal(out.numpy(), [[[[1.0, 2.0]]]])
     out.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [[[[0.25, 0.25, 0, 0.5], [0.25, 0.25, 0.5, 0]]]])
+
+
+@pytest.mark.parametrize("make, shape", [
+    (lambda: nn.Linear(3, 2), (4, 3)),
+    (lambda: nn.Conv2d(1, 2, 3), (1, 1, 5, 5)),
+    (lambda: nn.BatchNorm1d(3), (4, 3)),
+    (lambda: nn.LayerNorm(3), (4, 3)),
+])
+def test_a_layer_refuses_an_input_of_another_dtype_as_pytorch(make, shape):
+    """A float32 layer on float64 input gave float64 outputs with float32 gradients (NumPy's
+    promotion); PyTorch refuses, and so do layers with parameters here."""
+    tg.set_default_dtype("float32")  # the fixture restores float64 for the next test's layers
+    layer = make()
+    x = tg.ones(*shape, dtype="float64")
+    name = type(layer).__name__
+    with pytest.raises(TypeError, match=rf"^{name}: the input is float64 but the layer's parameters are float32; "
+                                        r"convert the input \(x.astype\('float32'\)\)"):
+        layer(x)
+    assert layer(x.astype("float32")).dtype == np.float32

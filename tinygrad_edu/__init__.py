@@ -13,7 +13,8 @@ hessian), curvature.py (Hessian eigenvalues, critical points, λmax), checks.py
 jit.py (jit: record a step once, replay its array calls).
 """
 from .tensor import Tensor
-from .autograd import backward_creates_graph, detect_anomaly, enable_grad, grad, is_anomaly_enabled, no_grad
+from .autograd import (backward_creates_graph, detect_anomaly, enable_grad, grad, is_anomaly_enabled, no_grad,
+                       retain_grads)
 from .backend import cuda_available, get_default_device, manual_seed, set_default_device
 from .checks import GradcheckError, gradcheck, gradgradcheck
 from .curvature import classify_critical_point, condition_number, hessian_eigenvalues, max_stable_lr, top_eigenvalue
@@ -26,7 +27,7 @@ from .jit import jit
 from .ops import cat, maximum, minimum, stack, where
 
 __all__ = [
-    "Tensor", "tensor", "grad", "no_grad", "enable_grad", "detect_anomaly", "is_anomaly_enabled", "backward_creates_graph", "hvp", "jvp", "hessian", "jacobian",
+    "Tensor", "tensor", "grad", "no_grad", "enable_grad", "detect_anomaly", "is_anomaly_enabled", "backward_creates_graph", "retain_grads", "hvp", "jvp", "hessian", "jacobian",
     "gradcheck", "gradgradcheck", "GradcheckError", "zeros", "ones", "full", "empty", "zeros_like", "ones_like",
     "randn", "rand", "randint", "arange", "eye", "linspace", "cat", "stack", "where", "maximum", "minimum",
     "manual_seed", "set_default_dtype", "get_default_dtype", "set_default_device", "get_default_device",

@@ -29,6 +29,7 @@ class _State:
     backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
     backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
     in_place_writes = 0  # a clock: how many in-place writes (Tensor.bump_version) so far
+    retain_grads = False  # retain_grads(): every op's output calls retain_grad()
 
 
 state = _State()
@@ -97,6 +98,16 @@ class backward_creates_graph(_Switch):
     flag, value = "backward_creates_graph", True
 
 
+class retain_grads(_Switch):
+    """Inside, every tensor an op makes calls retain_grad(): micrograd's habit of
+    forward, backward, draw. After a plain backward() each such tensor keeps its value and
+    its `.grad` (a tensor that called retain_grad() stays in the freed graph), so
+    `draw_graph(y, show_values=True)` shows every node's value and gradient, the output's
+    included. For small graphs you want to look at: it keeps every intermediate alive."""
+
+    flag, value = "retain_grads", True
+
+
 class Function:
     """A node of the graph: one op, its forward and its backward.
 
@@ -153,6 +164,8 @@ class Function:
         if requires_grad and state.grad_enabled and out.dtype.kind == "f":
             node.inputs, node.output_array = inputs, out
             node.order, node.recorded_at = state.order, state.in_place_writes
+            if state.retain_grads:
+                return Tensor.wrap(out, backend, node).retain_grad()
             return Tensor.wrap(out, backend, node)
         return Tensor.wrap(out, backend)
 
@@ -176,14 +189,15 @@ class Function:
 
     # ---- after backward ---------------------------------------------------------------
 
-    def free(self, records: dict) -> None:
+    def free(self, records: dict, retained: Any = ()) -> None:
         """Drop every array this node saved for its backward (input tensors, output, op
         parameters such as index arrays) and keep only the graph's structure. A node
         without its output array is a freed one.
 
         Leaves that require grad stay (as PyTorch's graph keeps them), and so do constants
-        of one element (they cost nothing, and a drawing shows them); every other input
-        becomes a FreedTensor, a weak reference. A drawing knows an op's output by its
+        of one element (they cost nothing, and a drawing shows them) and the tensors that
+        called retain_grad() (`retained`: their `.grad` is what they were kept for); every
+        other input becomes a FreedTensor, a weak reference. A drawing knows an op's output by its
         node, so only data leaves need one record per tensor (`records`, across the pass).
         This runs for every node of every backward, hence one loop and no call per input."""
         kept = []
@@ -193,6 +207,8 @@ class Function:
                 kept.append(t)
             elif leaf and id(t) in records:
                 kept.append(records[id(t)])
+            elif not leaf and t.grad_fn in retained:
+                kept.append(t)
             else:
                 record = FreedTensor(t)
                 record.grad_fn, record.name = t.grad_fn, t.name
@@ -362,6 +378,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], inpu
             _accumulate(pending, y.grad_fn, g)
     order = targets.prune(_topological_order(list(pending)))
     freed: dict = {}
+    retained = retained_grads if len(retained_grads) else ()  # an empty tuple is the fast `in`
     with _BackwardPass(order, create_graph) as backward_pass:
         for node in reversed(order):  # outputs before inputs: a node's gradient is complete
             g = pending.pop(node, None)
@@ -384,7 +401,7 @@ def run_backward(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], inpu
                     earlier = pending.get(t.grad_fn)  # contributions of several paths add up
                     pending[t.grad_fn] = gi if earlier is None else earlier + gi
             if not retain_graph:
-                node.free(freed)
+                node.free(freed, retained)
     return targets.result()
 
 

@@ -2,13 +2,24 @@
 
 Ellipses are tensors (a name if given, else shape and dtype; values and gradients with
 show_values=True), boxes are ops, and edges run the way data flows: inputs → op → output.
-Leaves that require grad are drawn with a double border, nn Parameters bold as well.
+Leaves that require grad (whose `.grad` backward fills) are drawn with a double border, nn
+Parameters bold as well. Each drawing carries a legend that says this in words.
 
-Colours give each node's differentiation order: 0 for the forward pass, 1 for nodes a
-first backward(create_graph=True) made, 2 for a backward through those, and so on. So
-after `loss.backward(create_graph=True)`, `draw_graph(x.grad)` shows the gradient's graph
-built on top of the forward graph, and a Hessian-vector product's graph shows three
-colours.
+micrograd's habit, forward, backward, draw, with every node's value and gradient:
+
+    with tg.retain_grads():          # every tensor made inside keeps its value and .grad
+        o = (x1 * w1 + x2 * w2 + b).tanh()
+    o.backward()
+    tg.draw_graph(o, show_values=True)
+
+Without retain_grads() only leaves and the tensors that called retain_grad() get a `.grad`
+(as in PyTorch), and a plain backward() frees the values of the intermediates nobody
+holds: they are drawn "(value freed by backward)".
+
+The fill colour says which pass made a node: the forward pass, or a backward run with
+create_graph=True (1st backward; a backward through that is the 2nd, and so on). So after
+`loss.backward(create_graph=True)`, `draw_graph(x.grad)` shows the gradient's graph built
+on top of the forward graph, and a Hessian-vector product's graph shows three colours.
 
 Works in Jupyter (the drawing displays as SVG) and from scripts:
 `draw_graph(y).render("graph", format="svg")`. `.source` is the DOT text and needs no
@@ -26,12 +37,25 @@ from .autograd import FreedTensor
 from .tensor import Tensor
 
 ORDER_COLOURS = ["#cfe2ff", "#ffd8a8", "#c3f0c8", "#e5ccff", "#ffc9c9", "#fff3bf"]
-ORDER_NAMES = ["forward", "1st backward", "2nd backward", "3rd backward"]
+ORDER_NAMES = ["forward pass", "1st backward (create_graph=True)", "2nd backward", "3rd backward"]
+FREED = "(value freed by backward)"
 INSTALL_GRAPHVIZ = (
     "rendering needs Graphviz's `dot` program, which was not found on PATH. Install it: "
     "Debian/Ubuntu `sudo apt-get install graphviz`, macOS `brew install graphviz`, "
     "conda `conda install -c conda-forge graphviz`. (draw_graph(...).source gives the DOT text without it.)"
 )
+
+# The marks on tensors the legend explains when a drawing has them: (mark, text, node attributes).
+LEGEND_MARKS = [
+    ("tensor", "a tensor: its name (if given), shape, dtype;\nwith show_values its data and .grad", {"shape": "ellipse"}),
+    ("op", "an op: arrows run inputs → op → output", {"shape": "box", "style": "filled,rounded"}),
+    ("leaf", "double border: a leaf that requires grad\n(backward fills its .grad)",
+     {"shape": "ellipse", "peripheries": "2", "color": "#1c4e80"}),
+    ("parameter", "bold double border: an nn Parameter", {"shape": "ellipse", "peripheries": "2",
+                                                             "color": "#1c4e80", "penwidth": "2"}),
+    ("freed", f"{FREED}: nobody holds it any more;\nwrap the forward in tg.retain_grads() to keep it",
+     {"shape": "ellipse"}),
+]
 
 
 class GraphDrawing(graphviz.Digraph):
@@ -68,7 +92,7 @@ def _tensor_label(t: Any, show_values: bool) -> str:
     """Name (or shape and dtype), and with show_values the data and grad. `t` is a Tensor,
     or what a freed node remembers of a tensor nobody holds any more (autograd.FreedTensor)."""
     if isinstance(t, FreedTensor):
-        return "(freed by backward)" if t.name is None else f"{t.name}\n(freed by backward)"
+        return FREED if t.name is None else f"{t.name}\n{FREED}"
     label = f"{t.shape} {t.dtype}" if t.name is None else f"{t.name}\n{t.shape} {t.dtype}"
     if show_values:
         label += f"\ndata {_values(t.data, t.backend)}"
@@ -88,6 +112,7 @@ class _Drawing:
         self.tensor_ids: dict = {}  # a tensor's producing node (or the leaf itself) -> drawing id
         self.op_ids: dict = {}  # id(node) -> drawing id
         self.orders: set = set()
+        self.marks = {"tensor", "op"}  # and "leaf", "parameter", "freed": the kinds of node the legend explains
         self.left_out = 0
 
     def tensor(self, t: Any, user_order: int = 0) -> str:
@@ -101,10 +126,14 @@ class _Drawing:
             order = alive.grad_fn.order if alive.grad_fn is not None else 0 if alive.requires_grad else user_order
             self.orders.add(order)
             attrs = {"shape": "ellipse", "fillcolor": _colour(order)}
+            if isinstance(alive, FreedTensor):
+                self.marks.add("freed")
             if alive.is_leaf and alive.requires_grad:
                 attrs.update(peripheries="2", color="#1c4e80")
+                self.marks.add("leaf")
                 if type(alive).__name__ == "Parameter":
                     attrs["penwidth"] = "2"
+                    self.marks.add("parameter")
             self.dot.node(self.tensor_ids[key], _tensor_label(alive, self.show_values), **attrs)
         return self.tensor_ids[key]
 
@@ -133,15 +162,19 @@ class _Drawing:
             stack.extend(self.op(t.grad_fn, t))
 
     def finish(self) -> GraphDrawing:
-        """The note on what was left out, and the legend of orders."""
+        """The note on what was left out, and the legend: the fill colours, then the marks."""
         if self.left_out:
             self.dot.node("capped", f"graph capped at max_nodes={self.max_nodes}:\n{self.left_out} more ops not drawn",
                           shape="note", fillcolor="#f1f3f5")
         with self.dot.subgraph(name="cluster_legend") as legend:
-            legend.attr(label="differentiation order", fontsize="10", style="rounded", color="#adb5bd")
+            legend.attr(label="legend (fill colour: the pass that made the node)", fontsize="10", style="rounded",
+                        color="#adb5bd")
             for order in sorted(self.orders):
-                legend.node(f"legend{order}", f"{order}: {_order_name(order)}", shape="box",
+                legend.node(f"legend{order}", _order_name(order), shape="box",
                             fillcolor=_colour(order), style="filled,rounded", fontsize="10")
+            for mark, text, attrs in LEGEND_MARKS:
+                if mark in self.marks:
+                    legend.node(f"legend_{mark}", text, fontsize="10", fillcolor="white", **attrs)
         return self.dot
 
 
@@ -152,8 +185,9 @@ def draw_graph(root: Tensor | list, *, show_values: bool = False, rankdir: str =
     Walks back from the roots through every node's inputs; past `max_nodes` tensors and
     ops it stops and says how many it left out. After a backward (without retain_graph)
     the whole graph is still drawn: the tensors you still hold with their values and
-    grads (call retain_grad() on an intermediate to get its grad), the ones nobody holds
-    any more marked "freed by backward".
+    grads, the ones nobody holds any more marked "(value freed by backward)". To see every
+    value and gradient (micrograd's drawing), make the forward pass inside
+    `tg.retain_grads()`: each tensor it makes keeps its value and gets its `.grad`.
     """
     drawing = _Drawing(show_values, rankdir, max_nodes)
     drawing.walk(list(root) if isinstance(root, (list, tuple)) else [root])
