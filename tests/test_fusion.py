@@ -117,6 +117,25 @@ def test_kernel_source_reads_as_python_with_every_dtype_named():
     assert "def kernel(x_array, b_array, lr, out_y):" in source
 
 
+def test_a_value_that_depends_on_rows_only_is_computed_once_per_row():
+    inputs = [Input("x", "float32", (4, 3)), Input("c", "float32", (4, 1))]
+    steps = [Step("r", "log", ("c",)), Step("y", "subtract", ("x", "r"))]
+    lines = fuse(inputs, steps, ["y"]).source.splitlines()
+    row_loop, column_loop = lines.index("    for i0 in range(out_y.shape[0]):"), \
+        lines.index("        for i1 in range(out_y.shape[1]):")
+    assert row_loop < lines.index("        c = c_array[i0, 0]") < lines.index("        r = float32(math.log(c))") \
+        < column_loop < lines.index("            y = float32(x - r)")
+
+
+def test_strided_inputs_and_a_transposed_operand_are_read_in_their_own_layout():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((4, 3)).T  # (3, 4), not contiguous
+    b = rng.standard_normal((3, 1))
+    for shapes, values in [(((3, 4), (3, 4)), [a, a[:, ::-1]]), (((3, 4), (3, 1)), [a, b])]:
+        inputs = [Input("p", "float64", shapes[0]), Input("q", "float64", shapes[1])]
+        assert_bit_for_bit(inputs, [Step("y", "divide", ("p", "q"))], ["y"], values)
+
+
 def test_cuda_source_casts_as_numpy_and_is_generated_without_a_gpu():
     chain = fusion.check_chain([Input("x", "float32", (4,)), Input("lr", float)],
                                [Step("y", "multiply", ("lr", "x")), Step("m", "maximum", ("y", 0))], ["m"])
