@@ -136,6 +136,16 @@ def test_strided_inputs_and_a_transposed_operand_are_read_in_their_own_layout():
         assert_bit_for_bit(inputs, [Step("y", "divide", ("p", "q"))], ["y"], values)
 
 
+def test_an_update_written_into_its_own_input_as_the_sgd_step_does():
+    rng = np.random.default_rng(3)
+    w, g = rng.standard_normal((5, 4)).astype(np.float32), rng.standard_normal((5, 4)).astype(np.float32)
+    expected = w - 0.1 * g  # NumPy 2: the Python float 0.1 is taken as float32
+    kernel = fuse([Input("w", "float32", (5, 4)), Input("g", "float32", (5, 4)), Input("lr", float)],
+                  [Step("step", "multiply", ("lr", "g")), Step("new", "subtract", ("w", "step"))], ["new"])
+    (written,) = kernel(w, g, 0.1, out=[w])
+    assert written is w and np.array_equal(w, expected)
+
+
 def test_cuda_source_casts_as_numpy_and_is_generated_without_a_gpu():
     chain = fusion.check_chain([Input("x", "float32", (4,)), Input("lr", float)],
                                [Step("y", "multiply", ("lr", "x")), Step("m", "maximum", ("y", 0))], ["m"])
