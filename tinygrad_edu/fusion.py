@@ -38,6 +38,7 @@ import math
 import os
 import sys
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -139,12 +140,12 @@ class Chain:
     dtypes: dict  # name -> dtype (or float/int/bool for a Python number input)
     shape: tuple
 
-    @property
+    @cached_property
     def scalars(self) -> set:
         """The inputs that hold one element: read once, before the loop."""
         return {i.name for i in self.inputs if math.prod(i.shape) == 1}
 
-    @property
+    @cached_property
     def flat(self) -> bool:
         """Whether every array has the full shape, so that one flat index reaches them all."""
         return all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars)
@@ -262,6 +263,8 @@ class FusedKernel:
 
     def __init__(self, chain: Chain, device: str):
         self.chain, self.device = chain, device
+        self.out_dtypes = [numpy_dtype(chain.dtypes[o]) for o in chain.outputs]
+        self.one_element = [i.name in chain.scalars for i in chain.inputs]  # passed as numbers
         if device == "cpu":
             self.source = numba_source(chain)
             self.compiled = compile_numba(self.source)
@@ -274,21 +277,20 @@ class FusedKernel:
         chain = self.chain
         if out is None:
             xp = numpy if self.device == "cpu" else cupy_module()
-            out = [xp.empty(chain.shape, numpy_dtype(chain.dtypes[o])) for o in chain.outputs]
+            out = [xp.empty(chain.shape, dtype) for dtype in self.out_dtypes]
         if self.device != "cpu":
             self.compiled(*values, *out)
             return tuple(out)
-        if chain.flat and not all(o.flags.c_contiguous for o in out):
+        # a one-element input goes in as a number; a flat kernel takes flat views (copies of strided arrays)
+        arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
+                     else v.reshape(-1) if chain.flat else v for number, v in zip(self.one_element, values)]
+        if not chain.flat:
+            self.compiled(*arguments, *out)
+        elif all(o.flags.c_contiguous for o in out):
+            self.compiled(*arguments, *(o.reshape(-1) for o in out))
+        else:
             raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
-        arguments = [self.argument(i, v) for i, v in zip(chain.inputs, values)]
-        self.compiled(*arguments, *(o.reshape(-1) if chain.flat else o for o in out))
         return tuple(out)
-
-    def argument(self, declared: Input, value: Any) -> Any:
-        """What the Numba kernel receives for an input: a number, a flat array or the array itself."""
-        if declared.name in self.chain.scalars:
-            return value if isinstance(value, (float, int)) else value.reshape(-1)[0]
-        return value.reshape(-1) if self.chain.flat else value
 
 
 def evaluate(steps: Sequence[Step], outputs: Sequence[str], values: dict) -> tuple:
