@@ -5,11 +5,11 @@ them from Numba's disk cache in a second one.
     python -m benchmarks.fusion_kernels
 
 W1's chains are those its jit tape holds between the matrix products and the sums: the
-ReLU forward (bias add, max with 0), the softmax cross-entropy's shift (its row maxima, where finite, then
-exp), its log, its
-gradient, ReLU's backward mask, and the SGD update written into the weight. W2's is its
-200 forward ops and their backward, written as one chain (the gradient of the sum of
-the chain: the longest chain a tape can fuse).
+ReLU forward (bias add, max with 0), the softmax cross-entropy's shift (its row maxima
+where finite, then exp), its log-sum-exp and its gradient, ReLU's backward mask with the
+bias gradient (the sum over the batch, fused as the chain's last step), and the SGD
+update written into the weight. W2's is its 200 forward ops and their backward, written
+as one chain (the gradient of the sum of the chain: the longest chain a tape can fuse).
 """
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def w1_chains(batch: int = MLP_BATCH, hidden: int = MLP_SIZES[1], classes: int =
                      Step("d", "subtract", ("g", "pg"))], ["d"])
     relu_grad = ([Input("pre", F32, (batch, hidden)), Input("g", F32, (batch, hidden))],
                  [Step("on", "greater", ("pre", 0)), Step("mask", "astype", ("on",), F32),
-                  Step("d", "multiply", ("g", "mask"))], ["d"])
+                  Step("d", "multiply", ("g", "mask")), Step("db", "sum", ("d",))], ["d", "db"])
     sgd = ([Input("w", F32, (hidden, MLP_SIZES[0])), Input("grad", F32, (hidden, MLP_SIZES[0])), Input("lr", float)],
            [Step("step", "multiply", ("lr", "grad")), Step("w_new", "subtract", ("w", "step"))], ["w_new"])
     return [relu, row_max, shift, log_probs, softmax_grad, relu_grad, sgd]

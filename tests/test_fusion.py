@@ -115,15 +115,14 @@ def test_kernel_source_reads_as_python_with_every_dtype_named():
     assert "fastmath" not in decorator and "error_model='numpy'" in decorator
     assert "z = float32(x + b)" in source
     assert "y = float32(float32(lr) * z)" in source  # the Python float takes float32, as in NumPy 2
-    assert "def kernel(x_array, b_array, lr, out_y):" in source
+    assert "def kernel(x_array, b_array, lr, out_y, shape):" in source
 
 
 def test_a_value_that_depends_on_rows_only_is_computed_once_per_row():
     inputs = [Input("x", "float32", (4, 3)), Input("c", "float32", (4, 1))]
     steps = [Step("r", "log", ("c",)), Step("y", "subtract", ("x", "r"))]
     lines = fuse(inputs, steps, ["y"]).source.splitlines()
-    row_loop, column_loop = lines.index("    for i0 in range(out_y.shape[0]):"), \
-        lines.index("        for i1 in range(out_y.shape[1]):")
+    row_loop, column_loop = lines.index("    for i0 in range(shape[0]):"), lines.index("        for i1 in range(shape[1]):")
     assert row_loop < lines.index("        c = c_array[i0, 0]") < lines.index("        r = float32(math.log(c))") \
         < column_loop < lines.index("            y = float32(x - r)")
 
@@ -145,6 +144,29 @@ def test_an_update_written_into_its_own_input_as_the_sgd_step_does():
                   [Step("step", "multiply", ("lr", "g")), Step("new", "subtract", ("w", "step"))], ["new"])
     (written,) = kernel(w, g, 0.1, out=[w])
     assert written is w and np.array_equal(w, expected)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("shape", [(128, 16), (7, 2), (5, 3, 4)])
+def test_a_trailing_sum_over_the_rows_is_bit_for_bit_as_numpys(shape, dtype):
+    rng = np.random.default_rng(4)
+    pre, g = rng.standard_normal(shape).astype(dtype), rng.standard_normal(shape).astype(dtype)
+    inputs = [Input("pre", dtype, shape), Input("g", dtype, shape)]
+    steps = [Step("on", "greater", ("pre", 0)), Step("mask", "astype", ("on",), dtype),
+             Step("d", "multiply", ("g", "mask")), Step("db", "sum", ("d",))]  # ReLU's backward, then the bias gradient
+    assert_bit_for_bit(inputs, steps, ["d", "db"], [pre, g])
+    assert_bit_for_bit(inputs, steps, ["db"], [pre, g])
+
+
+def test_a_sum_numpy_would_add_pairwise_or_another_step_reads_is_refused():
+    column = [Input("x", "float32", (300, 1))]  # NumPy sums a (300, 1) column pairwise, not row after row
+    with pytest.raises(ValueError, match=r"sum\(x\) over \(300, 1\)"):
+        fuse(column, [Step("s", "sum", ("x",))], ["s"])
+    with pytest.raises(ValueError, match="no step reads"):
+        fuse([Input("x", "float32", (4, 3))], [Step("s", "sum", ("x",)), Step("t", "exp", ("s",))], ["t"])
+    chain = fusion.check_chain([Input("x", "float32", (4, 3))], [Step("s", "sum", ("x",))], ["s"])
+    with pytest.raises(ValueError, match="CuPy"):
+        fusion.cuda_source(chain)
 
 
 def test_cuda_source_casts_as_numpy_and_is_generated_without_a_gpu():

@@ -13,7 +13,9 @@ only the chain's outputs are written. This module is that code generator, on its
     (t1,) = kernel(x_array, 0.01)
 
 The chain is plain data: each Step names its result, a NumPy function and its arguments
-(names of inputs or earlier steps, or Python numbers written into the kernel). On "cpu" the
+(names of inputs or earlier steps, or Python numbers written into the kernel). A chain may
+end in a sum over the first axis (a bias gradient: check_row_sum says when that is NumPy's
+own order of additions). On "cpu" the
 kernel is Python compiled by Numba (the optional `jit` extra); on "cuda" it is CUDA C for a
 CuPy ElementwiseKernel.
 
@@ -108,6 +110,8 @@ def step_dtypes(step: Step, kinds: list) -> tuple[list, numpy.dtype]:
     `kinds` are the arguments' dtypes, float/int for Python numbers (weak, as NumPy 2 has them)."""
     if step.op == "astype":
         return [numpy_dtype(kinds[0])], numpy.dtype(step.dtype)
+    if step.op == "sum":
+        return [numpy_dtype(kinds[0])], numpy_dtype(kinds[0])
     if step.op == "where":
         common = numpy.result_type(*(0.0 if k is float else 0 if k is int else numpy_dtype(k) for k in kinds[1:]))
         return [numpy.dtype(bool), common, common], common
@@ -148,7 +152,12 @@ class Chain:
     @cached_property
     def flat(self) -> bool:
         """Whether every array has the full shape, so that one flat index reaches them all."""
-        return all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars)
+        return all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars) and not self.sums
+
+    @cached_property
+    def sums(self) -> dict:
+        """The sums over the rows: output name -> the name of what it adds up."""
+        return {s.name: s.args[0] for s in self.steps if s.op == "sum"}
 
 
 def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str]) -> Chain:
@@ -156,31 +165,52 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
     not a chain of supported elementwise calls."""
     dtypes: dict = {i.name: i.dtype for i in inputs}
     shapes: dict = {i.name: i.shape for i in inputs}
+    shape = numpy.broadcast_shapes(*(i.shape for i in inputs))
     arg_dtypes = []
     for step in steps:
-        if step.op not in ELEMENTWISE:
+        if step.op not in ELEMENTWISE and step.op != "sum":
             raise ValueError(f"fusion: {step.name} = {step.op}(...): not an elementwise operation it can fuse "
-                             f"(it can: {', '.join(sorted(ELEMENTWISE))})")
+                             f"(it can: {', '.join(sorted(ELEMENTWISE))}, and a trailing sum)")
         unknown = [a for a in step.args if isinstance(a, str) and a not in dtypes]
         if unknown or step.name in dtypes:
             raise ValueError(f"fusion: {step.name} = {step.op}{step.args}: "
                              + (f"reads {unknown} before they are made" if unknown else "its name is taken"))
         kinds = [dtypes[a] if isinstance(a, str) else type(a) for a in step.args]
+        if step.op == "sum":
+            check_row_sum(step, steps, outputs, shapes, dtypes, shape)
         casts, dtypes[step.name] = step_dtypes(step, kinds)
         arg_dtypes.append(tuple(casts))
-        shapes[step.name] = numpy.broadcast_shapes(*(shapes[a] for a in step.args if isinstance(a, str)))
-    shape = numpy.broadcast_shapes(*(i.shape for i in inputs))
-    partial = [f"{o} {shapes.get(o)}" for o in outputs if shapes.get(o) != shape]
+        shapes[step.name] = shape[1:] if step.op == "sum" else \
+            numpy.broadcast_shapes(*(shapes[a] for a in step.args if isinstance(a, str)))
+    sums = {s.name for s in steps if s.op == "sum"}
+    partial = [f"{o} {shapes.get(o)}" for o in outputs if shapes.get(o) != (shape[1:] if o in sums else shape)]
     if partial:  # the loop runs over the full shape: a smaller output would be written many times over
         raise ValueError(f"fusion: every output must have the kernel's shape {shape}: {', '.join(partial)} "
                          "(fuse it in a chain of its own)")
     return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape)
 
 
+def check_row_sum(step: Step, steps: Sequence[Step], outputs: Sequence[str], shapes: dict, dtypes: dict,
+                  shape: tuple) -> None:
+    """A `sum` step adds up its argument over the first axis (the rows: a bias gradient). Its
+    kernel adds row after row, which is NumPy's own order for a C-contiguous array of two or
+    more axes whose other axes hold two or more elements; NumPy sums other layouts pairwise.
+    So the sum must end the chain (an output nobody else reads) over a full-shape float value."""
+    (arg,) = step.args
+    read = any(step.name in s.args for s in steps)
+    if read or step.name not in outputs or shapes[arg] != shape or len(shape) < 2 or math.prod(shape[1:]) < 2 \
+            or numpy_dtype(dtypes[arg]).kind != "f":
+        raise ValueError(f"fusion: {step.name} = sum({arg}) over {shape} {numpy_dtype(dtypes[arg])}: a kernel sums "
+                         "a float value of its full shape over the first axis, of two or more axes with two or more "
+                         "elements in the others, as an output that no step reads")
+
+
 def step_lines(chain: Chain, cuda: bool) -> list:
     """One line per step: `name = dtype(operation)`, every argument cast to the dtype NumPy would use."""
     lines = []
     for step, casts in zip(chain.steps, chain.arg_dtypes):
+        if step.op == "sum":
+            continue  # written where the outputs are stored
         operands = []
         for arg, dtype in zip(step.args, casts):
             if not isinstance(arg, str):
@@ -222,16 +252,19 @@ def numba_source(chain: Chain) -> str:
         depth[i.name] = max([axis + 1 for axis, j in zip(axes, index) if j != "0"], default=0)
         loads.append((i.name, f"{i.name} = {i.name}_array[{', '.join(index)}]"))
     lines = dict(loads)
-    for step, line in zip(chain.steps, step_lines(chain, cuda=False)):
+    for step, line in zip([s for s in chain.steps if s.op != "sum"], step_lines(chain, cuda=False)):
         depth[step.name] = max(depth[a] for a in step.args if isinstance(a, str))
         lines[step.name] = line
     index = "i" if chain.flat else ", ".join(f"i{d}" for d in range(ndim))
+    row_index = ", ".join(f"i{d}" for d in range(1, ndim))
     levels: list = [[] for _ in range(ndim + 1)]
     for name, line in lines.items():
         levels[depth[name]].append(line)
-    levels[ndim] += [f"out_{o}[{index}] = {o}" for o in chain.outputs]
+    levels[ndim] += [f"out_{o}[{row_index}] = {chain.sums[o]} if i0 == 0 else out_{o}[{row_index}] + {chain.sums[o]}"
+                     if o in chain.sums else f"out_{o}[{index}] = {o}" for o in chain.outputs]
     outs = [f"out_{o}" for o in chain.outputs]
-    signature = ", ".join([i.name if i.name in chain.scalars else f"{i.name}_array" for i in chain.inputs] + outs)
+    signature = ", ".join([i.name if i.name in chain.scalars else f"{i.name}_array" for i in chain.inputs] + outs
+                          + ["shape"])
     dtypes = sorted({numpy_dtype(d).name for d in chain.dtypes.values()})
     source = ["# generated by tinygrad_edu.fusion: one pass over the elements, every value in NumPy's dtype",
               "import math", f"from numpy import {', '.join(dtypes)}", "from numba import njit", "", "",
@@ -242,8 +275,8 @@ def numba_source(chain: Chain) -> str:
     for d, level in enumerate(levels):
         source += ["    " * (d + 1) + line for line in level]
         if d < ndim:
-            source.append("    " * (d + 1) + (f"for i in range({outs[0]}.size):" if chain.flat
-                                              else f"for i{d} in range({outs[0]}.shape[{d}]):"))
+            source.append("    " * (d + 1) + ("for i in range(shape[0]):" if chain.flat
+                                              else f"for i{d} in range(shape[{d}]):"))
     return "\n".join(source) + "\n"
 
 
@@ -252,6 +285,8 @@ def cuda_source(chain: Chain) -> tuple[str, str, str]:
     def param(name: str, kind: Any) -> str:
         return f"{C_TYPES[numpy_dtype(kind).name]} {name}"
 
+    if chain.sums:
+        raise ValueError(f"fusion: a CuPy ElementwiseKernel cannot sum ({', '.join(chain.sums)}): leave the sum to CuPy")
     in_params = ", ".join(param(i.name, i.dtype) for i in chain.inputs)
     out_params = ", ".join(param(f"out_{o}", chain.dtypes[o]) for o in chain.outputs)
     body = step_lines(chain, cuda=True) + [f"out_{o} = {o};" for o in chain.outputs]
@@ -279,7 +314,8 @@ class FusedKernel:
         chain = self.chain
         if out is None:
             xp = numpy if self.device == "cpu" else cupy_module()
-            out = [xp.empty(chain.shape, dtype) for dtype in self.out_dtypes]
+            out = [xp.empty(chain.shape[1:] if o in chain.sums else chain.shape, dtype)
+                   for o, dtype in zip(chain.outputs, self.out_dtypes)]
         if self.device != "cpu":
             self.compiled(*values, *out)
             return tuple(out)
@@ -287,9 +323,9 @@ class FusedKernel:
         arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
                      else v.reshape(-1) if chain.flat else v for number, v in zip(self.one_element, values)]
         if not chain.flat:
-            self.compiled(*arguments, *out)
+            self.compiled(*arguments, *out, chain.shape)
         elif all(o.flags.c_contiguous for o in out):
-            self.compiled(*arguments, *(o.reshape(-1) for o in out))
+            self.compiled(*arguments, *(o.reshape(-1) for o in out), (math.prod(chain.shape),))
         else:
             raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
         return tuple(out)
@@ -302,7 +338,7 @@ def evaluate(steps: Sequence[Step], outputs: Sequence[str], values: dict) -> tup
     for step in steps:
         args = [values[a] if isinstance(a, str) else a for a in step.args]
         values[step.name] = numpy.asarray(args[0]).astype(step.dtype) if step.op == "astype" \
-            else getattr(numpy, step.op)(*args)
+            else numpy.sum(args[0], axis=0) if step.op == "sum" else getattr(numpy, step.op)(*args)
     return tuple(values[o] for o in outputs)
 
 
