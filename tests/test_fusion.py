@@ -63,8 +63,8 @@ def test_random_arithmetic_chains_are_bit_for_bit(seed):
     for k in range(30):
         op = rng.choice(["add", "subtract", "multiply", "divide", "maximum", "negative"])
         operands = names + [1.5]
-        picks = rng.integers(0, len(operands), 2)
-        args = (names[picks[0] % len(names)],) if op == "negative" else (names[picks[0] % len(names)], operands[picks[1]])
+        first, second = names[rng.integers(len(names))], operands[rng.integers(len(operands))]
+        args = (first,) if op == "negative" else (first, second)
         steps.append(Step(f"t{k}", str(op), args))
         names.append(f"t{k}")
     steps.append(Step("out", "add", ("x0", "t29")))  # so the output has the full shape
@@ -122,7 +122,8 @@ def test_a_value_that_depends_on_rows_only_is_computed_once_per_row():
     inputs = [Input("x", "float32", (4, 3)), Input("c", "float32", (4, 1))]
     steps = [Step("r", "log", ("c",)), Step("y", "subtract", ("x", "r"))]
     lines = fuse(inputs, steps, ["y"]).source.splitlines()
-    row_loop, column_loop = lines.index("    for i0 in range(shape[0]):"), lines.index("        for i1 in range(shape[1]):")
+    row_loop = lines.index("    for i0 in range(shape[0]):")
+    column_loop = lines.index("        for i1 in range(shape[1]):")
     assert row_loop < lines.index("        c = c_array[i0, 0]") < lines.index("        r = float32(math.log(c))") \
         < column_loop < lines.index("            y = float32(x - r)")
 

@@ -286,7 +286,8 @@ def cuda_source(chain: Chain) -> tuple[str, str, str]:
         return f"{C_TYPES[numpy_dtype(kind).name]} {name}"
 
     if chain.sums:
-        raise ValueError(f"fusion: a CuPy ElementwiseKernel cannot sum ({', '.join(chain.sums)}): leave the sum to CuPy")
+        raise ValueError(f"fusion: a CuPy ElementwiseKernel cannot sum ({', '.join(chain.sums)}): "
+                         "leave the sum to CuPy")
     in_params = ", ".join(param(i.name, i.dtype) for i in chain.inputs)
     out_params = ", ".join(param(f"out_{o}", chain.dtypes[o]) for o in chain.outputs)
     body = step_lines(chain, cuda=True) + [f"out_{o} = {o};" for o in chain.outputs]
