@@ -187,6 +187,14 @@ def test_a_chain_it_cannot_fuse_is_refused_naming_the_step():
              [Step("r", "exp", ("c",)), Step("y", "add", ("x", "r"))], ["y", "r"])
 
 
+def test_names_a_kernel_uses_itself_and_dtypes_it_cannot_hold_are_refused():
+    for name in ["shape", "float32", "i0", "out_y", "lambda", "2x"]:
+        with pytest.raises(ValueError, match="not free"):
+            fuse([Input(name, "float32", (3,))], [Step("y", "exp", (name,))], ["y"])
+    with pytest.raises(ValueError, match="complex128"):
+        fuse([Input("z", "complex128", (3,))], [Step("y", "exp", ("z",))], ["y"])
+
+
 def test_without_numba_fusion_names_the_jit_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "numba", None)  # `import numba` raises ImportError
     with pytest.raises(RuntimeError, match=r"pip install -e '\.\[jit\]'"):

@@ -37,7 +37,9 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import math
+import keyword
 import os
+import re
 import sys
 from dataclasses import dataclass
 from functools import cached_property
@@ -71,6 +73,7 @@ UNARY = {"negative": ("-{a}", "-{a}"), "absolute": ("abs({a})", "abs({a})"),
 POWER_SHORTCUTS = {2: "square", 0.5: "sqrt", -1: "reciprocal"}
 WHERE = ("{a} if {c} else {b}", "{c} ? {a} : {b}")
 ELEMENTWISE = set(BINARY) | set(UNARY) | {"where", "astype"}
+RESERVED = {"math", "njit", "kernel", "shape"}  # besides the dtypes' names, out_* and the loop indices i, i0, i1 ...
 C_TYPES = {"float32": "float", "float64": "double", "int64": "long long", "int32": "int", "int16": "short",
            "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
 
@@ -163,6 +166,16 @@ class Chain:
 def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str]) -> Chain:
     """The chain with its dtypes and broadcast shape; ValueError naming the step where it is
     not a chain of supported elementwise calls."""
+    names = [i.name for i in inputs] + [s.name for s in steps]
+    bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n in RESERVED or n in C_TYPES
+           or n.startswith("out_")
+           or re.fullmatch(r"i\d*", n)]
+    if bad:
+        raise ValueError(f"fusion: the names {bad} are not free for a kernel's values (they are not identifiers, or "
+                         f"name its loops, outputs or imports)")
+    unsupported = [f"{i.name} {numpy_dtype(i.dtype)}" for i in inputs if numpy_dtype(i.dtype).name not in C_TYPES]
+    if unsupported:
+        raise ValueError(f"fusion: inputs {', '.join(unsupported)}: a kernel holds {', '.join(C_TYPES)}")
     dtypes: dict = {i.name: i.dtype for i in inputs}
     shapes: dict = {i.name: i.shape for i in inputs}
     shape = numpy.broadcast_shapes(*(i.shape for i in inputs))
@@ -179,6 +192,9 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
         if step.op == "sum":
             check_row_sum(step, steps, outputs, shapes, dtypes, shape)
         casts, dtypes[step.name] = step_dtypes(step, kinds)
+        if numpy_dtype(dtypes[step.name]).name not in C_TYPES:
+            raise ValueError(f"fusion: {step.name} = {step.op}{step.args} is {numpy_dtype(dtypes[step.name])}: "
+                             f"a kernel holds {', '.join(C_TYPES)}")
         arg_dtypes.append(tuple(casts))
         shapes[step.name] = shape[1:] if step.op == "sum" else \
             numpy.broadcast_shapes(*(shapes[a] for a in step.args if isinstance(a, str)))
