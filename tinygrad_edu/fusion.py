@@ -15,9 +15,8 @@ only the chain's outputs are written. This module is that code generator, on its
 The chain is plain data: each Step names its result, a NumPy function and its arguments
 (names of inputs or earlier steps, or Python numbers written into the kernel). A chain may
 end in a sum over the first axis (a bias gradient: check_row_sum says when that is NumPy's
-own order of additions). On "cpu" the
-kernel is Python compiled by Numba (the optional `jit` extra); on "cuda" it is CUDA C for a
-CuPy ElementwiseKernel.
+own order of additions). On "cpu" the kernel is Python compiled by Numba (the optional `jit`
+extra); on "cuda" it is CUDA C for a CuPy ElementwiseKernel.
 
 Bit for bit. Every step computes in the dtype NumPy's own ufunc would pick for its
 arguments (`ufunc.resolve_dtypes`, which knows NumPy 2's rule that a Python number takes
@@ -36,8 +35,8 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
-import math
 import keyword
+import math
 import os
 import re
 import sys
@@ -167,15 +166,11 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
     """The chain with its dtypes and broadcast shape; ValueError naming the step where it is
     not a chain of supported elementwise calls."""
     names = [i.name for i in inputs] + [s.name for s in steps]
-    bad = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n in RESERVED or n in C_TYPES
-           or n.startswith("out_")
-           or re.fullmatch(r"i\d*", n)]
-    if bad:
-        raise ValueError(f"fusion: the names {bad} are not free for a kernel's values (they are not identifiers, or "
-                         f"name its loops, outputs or imports)")
-    unsupported = [f"{i.name} {numpy_dtype(i.dtype)}" for i in inputs if numpy_dtype(i.dtype).name not in C_TYPES]
-    if unsupported:
-        raise ValueError(f"fusion: inputs {', '.join(unsupported)}: a kernel holds {', '.join(C_TYPES)}")
+    taken = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n in RESERVED or n in C_TYPES
+             or n.startswith("out_") or re.fullmatch(r"i\d*", n)]
+    if taken:
+        raise ValueError(f"fusion: the names {taken} are not free for a kernel's values (not identifiers, or "
+                         "the names of its loops, outputs or imports)")
     dtypes: dict = {i.name: i.dtype for i in inputs}
     shapes: dict = {i.name: i.shape for i in inputs}
     shape = numpy.broadcast_shapes(*(i.shape for i in inputs))
@@ -192,12 +187,12 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
         if step.op == "sum":
             check_row_sum(step, steps, outputs, shapes, dtypes, shape)
         casts, dtypes[step.name] = step_dtypes(step, kinds)
-        if numpy_dtype(dtypes[step.name]).name not in C_TYPES:
-            raise ValueError(f"fusion: {step.name} = {step.op}{step.args} is {numpy_dtype(dtypes[step.name])}: "
-                             f"a kernel holds {', '.join(C_TYPES)}")
         arg_dtypes.append(tuple(casts))
         shapes[step.name] = shape[1:] if step.op == "sum" else \
             numpy.broadcast_shapes(*(shapes[a] for a in step.args if isinstance(a, str)))
+    unsupported = [f"{n} {numpy_dtype(d)}" for n, d in dtypes.items() if numpy_dtype(d).name not in C_TYPES]
+    if unsupported:
+        raise ValueError(f"fusion: {', '.join(unsupported)}: a kernel holds {', '.join(C_TYPES)}")
     sums = {s.name for s in steps if s.op == "sum"}
     partial = [f"{o} {shapes.get(o)}" for o in outputs if shapes.get(o) != (shape[1:] if o in sums else shape)]
     if partial:  # the loop runs over the full shape: a smaller output would be written many times over
@@ -251,23 +246,28 @@ def step_lines(chain: Chain, cuda: bool) -> list:
     return lines
 
 
+def load(array: Input, chain: Chain) -> tuple[str, int]:
+    """(the line that reads an input's element, how many loops deep it must sit): its axes
+    align with the output's last ones, and an axis it broadcasts along reads index 0."""
+    if chain.flat:
+        return f"{array.name} = {array.name}_array[i]", 1
+    first = len(chain.shape) - len(array.shape)
+    index = [f"i{first + a}" if n == chain.shape[first + a] else "0" for a, n in enumerate(array.shape)]
+    depth = max([first + a + 1 for a, i in enumerate(index) if i != "0"], default=0)
+    return f"{array.name} = {array.name}_array[{', '.join(index)}]", depth
+
+
 def numba_source(chain: Chain) -> str:
     """The kernel as Python for Numba: a loop nest over the output (one flat loop when every
     array has the output's shape). Each input is indexed by the loops of its own axes (a
     broadcast axis reads index 0), and each load and step sits in the outermost loop whose
     indices it depends on: the log of a (rows, 1) column runs once per row, not per element."""
     ndim = 1 if chain.flat else len(chain.shape)
-    depth, loads = {}, []
+    depth = {name: 0 for name in chain.scalars}  # numbers, passed as such
+    lines = {}
     for i in chain.inputs:
-        if i.name in chain.scalars:
-            depth[i.name] = 0
-            continue
-        axes = [0] if chain.flat else [a + ndim - len(i.shape) for a, n in enumerate(i.shape)]
-        index = ["i" if chain.flat else f"i{axis}" if i.shape[a] == chain.shape[axis] else "0"
-                 for a, axis in enumerate(axes)]
-        depth[i.name] = max([axis + 1 for axis, j in zip(axes, index) if j != "0"], default=0)
-        loads.append((i.name, f"{i.name} = {i.name}_array[{', '.join(index)}]"))
-    lines = dict(loads)
+        if i.name not in chain.scalars:
+            lines[i.name], depth[i.name] = load(i, chain)
     for step, line in zip([s for s in chain.steps if s.op != "sum"], step_lines(chain, cuda=False)):
         depth[step.name] = max(depth[a] for a in step.args if isinstance(a, str))
         lines[step.name] = line
