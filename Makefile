@@ -9,11 +9,12 @@ TEST_ENV := OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 
 .PHONY: demo test notebooks clean
 
-demo: $(VENV)/.installed-demo
+# The jit extra (Numba) lets the demos and tests run jit(fn, fuse=True).
+demo: $(VENV)/.installed-demo,jit
 	$(PY) demos/tour.py
 
 # The tests include MPI jobs (tests/test_distributed.py), so they install the distributed extra too.
-test: $(VENV)/.installed-test,distributed
+test: $(VENV)/.installed-test,distributed,jit
 	$(TEST_ENV) $(PY) -m pytest -q
 
 # JupyterLab on demos/notebooks/, with this venv's Python as the notebooks' kernel. Jupyter

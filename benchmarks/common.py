@@ -243,6 +243,24 @@ def hvp_problem() -> HvpProblem:
     return HvpProblem(X, y, params, [rng.standard_normal(p.shape) for p in params])
 
 
+@dataclass(frozen=True)
+class FlatHvpProblem:
+    """W3f: W3's data, with the parameters and the direction each laid out as one flat
+    vector (tinygrad_edu.flat's order), as optim.minimize and NewtonCG hand them over."""
+    X: np.ndarray
+    y: np.ndarray
+    theta: np.ndarray
+    v: np.ndarray
+    shapes: list
+
+
+def flat_hvp_problem() -> FlatHvpProblem:
+    """W3's problem with its parameters and direction flattened."""
+    p = hvp_problem()
+    return FlatHvpProblem(p.X, p.y, np.concatenate([w.ravel() for w in p.params]),
+                          np.concatenate([d.ravel() for d in p.v]), [w.shape for w in p.params])
+
+
 # ---- W4: Newton-CG on logistic regression ---------------------------------------------------------
 
 

@@ -18,8 +18,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks.common import (GTOL, LAM, LR, MAXITER, SCIPY_XTOL, CHAIN_OPS, Case, TrainingProblem,
-                               array_module)
+from benchmarks.common import (GTOL, LAM, LR, MAXITER, SCIPY_XTOL, CHAIN_OPS, Case, FlatHvpProblem,
+                               TrainingProblem, array_module)
+from tinygrad_edu.flat import flatten, unflatten
 
 # ---- training steps: W1, W6, MEM, LARGE ------------------------------------------------------
 
@@ -171,6 +172,14 @@ def numpy_rop_hvp(X: np.ndarray, y: np.ndarray, params: list, v: list) -> tuple[
     return loss, grads, hv
 
 
+def numpy_flat_rop_hvp(problem: FlatHvpProblem) -> tuple[float, np.ndarray, np.ndarray]:
+    """W3f's floor: the R-operator on views of the flat vectors, the gradient and H·v laid
+    end to end as flat vectors (one concatenation each)."""
+    loss, grads, hv = numpy_rop_hvp(problem.X, problem.y, unflatten(problem.theta, problem.shapes),
+                                    unflatten(problem.v, problem.shapes))
+    return loss, flatten(np, grads), flatten(np, hv)
+
+
 # ---- W4: Newton-CG on logistic regression ---------------------------------------------------------
 
 
@@ -273,6 +282,7 @@ CASES: dict[str, Callable[[Any], dict[str, Case]]] = {
     "W1": training_case(numpy_mlp_step),
     "W2": lambda x0: {"": Case(lambda: numpy_chain(x0, CHAIN_OPS))},
     "W3": lambda p: {"R-operator": Case(lambda: numpy_rop_hvp(p.X, p.y, p.params, p.v))},
+    "W3f": lambda p: {"R-operator": Case(lambda: numpy_flat_rop_hvp(p))},
     "W4": newton_cases,
     "W6": training_case(numpy_cnn_step),
     "LARGE": training_case(numpy_mlp_step),

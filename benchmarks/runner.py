@@ -44,10 +44,10 @@ from benchmarks import THREAD_VARIABLES, floors, jit_column, reference, workload
 from benchmarks.common import ENGINE, FLOOR, REFERENCE, Case, Entry, Skipped, array_module, first_floor, interleave, row
 
 ROOT = Path(__file__).resolve().parents[1]  # the folder that holds the benchmarks package
-CPU_WORKLOADS = ("W1", "W2", "W3", "W4", "W5", "W6", "MEM")
+CPU_WORKLOADS = ("W1", "W2", "W3", "W3f", "W4", "W5", "W6", "MEM")
 CUDA_WORKLOADS = ("W1", "LARGE")
 # Interleaved repetitions per workload: (default, --quick).
-REPEATS = {"W1": (100, 5), "W2": (200, 10), "W3": (50, 5), "W4": (15, 2), "W5": (5, 2), "W6": (200, 5),
+REPEATS = {"W1": (100, 5), "W2": (200, 10), "W3": (50, 5), "W3f": (50, 5), "W4": (15, 2), "W5": (5, 2), "W6": (200, 5),
            "LARGE": (3, 2)}
 
 # How each figure of a row reads in the table (its value, or a target's limit).

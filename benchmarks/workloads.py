@@ -14,6 +14,10 @@ runs it, what the check compares and what the targets are.
        first backward are not timed, as every product at a point shares them, so its ratio
        flatters it) and tinygrad_edu.hvp (graph rebuilt at every call: the like-for-like
        comparison with the floor). Targets: H·v <= 2.5x the engine's gradient, <= 1.5x the floor.
+  W3f  W3 with the parameters as one flat vector θ sliced into the layers inside the loss, as
+       optim.minimize and NewtonCG hand them over: the gradient and tg.hvp with respect to θ.
+       The floor is the R-operator on views of θ and v, the results laid out flat.
+       Target: as W3's tg.hvp, <= 1.5x the floor.
   W4   Newton-CG on L2-regularised logistic regression (n = 20000, d = 100, float64) from
        w = 0 to max|∇f| < 1e-6. Floor: SciPy's Newton-CG with hand-written NumPy gradient and
        Hessian-vector product; also NewtonCG's own algorithm written in NumPy (the floor when
@@ -56,8 +60,10 @@ import numpy as np
 import nn
 import optim
 import tinygrad_edu as tg
+from tinygrad_edu.flat import unflatten
 from benchmarks import floors
 from benchmarks.common import (CHAIN_LENGTH, CHAIN_OPS, CNN_BATCH, ENGINE, FLOOR, GTOL, HVP_SAMPLES, HVP_SIZES,
+                               FlatHvpProblem, flat_hvp_problem,
                                LAM, LARGE_BATCH, LARGE_QUICK_BATCH, LARGE_QUICK_SIZES, LARGE_SIZES, LOGISTIC_D,
                                LOGISTIC_N, LOGISTIC_QUICK_N, MAXITER, REFERENCE, SCIPY_XTOL, Case, Entry,
                                TrainingProblem, as_numpy, chain, chain_input, cnn_problem, first_floor, hvp_problem,
@@ -276,6 +282,35 @@ def hvp_title(problem: Any) -> str:
             f"{HVP_SAMPLES} samples, float64")
 
 
+def flat_hvp_tensors(problem: FlatHvpProblem) -> tuple[Callable[[tg.Tensor], tg.Tensor], tg.Tensor, tg.Tensor]:
+    """(loss of θ, θ as a leaf, the direction) in tinygrad_edu: the loss slices θ into the layers."""
+    X, y = tg.tensor(problem.X), tg.tensor(problem.y)
+
+    def loss_of(theta: tg.Tensor) -> tg.Tensor:
+        return tanh_mlp_loss(X, y, *unflatten(theta, problem.shapes))
+
+    return loss_of, tg.tensor(problem.theta, requires_grad=True), tg.tensor(problem.v)
+
+
+def engine_flat_hvp(problem: FlatHvpProblem) -> dict[str, Case]:
+    """tinygrad_edu's gradient and tg.hvp with respect to the flat θ."""
+    loss_of, theta, v = flat_hvp_tensors(problem)
+    return {"gradient": Case(lambda: tg.grad(loss_of(theta), theta)[0]),
+            "H·v, tg.hvp": Case(lambda: tg.hvp(loss_of, theta, v))}
+
+
+def same_flat_hvp(problem: FlatHvpProblem, entries: dict[str, Entry]) -> dict:
+    """W3f's check: every flat gradient and H·v equals the R-operator floor's."""
+    floor = first_floor(entries)
+    _, floor_grad, floor_hv = floor.case.run()
+    for name, e in entries.items():
+        if e is not floor:
+            want = floor_hv if e.label.startswith("H·v") else floor_grad
+            np.testing.assert_allclose(as_numpy(e.case.run()), want, rtol=1e-8, atol=1e-12, err_msg=name)
+    return {"check": "flat gradient and H·v agree with the R-operator floor (rtol 1e-8) for "
+                     + ", ".join(n for n in entries if n != floor.name)}
+
+
 # ---- W4: Newton-CG on logistic regression ---------------------------------------------------------
 
 MINIMIZE, CLOSURE, SCIPY_FUN = "optim.minimize newton-cg", "optim.NewtonCG + closure", "SciPy on optim.scipy_fun"
@@ -428,6 +463,12 @@ WORKLOADS: dict[str, Workload] = {
                    lambda e: [("floor", "<=", 1.5), ("gradient", "<=", 2.5)]
                    if e.kind == ENGINE and e.label.startswith("H·v") else [],
                    hvp_figures),
+    "W3f": Workload(lambda device, quick: flat_hvp_problem(),
+                    lambda p: f"H·v of a {'-'.join(map(str, HVP_SIZES))} tanh MLP loss, its {p.theta.size} parameters "
+                              f"one flat vector sliced into the layers, {HVP_SAMPLES} samples, float64",
+                    same_flat_hvp,
+                    lambda e: [("floor", "<=", 1.5)] if e.kind == ENGINE and e.label.startswith("H·v") else [],
+                    hvp_figures),
     "W4": Workload(lambda device, quick: logistic_data(LOGISTIC_QUICK_N if quick else LOGISTIC_N, LOGISTIC_D),
                    newton_title, same_solution,
                    lambda e: [("floor", "<=", 1.3)] if e.kind == ENGINE and e.label in (MINIMIZE, CLOSURE) else []),
@@ -449,6 +490,7 @@ ENGINE_CASES: dict[str, Callable[[Any], dict[str, Case]]] = {
     "W1": engine_step,
     "W2": lambda x0: {"": Case(lambda: engine_chain(x0, CHAIN_OPS))},
     "W3": engine_hvp,
+    "W3f": engine_flat_hvp,
     "W4": engine_newton,
     "W6": engine_step,
     "LARGE": large_engine_steps,

@@ -1,0 +1,418 @@
+"""Fusion: a chain of elementwise array calls written out as one generated kernel.
+
+A replayed tape calls NumPy once per operation: `exp(x)`, then `multiply(that, y)`, then
+`add(that, 1.0)`, each reading its inputs from memory and writing a whole new array. A
+fusing compiler (XLA behind jax.jit, tinygrad's scheduler) writes the chain as one loop
+instead: every element is read once, goes through all the operations in registers, and
+only the chain's outputs are written. This module is that code generator, on its own:
+
+    inputs  = [Input("x", "float32", (8, 16)), Input("lr", float)]
+    steps   = [Step("t0", "exp", ("x",)), Step("t1", "multiply", ("lr", "t0"))]
+    kernel  = fuse(inputs, steps, outputs=["t1"])
+    print(kernel.source)          # the loop, as a student reads it
+    (t1,) = kernel(x_array, 0.01)
+
+The chain is plain data: each Step names its result, a NumPy function and its arguments
+(names of inputs or earlier steps, or Python numbers written into the kernel). A chain may
+end in a sum over the first axis (a bias gradient: check_row_sum says when that is NumPy's
+own order of additions). On "cpu" the kernel is Python compiled by Numba (the optional `jit`
+extra); on "cuda" it is CUDA C for a CuPy ElementwiseKernel.
+
+Bit for bit. Every step computes in the dtype NumPy's own ufunc would pick for its
+arguments (`ufunc.resolve_dtypes`, which knows NumPy 2's rule that a Python number takes
+its array partner's dtype: float32 x * 0.5 stays float32), and every value is cast to it
+explicitly, so + − × ÷, comparisons, where, maximum and casts are the same IEEE operations
+as the unfused calls. Numba's fastmath stays off (it would reorder and contract a·b + c into
+one rounding), and so does nvcc's FMA contraction. Functions such as exp and tanh come from
+Numba's libm where NumPy has its own SIMD loops: they may differ in the last bits
+(docs/performance.md, "Fusion accuracy", measures by how many).
+
+Compiled kernels are kept by source text for the process, and Numba's on-disk cache keeps
+them across processes: each kernel's source is written once to a file named by its hash
+under the kernel folder (KERNEL_DIR), which is what lets Numba cache it.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import keyword
+import math
+import os
+import re
+import sys
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy
+
+MISSING_NUMBA = "fusion on 'cpu' compiles its kernels with Numba: install the jit extra (pip install -e '.[jit]')"
+KERNEL_DIR = Path(os.environ.get("TINYGRAD_EDU_KERNELS", Path.home() / ".cache" / "tinygrad_edu" / "kernels"))
+
+# The operations a kernel can hold: NumPy's name -> (Python with Numba, CUDA C), over the
+# operands a, b (c for where's condition). Arithmetic on bool (NumPy's logical or/and) is left out.
+BINARY = {"add": ("{a} + {b}", "{a} + {b}"), "subtract": ("{a} - {b}", "{a} - {b}"),
+          "multiply": ("{a} * {b}", "{a} * {b}"), "divide": ("{a} / {b}", "{a} / {b}"),
+          "power": ("{a} ** {b}", "pow({a}, {b})"), "pow": ("{a} ** {b}", "pow({a}, {b})"),
+          # NumPy's maximum and minimum return a NaN from either side
+          "maximum": ("{a} if {a} >= {b} or {a} != {a} else {b}", "({a} >= {b} || {a} != {a}) ? {a} : {b}"),
+          "minimum": ("{a} if {a} <= {b} or {a} != {a} else {b}", "({a} <= {b} || {a} != {a}) ? {a} : {b}"),
+          "greater": ("{a} > {b}", "{a} > {b}"), "greater_equal": ("{a} >= {b}", "{a} >= {b}"),
+          "less": ("{a} < {b}", "{a} < {b}"), "less_equal": ("{a} <= {b}", "{a} <= {b}"),
+          "equal": ("{a} == {b}", "{a} == {b}"), "not_equal": ("{a} != {b}", "{a} != {b}")}
+UNARY = {"negative": ("-{a}", "-{a}"), "absolute": ("abs({a})", "abs({a})"),
+         "square": ("{a} * {a}", "{a} * {a}"), "reciprocal": ("1 / {a}", "1 / {a}"),
+         "exp": ("math.exp({a})", "exp({a})"), "log": ("math.log({a})", "log({a})"),
+         "expm1": ("math.expm1({a})", "expm1({a})"), "log1p": ("math.log1p({a})", "log1p({a})"),
+         "tanh": ("math.tanh({a})", "tanh({a})"), "sqrt": ("math.sqrt({a})", "sqrt({a})"),
+         "sin": ("math.sin({a})", "sin({a})"), "cos": ("math.cos({a})", "cos({a})"),
+         "isfinite": ("math.isfinite({a})", "isfinite({a})")}
+# NumPy computes these powers as other functions (x ** 2 as x * x): so does a kernel, when the exponent is a literal
+POWER_SHORTCUTS = {2: "square", 0.5: "sqrt", -1: "reciprocal"}
+WHERE = ("{a} if {c} else {b}", "{c} ? {a} : {b}")
+ELEMENTWISE = set(BINARY) | set(UNARY) | {"where", "astype"}
+RESERVED = {"math", "njit", "kernel", "shape"}  # besides the dtypes' names, out_* and the loop indices i, i0, i1 ...
+C_TYPES = {"float32": "float", "float64": "double", "int64": "long long", "int32": "int", "int16": "short",
+           "int8": "signed char", "uint8": "unsigned char", "bool": "bool"}
+
+
+@dataclass(frozen=True)
+class Input:
+    """A kernel argument: an array of `shape` and `dtype`, or a Python number given at each
+    call (dtype `float`, `int` or `bool`, shape ()), which takes its partner's dtype as in NumPy."""
+    name: str
+    dtype: Any
+    shape: tuple = ()
+
+
+@dataclass(frozen=True)
+class Step:
+    """`name = op(*args)`, one elementwise NumPy call; args name inputs or earlier steps, or are
+    Python numbers (written into the kernel). `astype` takes its target dtype as `dtype`."""
+    name: str
+    op: str
+    args: tuple
+    dtype: Any = None
+
+
+def is_python_number(kind: Any) -> bool:
+    """Whether `kind` stands for a Python float or int, which NumPy 2 lets its partner's dtype decide.
+    (By identity: numpy.dtype("float64") == float holds.)"""
+    return kind is float or kind is int
+
+
+def numpy_dtype(kind: Any) -> numpy.dtype:
+    """The dtype of a value of `kind` (an array's dtype, or float/int/bool for Python numbers)."""
+    return numpy.dtype(numpy.float64 if kind is float else numpy.int64 if kind is int else kind)
+
+
+def step_dtypes(step: Step, kinds: list) -> tuple[list, numpy.dtype]:
+    """(the dtype each argument is cast to, the result's dtype): what NumPy's call would use.
+    `kinds` are the arguments' dtypes, float/int for Python numbers (weak, as NumPy 2 has them)."""
+    if step.op == "astype":
+        return [numpy_dtype(kinds[0])], numpy.dtype(step.dtype)
+    if step.op == "sum":
+        return [numpy_dtype(kinds[0])], numpy_dtype(kinds[0])
+    if step.op == "where":
+        common = numpy.result_type(*(0.0 if k is float else 0 if k is int else numpy_dtype(k) for k in kinds[1:]))
+        return [numpy.dtype(bool), common, common], common
+    ufunc = getattr(numpy, step.op)
+    resolved = ufunc.resolve_dtypes(tuple(k if is_python_number(k) else numpy_dtype(k) for k in kinds) + (None,))
+    if step.op in BINARY and step.op not in ("maximum", "minimum") and resolved[-1] == numpy.bool_ \
+            and resolved[0] == numpy.bool_:
+        raise ValueError(f"fusion: {step.op} on bool arrays is not supported (NumPy makes it a logical op)")
+    return list(resolved[:-1]), resolved[-1]
+
+
+def literal(value: Any, dtype: numpy.dtype, cuda: bool) -> str:
+    """A Python number as source text: exact (repr round-trips a float), cast to `dtype`."""
+    if isinstance(value, float) and not math.isfinite(value):
+        text = ("NAN" if cuda else "math.nan") if value != value else \
+            ("INFINITY" if cuda else "math.inf") if value > 0 else ("-INFINITY" if cuda else "-math.inf")
+    else:
+        text = repr(bool(value)).lower() if cuda and isinstance(value, bool) else repr(value)
+    return f"({C_TYPES[dtype.name]})({text})" if cuda else f"{dtype.name}({text})"
+
+
+@dataclass(frozen=True)
+class Chain:
+    """A checked chain: the inputs that arrays and numbers are passed for, the steps with each
+    argument's and result's dtype, the outputs, and the shape every step broadcasts to."""
+    inputs: tuple
+    steps: tuple
+    outputs: tuple
+    arg_dtypes: tuple  # per step: the dtypes its arguments are cast to
+    dtypes: dict  # name -> dtype (or float/int/bool for a Python number input)
+    shape: tuple
+
+    @cached_property
+    def scalars(self) -> set:
+        """The inputs that hold one element: read once, before the loop."""
+        return {i.name for i in self.inputs if math.prod(i.shape) == 1}
+
+    @cached_property
+    def flat(self) -> bool:
+        """Whether every array has the full shape, so that one flat index reaches them all."""
+        return all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars) and not self.sums
+
+    @cached_property
+    def sums(self) -> dict:
+        """The sums over the rows: output name -> the name of what it adds up."""
+        return {s.name: s.args[0] for s in self.steps if s.op == "sum"}
+
+
+def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str]) -> Chain:
+    """The chain with its dtypes and broadcast shape; ValueError naming the step where it is
+    not a chain of supported elementwise calls."""
+    names = [i.name for i in inputs] + [s.name for s in steps]
+    taken = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n in RESERVED or n in C_TYPES
+             or n.startswith("out_") or re.fullmatch(r"i\d*", n)]
+    if taken:
+        raise ValueError(f"fusion: the names {taken} are not free for a kernel's values (not identifiers, or "
+                         "the names of its loops, outputs or imports)")
+    dtypes: dict = {i.name: i.dtype for i in inputs}
+    shapes: dict = {i.name: i.shape for i in inputs}
+    shape = numpy.broadcast_shapes(*(i.shape for i in inputs))
+    arg_dtypes = []
+    for step in steps:
+        if step.op not in ELEMENTWISE and step.op != "sum":
+            raise ValueError(f"fusion: {step.name} = {step.op}(...): not an elementwise operation it can fuse "
+                             f"(it can: {', '.join(sorted(ELEMENTWISE))}, and a trailing sum)")
+        unknown = [a for a in step.args if isinstance(a, str) and a not in dtypes]
+        if unknown or step.name in dtypes:
+            raise ValueError(f"fusion: {step.name} = {step.op}{step.args}: "
+                             + (f"reads {unknown} before they are made" if unknown else "its name is taken"))
+        kinds = [dtypes[a] if isinstance(a, str) else type(a) for a in step.args]
+        if step.op == "sum":
+            check_row_sum(step, steps, outputs, shapes, dtypes, shape)
+        casts, dtypes[step.name] = step_dtypes(step, kinds)
+        arg_dtypes.append(tuple(casts))
+        shapes[step.name] = shape[1:] if step.op == "sum" else \
+            numpy.broadcast_shapes(*(shapes[a] for a in step.args if isinstance(a, str)))
+    unsupported = [f"{n} {numpy_dtype(d)}" for n, d in dtypes.items() if numpy_dtype(d).name not in C_TYPES]
+    if unsupported:
+        raise ValueError(f"fusion: {', '.join(unsupported)}: a kernel holds {', '.join(C_TYPES)}")
+    sums = {s.name for s in steps if s.op == "sum"}
+    partial = [f"{o} {shapes.get(o)}" for o in outputs if shapes.get(o) != (shape[1:] if o in sums else shape)]
+    if partial:  # the loop runs over the full shape: a smaller output would be written many times over
+        raise ValueError(f"fusion: every output must have the kernel's shape {shape}: {', '.join(partial)} "
+                         "(fuse it in a chain of its own)")
+    return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape)
+
+
+def check_row_sum(step: Step, steps: Sequence[Step], outputs: Sequence[str], shapes: dict, dtypes: dict,
+                  shape: tuple) -> None:
+    """A `sum` step adds up its argument over the first axis (the rows: a bias gradient). Its
+    kernel adds row after row, which is NumPy's own order for a C-contiguous array of two or
+    more axes whose other axes hold two or more elements; NumPy sums other layouts pairwise.
+    So the sum must end the chain (an output nobody else reads) over a full-shape float value."""
+    (arg,) = step.args
+    read = any(step.name in s.args for s in steps)
+    if read or step.name not in outputs or shapes[arg] != shape or len(shape) < 2 or math.prod(shape[1:]) < 2 \
+            or numpy_dtype(dtypes[arg]).kind != "f":
+        raise ValueError(f"fusion: {step.name} = sum({arg}) over {shape} {numpy_dtype(dtypes[arg])}: a kernel sums "
+                         "a float value of its full shape over the first axis, of two or more axes with two or more "
+                         "elements in the others, as an output that no step reads")
+
+
+def step_lines(chain: Chain, cuda: bool) -> list:
+    """One line per step: `name = dtype(operation)`, every argument cast to the dtype NumPy would use."""
+    lines = []
+    for step, casts in zip(chain.steps, chain.arg_dtypes):
+        if step.op == "sum":
+            continue  # written where the outputs are stored
+        operands = []
+        for arg, dtype in zip(step.args, casts):
+            if not isinstance(arg, str):
+                operands.append(literal(arg, dtype, cuda))
+            elif numpy_dtype(chain.dtypes[arg]) == dtype and not is_python_number(chain.dtypes[arg]):
+                operands.append(arg)
+            else:
+                operands.append(f"({C_TYPES[dtype.name]}){arg}" if cuda else f"{dtype.name}({arg})")
+        if step.op == "astype":
+            numba_form, c_form = ("{a} != 0", "{a} != 0") if step.dtype == numpy.bool_ else ("{a}", "{a}")
+        elif step.op == "where":
+            numba_form, c_form = WHERE
+            operands = [operands[1], operands[2], operands[0]]
+        else:
+            numba_form, c_form = BINARY.get(step.op) or UNARY[step.op]
+        if step.op in ("power", "pow") and not isinstance(step.args[1], str) and step.args[1] in POWER_SHORTCUTS:
+            numba_form, c_form = UNARY[POWER_SHORTCUTS[step.args[1]]]
+        expression = (c_form if cuda else numba_form).format(**dict(zip("abc", operands)))
+        dtype = chain.dtypes[step.name]
+        lines.append(f"{C_TYPES[dtype.name]} {step.name} = {expression};" if cuda
+                     else f"{step.name} = {dtype.name}({expression})")
+    return lines
+
+
+def load(array: Input, chain: Chain) -> tuple[str, int]:
+    """(the line that reads an input's element, how many loops deep it must sit): its axes
+    align with the output's last ones, and an axis it broadcasts along reads index 0."""
+    if chain.flat:
+        return f"{array.name} = {array.name}_array[i]", 1
+    first = len(chain.shape) - len(array.shape)
+    index = [f"i{first + a}" if n == chain.shape[first + a] else "0" for a, n in enumerate(array.shape)]
+    depth = max([first + a + 1 for a, i in enumerate(index) if i != "0"], default=0)
+    return f"{array.name} = {array.name}_array[{', '.join(index)}]", depth
+
+
+def numba_source(chain: Chain) -> str:
+    """The kernel as Python for Numba: a loop nest over the output (one flat loop when every
+    array has the output's shape). Each input is indexed by the loops of its own axes (a
+    broadcast axis reads index 0), and each load and step sits in the outermost loop whose
+    indices it depends on: the log of a (rows, 1) column runs once per row, not per element."""
+    ndim = 1 if chain.flat else len(chain.shape)
+    depth = {name: 0 for name in chain.scalars}  # numbers, passed as such
+    lines = {}
+    for i in chain.inputs:
+        if i.name not in chain.scalars:
+            lines[i.name], depth[i.name] = load(i, chain)
+    for step, line in zip([s for s in chain.steps if s.op != "sum"], step_lines(chain, cuda=False)):
+        depth[step.name] = max(depth[a] for a in step.args if isinstance(a, str))
+        lines[step.name] = line
+    index = "i" if chain.flat else ", ".join(f"i{d}" for d in range(ndim))
+    row_index = ", ".join(f"i{d}" for d in range(1, ndim))
+    levels: list = [[] for _ in range(ndim + 1)]
+    for name, line in lines.items():
+        levels[depth[name]].append(line)
+    levels[ndim] += [f"out_{o}[{row_index}] = {chain.sums[o]} if i0 == 0 else out_{o}[{row_index}] + {chain.sums[o]}"
+                     if o in chain.sums else f"out_{o}[{index}] = {o}" for o in chain.outputs]
+    outs = [f"out_{o}" for o in chain.outputs]
+    signature = ", ".join([i.name if i.name in chain.scalars else f"{i.name}_array" for i in chain.inputs] + outs
+                          + ["shape"])
+    dtypes = sorted({numpy_dtype(d).name for d in chain.dtypes.values()})
+    source = ["# generated by tinygrad_edu.fusion: one pass over the elements, every value in NumPy's dtype",
+              "import math", f"from numpy import {', '.join(dtypes)}", "from numba import njit", "", "",
+              "# fastmath stays off (NumPy's roundings); error_model='numpy': x / 0 gives inf, not an exception;",
+              "# no_cfunc_wrapper: only Python calls it, so no C entry point is compiled (a tenth of the time)",
+              "@njit(cache=True, error_model='numpy', no_cfunc_wrapper=True)",
+              f"def kernel({signature}):"]
+    for d, level in enumerate(levels):
+        source += ["    " * (d + 1) + line for line in level]
+        if d < ndim:
+            source.append("    " * (d + 1) + ("for i in range(shape[0]):" if chain.flat
+                                              else f"for i{d} in range(shape[{d}]):"))
+    return "\n".join(source) + "\n"
+
+
+def cuda_source(chain: Chain) -> tuple[str, str, str]:
+    """(in_params, out_params, operation) of a CuPy ElementwiseKernel; CuPy does the broadcasting."""
+    def param(name: str, kind: Any) -> str:
+        return f"{C_TYPES[numpy_dtype(kind).name]} {name}"
+
+    if chain.sums:
+        raise ValueError(f"fusion: a CuPy ElementwiseKernel cannot sum ({', '.join(chain.sums)}): "
+                         "leave the sum to CuPy")
+    in_params = ", ".join(param(i.name, i.dtype) for i in chain.inputs)
+    out_params = ", ".join(param(f"out_{o}", chain.dtypes[o]) for o in chain.outputs)
+    body = step_lines(chain, cuda=True) + [f"out_{o} = {o};" for o in chain.outputs]
+    return in_params, out_params, "\n".join(body)
+
+
+class FusedKernel:
+    """A compiled chain: `kernel(*values, out=None)` takes one array or number per input, in
+    order, and returns the outputs (written into `out`'s arrays where given); `source` is the
+    generated code."""
+
+    def __init__(self, chain: Chain, device: str):
+        self.chain, self.device = chain, device
+        self.out_dtypes = [numpy_dtype(chain.dtypes[o]) for o in chain.outputs]
+        self.one_element = [i.name in chain.scalars for i in chain.inputs]  # passed as numbers
+        if device == "cpu":
+            self.source = numba_source(chain)
+            self.compiled = compile_numba(self.source)
+        else:
+            in_params, out_params, operation = cuda_source(chain)
+            self.source = f"// in: {in_params}\n// out: {out_params}\n{operation}\n"
+            self.compiled = compile_cuda(in_params, out_params, operation)
+
+    def __call__(self, *values: Any, out: Sequence[Any] | None = None) -> tuple:
+        chain = self.chain
+        if out is None:
+            xp = numpy if self.device == "cpu" else cupy_module()
+            out = [xp.empty(chain.shape[1:] if o in chain.sums else chain.shape, dtype)
+                   for o, dtype in zip(chain.outputs, self.out_dtypes)]
+        if self.device != "cpu":
+            self.compiled(*values, *out)
+            return tuple(out)
+        # a one-element input goes in as a number; a flat kernel takes flat views (copies of strided arrays)
+        arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
+                     else v.reshape(-1) if chain.flat else v for number, v in zip(self.one_element, values)]
+        if not chain.flat:
+            self.compiled(*arguments, *out, chain.shape)
+        elif all(o.flags.c_contiguous for o in out):
+            self.compiled(*arguments, *(o.reshape(-1) for o in out), (math.prod(chain.shape),))
+        else:
+            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
+        return tuple(out)
+
+
+def evaluate(steps: Sequence[Step], outputs: Sequence[str], values: dict) -> tuple:
+    """The chain run unfused, one NumPy call per step (what a replay without fusion does):
+    `values` maps each input's name to its array or number."""
+    values = dict(values)
+    for step in steps:
+        args = [values[a] if isinstance(a, str) else a for a in step.args]
+        values[step.name] = numpy.asarray(args[0]).astype(step.dtype) if step.op == "astype" \
+            else numpy.sum(args[0], axis=0) if step.op == "sum" else getattr(numpy, step.op)(*args)
+    return tuple(values[o] for o in outputs)
+
+
+def numba_available() -> bool:
+    """Whether Numba can be imported (the `jit` extra)."""
+    try:
+        import numba  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+_compiled: dict[str, Callable] = {}  # source -> compiled kernel, for this process
+
+
+def compile_numba(source: str) -> Callable:
+    """The kernel of `source`, from this process's cache, or from its file under KERNEL_DIR
+    (written once, named by the source's hash) so that Numba's disk cache serves other processes.
+    Numba compiles at the first call for the arguments' types."""
+    if source in _compiled:
+        return _compiled[source]
+    if not numba_available():
+        raise RuntimeError(MISSING_NUMBA)
+    path = KERNEL_DIR / f"fused_{hashlib.sha1(source.encode()).hexdigest()[:16]}.py"
+    if not path.exists() or path.read_text() != source:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        partial.write_text(source)
+        os.replace(partial, path)  # whole or absent, when processes write the same kernel at once
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # Numba's disk cache finds a kernel's globals by its module's name
+    spec.loader.exec_module(module)
+    _compiled[source] = module.kernel
+    return module.kernel
+
+
+def cupy_module() -> Any:
+    """CuPy (imported only when a kernel runs on "cuda")."""
+    import cupy
+    return cupy
+
+
+def compile_cuda(in_params: str, out_params: str, operation: str) -> Callable:
+    """A CuPy ElementwiseKernel, compiled by CuPy at its first call (and cached by CuPy on disk).
+    --fmad=false: CUDA would otherwise contract a * b + c into one rounding."""
+    key = "\n".join((in_params, out_params, operation))
+    if key not in _compiled:
+        name = "fused_" + hashlib.sha1(key.encode()).hexdigest()[:16]
+        _compiled[key] = cupy_module().ElementwiseKernel(in_params, out_params, operation, name,
+                                                         options=("--fmad=false",))
+    return _compiled[key]
+
+
+def fuse(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str], device: str = "cpu") -> FusedKernel:
+    """One kernel for the chain `steps` over `inputs`, returning `outputs`. On "cpu" it needs
+    Numba (RuntimeError naming the `jit` extra without it); ValueError names a step it cannot fuse."""
+    if device == "cpu" and not numba_available():
+        raise RuntimeError(MISSING_NUMBA)
+    return FusedKernel(check_chain(inputs, steps, outputs), device)
