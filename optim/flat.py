@@ -46,8 +46,12 @@ class FlatOptimizer(Optimizer):
     @property
     def method_state(self) -> dict:
         """The method's whole state, kept under the first parameter (as PyTorch's LBFGS): the
-        evaluation counters, n_iter, and whatever else the method keeps between steps."""
-        return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
+        evaluation counters, n_iter, and whatever else the method keeps between steps. The
+        counters are set per key: reading self.state[p] may already have made an empty entry."""
+        state = self.state[self.params[0]]
+        for counter in ("func_evals", "grad_evals", "hvp_evals", "n_iter"):
+            state.setdefault(counter, 0)
+        return state
 
     @property
     def line_search_failed(self) -> bool:
