@@ -51,6 +51,7 @@ class LBFGS(FlatOptimizer):
     def step(self, closure: Callable[[], Any]) -> Any:
         """Up to max_iter L-BFGS iterations; returns the closure's loss at the start."""
         group, state = self.param_groups[0], self.method_state
+        state["rounding_floor"] = False  # until this step finds the loss there
         # ---- evaluate f and ∇f where we stand ----
         start_loss, g = self.evaluate(closure)
         loss, evals = float(start_loss), 1
