@@ -52,8 +52,8 @@ class NewtonCG(FlatOptimizer):
     A line search that finds no acceptable step (a NaN or inf loss is never acceptable)
     leaves θ unchanged and sets `line_search_failed`, or `reached_rounding_floor` when the
     decrease it predicts, ½·t·|gᵀd|, is ≤ |f|·ε (FlatOptimizer.at_rounding_floor). One
-    `step` is one Newton iteration. state counts func_evals, grad_evals, hvp_evals and n_iter. SciPy:
-    scipy.optimize.minimize(method="Newton-CG") with hessp.
+    `step` is one Newton iteration. state counts func_evals, grad_evals, hvp_evals and
+    n_iter. SciPy: scipy.optimize.minimize(method="Newton-CG") with hessp.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1.0, max_cg_iter: int | None = None,
