@@ -8,6 +8,11 @@ state (counters of function, gradient and Hessian-vector evaluations, n_iter, me
 step that would turn finite parameters into NaN or inf is refused: these methods read the
 loss on the host at every step anyway, so the check costs no extra synchronisation (the
 first-order optimizers check only inside detect_anomaly()).
+
+A step that finds no lower loss either failed or met the rounding floor (at_rounding_floor):
+near a minimum the decrease a step can make falls below the rounding error of the loss
+itself, and then whether a trial comes out an ulp lower depends on how the CPU rounds.
+`step` returns the loss of the closure's first call, as the closure returned it (a Tensor).
 """
 from __future__ import annotations
 
@@ -42,13 +47,44 @@ class FlatOptimizer(Optimizer):
     @property
     def method_state(self) -> dict:
         """The method's whole state, kept under the first parameter (as PyTorch's LBFGS): the
-        evaluation counters, n_iter, and whatever else the method keeps between steps."""
-        return self.state.setdefault(self.params[0], {"func_evals": 0, "grad_evals": 0, "hvp_evals": 0, "n_iter": 0})
+        evaluation counters, n_iter, and whatever else the method keeps between steps. The
+        counters are set per key: reading self.state[p] may already have made an empty entry."""
+        state = self.state[self.params[0]]
+        for counter in ("func_evals", "grad_evals", "hvp_evals", "n_iter"):
+            state.setdefault(counter, 0)
+        return state
 
     @property
     def line_search_failed(self) -> bool:
-        """Whether the last step's line search found no acceptable step (θ did not move)."""
+        """Whether the last step's line search found no acceptable step (θ did not move) away
+        from the rounding floor: a failure."""
         return self.method_state.get("line_search_failed", False)
+
+    @property
+    def reached_rounding_floor(self) -> bool:
+        """Whether the last step found no lower loss because the loss is at its rounding
+        floor (θ did not move): converged as far as the loss can show."""
+        return self.method_state.get("rounding_floor", False)
+
+    def at_rounding_floor(self, f: float, predicted_decrease: float) -> bool:
+        r"""The rounding floor: a decrease below the rounding error of the loss itself,
+
+            predicted decrease ≤ |f|·ε          (ε: the machine epsilon of θ's dtype)
+
+        cannot show in a computed loss, so when no trial lowered f, none could have: the run
+        has converged as far as the loss can tell; it has not failed. SciPy's L-BFGS-B stops
+        on the same kind of test, (f_k − f_{k+1}) / max(|f_k|, |f_{k+1}|, 1) ≤ factr·ε, and
+        PyTorch's LBFGS on |f_k − f_{k+1}| < tolerance_change."""
+        return predicted_decrease <= abs(f) * float(self.xp.finfo(self.flat_params().dtype).eps)
+
+    def record_search(self, point: Point | None, start: Point, t: float) -> None:
+        """Record how a line search from step t ended (point None: no acceptable trial, θ
+        stays). Its first trial t is the method's guess of the minimum along d, so the
+        parabola with slope φ'(0) there predicts the decrease ½·t·|φ'(0)|; at or below the
+        rounding floor the search has not failed, the loss has nowhere lower to show."""
+        floor = point is None and self.at_rounding_floor(start.f, -0.5 * t * start.gtd)
+        self.method_state["rounding_floor"] = floor
+        self.method_state["line_search_failed"] = point is None and not floor
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         raise TypeError(f"{type(self).__name__} updates all parameters at once in step(closure)")
@@ -91,22 +127,24 @@ class FlatOptimizer(Optimizer):
     # ---- evaluations ---------------------------------------------------------------------
 
     def evaluate(self, closure: Callable[[], Any]) -> tuple:
-        """(f(θ), ∇f(θ)) at the current parameters, through the closure."""
+        """(the closure's loss as it returned it, ∇f(θ)) at the current parameters."""
         with enable_grad():
-            loss = float(closure())
+            loss = closure()
         self.method_state["func_evals"] += 1
         self.method_state["grad_evals"] += 1
         return loss, self.flat_grad()
 
     def phi(self, closure: Callable[[], Any], theta: Any, d: Any) -> Callable[[float], tuple]:
-        """φ(t) = (f, ∇f) at θ + t·d, for a line search (the parameters are left at θ + t·d)."""
+        """φ(t) = (f as a float, ∇f) at θ + t·d, for a line search (the parameters are left
+        at θ + t·d)."""
         def at(t: float) -> tuple:
             self.set_params(theta + t * d)
-            return self.evaluate(closure)
+            loss, g = self.evaluate(closure)
+            return float(loss), g
         return at
 
     def evaluate_with_curvature(self, closure: Callable[[], Any]) -> tuple:
-        """(f, ∇f, hvp): like evaluate, but the closure's backward keeps its graph, and
+        """(loss, ∇f, hvp): like evaluate, but the closure's backward keeps its graph, and
         hvp(v) = H(θ)·v is a backward through that graph with v as the gradients' output
         gradient (a double backward: Hᵀv, and H is symmetric)."""
         with enable_grad(), backward_creates_graph():
@@ -121,18 +159,18 @@ class FlatOptimizer(Optimizer):
             pieces = [Tensor.wrap(piece, p.backend) for p, piece in zip(self.params, self.split(v))]
             return self.flat([h.data for h in gradients_or_zeros(grads, self.params, grad_outputs=pieces)])
 
-        return float(loss), self.flat([g.data for g in grads]), hvp
+        return loss, self.flat([g.data for g in grads]), hvp
 
     def move_along(self, closure: Callable[[], Any], start: Point, d: Any, t: float, line_search: str | None) -> None:
         """θ ← θ + t·d with t fixed (line_search None), or found by the line search from t. A
-        search that finds no acceptable step leaves θ as it was and sets line_search_failed."""
+        search that finds no acceptable step leaves θ as it was (record_search)."""
         theta = self.flat_params()
         if line_search is None:
             self.commit(theta + t * d)
             return
         point = LINE_SEARCHES[line_search](self.phi(closure, theta, d), d, start, t)[0]
         self.set_params(theta)
-        self.method_state["line_search_failed"] = point is None
+        self.record_search(point, start, t)
         if point is not None:
             self.commit(theta + point.t * d)
 

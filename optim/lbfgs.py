@@ -29,7 +29,9 @@ class LBFGS(FlatOptimizer):
     up to max_iter iterations and max_eval closure calls (a line search gets the calls
     left), stopping early when the largest gradient entry is ≤ tolerance_grad or the step
     or loss change is ≤ tolerance_change. A line search that finds no lower loss leaves θ
-    where it is and sets `line_search_failed`.
+    where it is and sets `line_search_failed`, or `reached_rounding_floor` when the decrease
+    it predicts, ½·t·|gᵀd|, is ≤ |f|·ε, the loss's own rounding error
+    (FlatOptimizer.at_rounding_floor).
 
     PyTorch: torch.optim.LBFGS, same arguments, defaults, state, evaluation counts and
     trajectory.
@@ -46,12 +48,13 @@ class LBFGS(FlatOptimizer):
                                       tolerance_change=tolerance_change, history_size=history_size,
                                       line_search_fn=line_search_fn))
 
-    def step(self, closure: Callable[[], Any]) -> float:
-        """Up to max_iter L-BFGS iterations; returns the loss at the start."""
+    def step(self, closure: Callable[[], Any]) -> Any:
+        """Up to max_iter L-BFGS iterations; returns the closure's loss at the start."""
         group, state = self.param_groups[0], self.method_state
+        state["rounding_floor"] = False  # until this step finds the loss there
         # ---- evaluate f and ∇f where we stand ----
         start_loss, g = self.evaluate(closure)
-        loss, evals = start_loss, 1
+        loss, evals = float(start_loss), 1
         if float(abs(g).max()) <= group["tolerance_grad"]:
             return start_loss
         for iteration in range(1, group["max_iter"] + 1):
@@ -64,6 +67,7 @@ class LBFGS(FlatOptimizer):
             state["d"], state["t"] = d, t
             gtd = float((g * d).sum())
             if gtd > -group["tolerance_change"]:  # not a descent direction any more
+                state["rounding_floor"] = self.at_rounding_floor(loss, -0.5 * t * gtd)
                 break
             last = iteration == group["max_iter"]
             loss, g, state["t"], used = self.take_step(closure, Point(0.0, loss, g, gtd), d, t, last,
@@ -116,9 +120,10 @@ class LBFGS(FlatOptimizer):
             self.commit(theta + t * d)
             if last:
                 return start.f, start.g, t, 0
-            return (*self.evaluate(closure), t, 1)
+            loss, g = self.evaluate(closure)
+            return float(loss), g, t, 1
         point, used = strong_wolfe(self.phi(closure, theta, d), d, start, t, max_ls=max_ls)
-        self.method_state["line_search_failed"] = point is None
+        self.record_search(point, start, t)
         point = point or start  # no lower loss found: stay (t = 0), as PyTorch's search returns then
         self.set_params(theta)
         self.commit(theta + point.t * d)

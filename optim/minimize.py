@@ -3,7 +3,9 @@
 It exists for experiments on landscapes (a ravine, Rosenbrock, a saddle): one call runs
 an optimizer to convergence and returns the whole path for plotting. Divergence is
 reported, never hidden: a non-finite loss, or an update the optimizer refuses, ends the
-run with success=False and a message naming the iteration.
+run with success=False and a message naming the iteration. A run whose loss has reached
+its rounding floor (no step can lower it by more than |f|·ε, see
+FlatOptimizer.at_rounding_floor) has converged: success=True, whatever the CPU rounds.
 """
 from __future__ import annotations
 
@@ -83,9 +85,9 @@ def minimize(fun: Callable[[Tensor], Tensor], x0: Tensor, method: str = "newton-
         if verdict is not None:
             return result(nit, *verdict)
         # ---- one update of x ----
-        failure = _update(optimizer, objective.closure, nit + 1)
-        if failure is not None:
-            return result(nit, False, failure)
+        stop = _update(optimizer, objective.closure, nit + 1)
+        if stop is not None:
+            return result(nit, *stop)
         path.append(x.numpy().copy())
         objective.evaluate()
         # ---- report ----
@@ -151,8 +153,9 @@ def _verdict(objective: _Objective, nit: int, gtol: float, maxiter: int) -> tupl
     return None
 
 
-def _update(optimizer: Any, closure: Callable[[], Tensor], iteration: int) -> str | None:
-    """One step of the optimizer; None, or the message that says why x did not move."""
+def _update(optimizer: Any, closure: Callable[[], Tensor], iteration: int) -> tuple | None:
+    """One step of the optimizer; None, or (success, message) when x did not move: the
+    loss is at its rounding floor (converged), the line search failed, or the step diverged."""
     try:
         if isinstance(optimizer, FlatOptimizer):
             optimizer.step(closure)
@@ -160,8 +163,11 @@ def _update(optimizer: Any, closure: Callable[[], Tensor], iteration: int) -> st
             with detect_anomaly():  # let step refuse a non-finite update (minimize waits for the loss anyway)
                 optimizer.step()
     except FloatingPointError as e:
-        return f"diverged at iteration {iteration}: {e}"
+        return False, f"diverged at iteration {iteration}: {e}"
+    if getattr(optimizer, "reached_rounding_floor", False):
+        return True, (f"converged to the rounding floor after {iteration - 1} iterations: no step can lower "
+                      "the loss by more than its rounding error |f|·eps")
     if getattr(optimizer, "line_search_failed", False):
-        return (f"line search failed at iteration {iteration}: "
-                "no step along the direction lowered the loss; x is unchanged")
+        return False, (f"line search failed at iteration {iteration}: "
+                       "no step along the direction lowered the loss; x is unchanged")
     return None

@@ -50,9 +50,10 @@ class NewtonCG(FlatOptimizer):
             "strong_wolfe", or t = lr fixed for line_search=None).
 
     A line search that finds no acceptable step (a NaN or inf loss is never acceptable)
-    leaves θ unchanged and sets `line_search_failed`. One `step` is one Newton
-    iteration. state counts func_evals, grad_evals, hvp_evals and n_iter. SciPy:
-    scipy.optimize.minimize(method="Newton-CG") with hessp.
+    leaves θ unchanged and sets `line_search_failed`, or `reached_rounding_floor` when the
+    decrease it predicts, ½·t·|gᵀd|, is ≤ |f|·ε (FlatOptimizer.at_rounding_floor). One
+    `step` is one Newton iteration. state counts func_evals, grad_evals, hvp_evals and
+    n_iter. SciPy: scipy.optimize.minimize(method="Newton-CG") with hessp.
     """
 
     uses_hessian = True  # tinygrad_edu.distributed: HVPs of one process's graph, so DistributedOptimizer refuses it
@@ -63,14 +64,15 @@ class NewtonCG(FlatOptimizer):
         check_line_search("NewtonCG", line_search)
         super().__init__(params, dict(lr=lr, max_cg_iter=max_cg_iter, cg_tol=cg_tol, line_search=line_search))
 
-    def step(self, closure: Callable[[], Any]) -> float:
-        """One Newton iteration; returns the loss at the start."""
+    def step(self, closure: Callable[[], Any]) -> Any:
+        """One Newton iteration; returns the closure's loss at the start."""
         group, xp = self.param_groups[0], self.xp
         loss, g, hvp = self.evaluate_with_curvature(closure)
         d = self.truncated_cg(g, hvp, _forcing_tolerance(xp, g, group["cg_tol"]),
                               group["max_cg_iter"] or 20 * g.size)
         self.release_graph()
-        self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], group["line_search"])
+        self.move_along(closure, Point(0.0, float(loss), g, float((g * d).sum())), d, group["lr"],
+                        group["line_search"])
         self.method_state["n_iter"] += 1
         return loss
 
@@ -113,6 +115,9 @@ class TrustRegionNewtonCG(FlatOptimizer):
         θ ← θ + d if ρ > η (eta), else θ stays;
         a NaN or inf f(θ + d) counts as ρ = −1 (rejected, Δ shrinks).
 
+    A rejected step whose predicted decrease m(0) − m(d) is ≤ |f|·ε, the loss's own rounding
+    error, sets `reached_rounding_floor` (FlatOptimizer.at_rounding_floor).
+
     One `step` is one such iteration (a rejected step still counts). SciPy:
     scipy.optimize.minimize(method="trust-ncg"), with the same defaults.
     """
@@ -125,11 +130,12 @@ class TrustRegionNewtonCG(FlatOptimizer):
         check(0 <= eta < 0.25, "TrustRegionNewtonCG", "eta must be in [0, 0.25)", eta)
         super().__init__(params, dict(initial_radius=initial_radius, max_radius=max_radius, eta=eta))
 
-    def step(self, closure: Callable[[], Any]) -> float:
-        """One trust-region iteration; returns the loss at the start."""
+    def step(self, closure: Callable[[], Any]) -> Any:
+        """One trust-region iteration; returns the closure's loss at the start."""
         group, xp, state = self.param_groups[0], self.xp, self.method_state
         radius = state.setdefault("radius", group["initial_radius"])
         loss, g, hvp = self.evaluate_with_curvature(closure)
+        f = float(loss)
         d, on_boundary = self.steihaug_cg(g, hvp, radius, _forcing_tolerance(xp, g, None), 20 * g.size)
         predicted = -float((g * d).sum() + 0.5 * (d * hvp(d)).sum())
         self.release_graph()
@@ -138,7 +144,10 @@ class TrustRegionNewtonCG(FlatOptimizer):
         self.set_params(theta)
         # A NaN or inf trial loss (or a model that predicts no decrease) rejects the step;
         # a NaN ρ would compare False with 1/4 and never shrink the radius.
-        rho = (loss - new_loss) / predicted if predicted > 0 and math.isfinite(new_loss) else -1.0
+        rho = (f - new_loss) / predicted if predicted > 0 and math.isfinite(new_loss) else -1.0
+        # A rejection when the model's decrease is below f's rounding error is the rounding
+        # floor, not a bad model: ρ is then rounding over rounding, and shrinking Δ cannot help.
+        state["rounding_floor"] = rho <= group["eta"] and self.at_rounding_floor(f, predicted)
         if rho < 0.25:
             state["radius"] = 0.25 * radius
         elif rho > 0.75 and on_boundary:
@@ -210,15 +219,15 @@ class Newton(FlatOptimizer):
         check(damping >= 0, "Newton", "damping must be >= 0", damping)
         super().__init__(params, dict(lr=lr, damping=damping))
 
-    def step(self, closure: Callable[[], Any]) -> float:
-        """One Newton iteration; returns the loss at the start."""
+    def step(self, closure: Callable[[], Any]) -> Any:
+        """One Newton iteration; returns the closure's loss at the start."""
         group, xp = self.param_groups[0], self.xp
         loss, g, hvp = self.evaluate_with_curvature(closure)
         identity = xp.eye(g.size, dtype=g.dtype)
         hessian = xp.stack([hvp(e) for e in identity], axis=1)
         self.release_graph()
         d = self.modified_newton_direction((hessian + hessian.T) / 2 + group["damping"] * identity, g)
-        self.move_along(closure, Point(0.0, loss, g, float((g * d).sum())), d, group["lr"], "finite_loss")
+        self.move_along(closure, Point(0.0, float(loss), g, float((g * d).sum())), d, group["lr"], "finite_loss")
         self.method_state["n_iter"] += 1
         return loss
 

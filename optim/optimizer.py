@@ -24,6 +24,7 @@ and in place, as a hand-written `theta -= lr * g` would.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 from tinygrad_edu import Tensor, enable_grad, is_anomaly_enabled
@@ -70,7 +71,9 @@ class Optimizer:
     def __init__(self, params: Iterable[Any], defaults: dict):
         self.defaults = dict(defaults)
         self.param_groups: list[dict] = []
-        self.state: dict = {}  # parameter Tensor -> its state dict
+        # parameter Tensor -> its state dict; self.state[p] of a parameter without state is a new
+        # empty dict, as PyTorch's (an optimizer in its style: state = self.state[p]; state["n"] = 0)
+        self.state: defaultdict = defaultdict(dict)
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -196,7 +199,7 @@ class Optimizer:
         ):
             raise ValueError(f"{type(self).__name__}.load_state_dict: the saved groups do not match this optimizer's")
         params = [p for group in self.param_groups for p in group["params"]]
-        state = {}
+        state: defaultdict = defaultdict(dict)
         for key, saved in state_dict["state"].items():
             if not 0 <= int(key) < len(params):
                 raise ValueError(f"{type(self).__name__}.load_state_dict: state of parameter {key}, "

@@ -13,6 +13,7 @@ AdamW, Adamax, NAdam, RAdam and their shared base class.
 
 Every test that makes tensors takes the `device` fixture (conftest.py).
 """
+import collections
 import copy
 import math
 import re
@@ -763,6 +764,71 @@ def test_state_does_not_alias_the_gradient(device):
     b = opt.state[x]["b"].copy()
     x.grad.data[...] = 0.0  # a user zeroing (or clipping) the gradient in place
     np.testing.assert_array_equal(host(opt.state[x]["b"]), host(b))
+
+
+class HeavyBall(optim.Optimizer):
+    """SGD with momentum written in PyTorch's style: state = self.state[p], filled on first use."""
+
+    def __init__(self, params, lr=0.1, momentum=0.9):
+        super().__init__(params, dict(lr=lr, momentum=momentum))
+
+    def step(self, closure=None):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if len(state) == 0:
+                    state["steps"], state["velocity"] = 0, p.backend.zeros_like(p.data)
+                state["steps"] += 1
+                state["velocity"] = group["momentum"] * state["velocity"] + p.grad.data
+                p.data[...] = p.data - group["lr"] * state["velocity"]
+                p.bump_version()
+
+
+def test_an_optimizer_in_pytorchs_style_runs_and_resumes(device, tmp_path):
+    """state is a defaultdict(dict), as PyTorch's: the subclass above runs unchanged, follows
+    SGD(momentum=0.9)'s path, and its state survives state_dict -> nn.save -> nn.load."""
+    import nn
+    x, y = make_param(device), make_param(device)
+    mine, sgd = HeavyBall([x]), optim.SGD([y], lr=0.1, momentum=0.9)
+    for opt, p in ((mine, x), (sgd, y)):
+        run_steps(opt, p, device, 3)
+    np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-12)
+    assert mine.state[x]["steps"] == 3
+    nn.save(mine.state_dict(), tmp_path / "opt.npz")
+    z = make_param(device)
+    z.data[...] = x.data
+    resumed = HeavyBall([z])
+    resumed.load_state_dict(nn.load(tmp_path / "opt.npz"))
+    assert isinstance(resumed.state, collections.defaultdict) and resumed.state[z]["steps"] == 3
+    run_steps(mine, x, device, 1)
+    run_steps(resumed, z, device, 1)
+    np.testing.assert_array_equal(z.numpy(), x.numpy())
+
+
+def test_reading_the_state_before_the_first_step_changes_nothing(device):
+    """self.state[p] of a parameter without state makes an empty entry: the first step must
+    still start from scratch (Adam's step count, L-BFGS's counters)."""
+    x, y = make_param(device), make_param(device)
+    opt, reference = optim.Adam([x], lr=0.1), optim.Adam([y], lr=0.1)
+    assert opt.state[x] == {}
+    run_steps(opt, x, device, 2)
+    run_steps(reference, y, device, 2)
+    assert opt.state[x]["step"] == 2
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+    w = tg.tensor([-1.2, 1.0], dtype="float64", device=device, requires_grad=True)
+    lbfgs = optim.LBFGS([w], max_iter=3, max_eval=10)
+    assert lbfgs.state[w] == {}
+
+    def closure():
+        lbfgs.zero_grad()
+        loss = 100 * (w[1] - w[0] ** 2) ** 2 + (1 - w[0]) ** 2
+        loss.backward()
+        return loss
+
+    lbfgs.step(closure)
+    assert lbfgs.state[w]["n_iter"] == 3 and lbfgs.state[w]["func_evals"] == 3  # the last iteration evaluates nothing
 
 
 # ---------------------------------------------------------------------------------------

@@ -105,6 +105,29 @@ def test_minimize_converges_on_rosenbrock(method, options, n, device):
     assert result.x.dtype == np.float64 and result.x.device == device
 
 
+@pytest.mark.parametrize("method, options", [("newton-cg", {}), ("trust-ncg", {}), ("newton", {}), ("lbfgs", {}),
+                                             ("lbfgs", {"line_search_fn": "strong_wolfe"}),
+                                             ("lbfgs", {"tolerance_grad": 1e3})])  # ends after its first call
+def test_step_returns_the_loss_tensor_of_the_closures_first_call(method, options, device):
+    """As torch.optim's step(closure): the very Tensor the first call returned, so that
+    opt.step(closure).item() works for every optimizer."""
+    x = tg.tensor([-1.2, 1.0], dtype="float64", device=device, requires_grad=True)
+    opt = CLASSES[method]([x], **options)
+    losses = []
+
+    def closure():
+        opt.zero_grad()
+        losses.append(100 * (x[1] - x[0] ** 2) ** 2 + (1 - x[0]) ** 2)
+        losses[-1].backward()
+        return losses[-1]
+
+    for _ in range(2):
+        first_call, (a, b) = len(losses), x.numpy().copy()
+        loss = opt.step(closure)
+        assert isinstance(loss, tg.Tensor) and loss is losses[first_call]
+        assert loss.item() == pytest.approx(100 * (b - a ** 2) ** 2 + (1 - a) ** 2, rel=1e-14)
+
+
 # ---- directly on a model's parameters (the multi-parameter flat vector) -------------------
 
 
@@ -136,7 +159,8 @@ def test_optimizer_on_linear_least_squares(method, options, device):
     opt = CLASSES[method](model.parameters(), **kwargs)
     closure = closure_for(opt, lambda: F.mse_loss(model(xs), ys))
     initial = F.mse_loss(model(xs), ys).item()
-    assert opt.step(closure) == pytest.approx(initial, rel=1e-14)  # step returns the loss at its start
+    loss = opt.step(closure)  # the loss Tensor of the closure's first call, as PyTorch's step returns
+    assert isinstance(loss, tg.Tensor) and loss.item() == pytest.approx(initial, rel=1e-14)
     for _ in range(60):
         closure()
         if max(float(abs(p.grad.numpy()).max()) for p in model.parameters()) < 1e-10:

@@ -1,6 +1,7 @@
 """No second-order method steps to a non-finite loss or parameter silently (API.md, optim):
 Newton-CG's steepest-descent fallback at zero curvature, line searches that fail say so and
-leave θ alone, a non-finite trial loss is a failed trial (a rejected trust-region step)."""
+leave θ alone, a non-finite trial loss is a failed trial (a rejected trust-region step); a
+step that finds no lower loss because the loss is at its rounding floor has converged."""
 import math
 
 import numpy as np
@@ -65,6 +66,43 @@ def test_a_successful_line_search_clears_the_flag(device):
     opt = optim.NewtonCG([x])
     opt.step(closure_for(opt, x, quartic))
     assert not opt.line_search_failed and x.item() == 0.5
+
+
+def on_a_plateau_of_rounding(x):
+    """10⁸ + Σ(x − 1)²: within 10⁻⁵ of the minimum the sum is below half an ulp of 10⁸ (7.5e-9),
+    so every computed loss there is exactly 10⁸ (no CPU's rounding can show a decrease), while
+    the gradient 2(x − 1) is exact and far above gtol."""
+    return 1e8 + ((x - 1.0) ** 2).sum()
+
+
+@pytest.mark.parametrize("method, options", [
+    ("lbfgs", {"line_search_fn": "strong_wolfe"}), ("lbfgs", {}), ("newton-cg", {}),
+    ("newton-cg", {"line_search": "strong_wolfe"}), ("trust-ncg", {}), ("newton", {})])
+def test_a_run_at_the_rounding_floor_has_converged(method, options, device):
+    """Every closure method ends with success and a 'converged' message, never "line search
+    failed" or out of iterations (L-BFGS's line search and the trust region used to)."""
+    x0 = tg.tensor([1 + 1e-5, 1 - 2e-5], dtype="float64", device=device)
+    result = optim.minimize(on_a_plateau_of_rounding, x0, method, options=dict(options, maxiter=50))
+    assert result.success, result.message
+    assert result.message.startswith("converged")
+    assert result.fun == 1e8
+    np.testing.assert_allclose(result.x.numpy(), [1.0, 1.0], atol=3e-5)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_the_rounding_floor_is_a_predicted_decrease_below_f_times_eps(dtype, device):
+    """A search that found nothing from φ(0) = f with slope gᵀd, first trial t: at the floor when
+    the predicted ½·t·|gᵀd| ≤ |f|·ε of θ's dtype (float64: 2.2e-16, float32: 1.2e-7), else failed."""
+    x = tg.tensor([0.0], dtype=dtype, device=device, requires_grad=True)
+    opt = optim.NewtonCG([x])
+    g = x.backend.asarray([1.0], dtype=dtype)
+    eps = float(np.finfo(dtype).eps)
+    for f, predicted, floor in [(-4.0, 4 * eps, True), (-4.0, 4.5 * eps, False), (0.0, 0.0, True),
+                                (0.0, 1e-300, False), (4.0, 3 * float(np.finfo("float32").eps), dtype == "float32")]:
+        opt.record_search(None, Point(0.0, f, g, -predicted), t=2.0)
+        assert (opt.reached_rounding_floor, opt.line_search_failed) == (floor, not floor), (f, predicted)
+    opt.record_search(Point(1.0, 3.0, g, 0.0), Point(0.0, 4.0, g, -1.0), t=1.0)  # found a lower loss
+    assert not opt.reached_rounding_floor and not opt.line_search_failed
 
 
 def _nan_everywhere(t):
