@@ -30,7 +30,7 @@ class LBFGS(FlatOptimizer):
     left), stopping early when the largest gradient entry is ≤ tolerance_grad or the step
     or loss change is ≤ tolerance_change. A line search that finds no lower loss leaves θ
     where it is and sets `line_search_failed`, or `reached_rounding_floor` when the decrease
-    it predicts, ½·t·|gᵀd|, is ≤ |f|·ε, the loss's own rounding error
+    it predicts, ½·t·|gᵀd|, is ≤ 4·|f|·ε, a few roundings of the loss
     (FlatOptimizer.at_rounding_floor).
 
     PyTorch: torch.optim.LBFGS, same arguments, defaults, state, evaluation counts and

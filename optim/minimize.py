@@ -4,7 +4,7 @@ It exists for experiments on landscapes (a ravine, Rosenbrock, a saddle): one ca
 an optimizer to convergence and returns the whole path for plotting. Divergence is
 reported, never hidden: a non-finite loss, or an update the optimizer refuses, ends the
 run with success=False and a message naming the iteration. A run whose loss has reached
-its rounding floor (no step can lower it by more than |f|·ε, see
+its rounding floor (no step can lower it by more than 4·|f|·ε, a few of its roundings, see
 FlatOptimizer.at_rounding_floor) has converged: success=True, whatever the CPU rounds.
 """
 from __future__ import annotations

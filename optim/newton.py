@@ -51,7 +51,7 @@ class NewtonCG(FlatOptimizer):
 
     A line search that finds no acceptable step (a NaN or inf loss is never acceptable)
     leaves θ unchanged and sets `line_search_failed`, or `reached_rounding_floor` when the
-    decrease it predicts, ½·t·|gᵀd|, is ≤ |f|·ε (FlatOptimizer.at_rounding_floor). One
+    decrease it predicts, ½·t·|gᵀd|, is ≤ 4·|f|·ε (FlatOptimizer.at_rounding_floor). One
     `step` is one Newton iteration. state counts func_evals, grad_evals, hvp_evals and
     n_iter. SciPy: scipy.optimize.minimize(method="Newton-CG") with hessp.
     """
@@ -115,7 +115,7 @@ class TrustRegionNewtonCG(FlatOptimizer):
         θ ← θ + d if ρ > η (eta), else θ stays;
         a NaN or inf f(θ + d) counts as ρ = −1 (rejected, Δ shrinks).
 
-    A rejected step whose predicted decrease m(0) − m(d) is ≤ |f|·ε, the loss's own rounding
+    A rejected step whose predicted decrease m(0) − m(d) is ≤ 4·|f|·ε, a few of the loss's own roundings
     error, sets `reached_rounding_floor` (FlatOptimizer.at_rounding_floor).
 
     One `step` is one such iteration (a rejected step still counts). SciPy:

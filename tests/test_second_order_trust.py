@@ -92,13 +92,13 @@ def test_a_run_at_the_rounding_floor_has_converged(method, options, device):
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
 def test_the_rounding_floor_is_a_predicted_decrease_below_f_times_eps(dtype, device):
     """A search that found nothing from φ(0) = f with slope gᵀd, first trial t: at the floor when
-    the predicted ½·t·|gᵀd| ≤ |f|·ε of θ's dtype (float64: 2.2e-16, float32: 1.2e-7), else failed."""
+    the predicted ½·t·|gᵀd| ≤ 4·|f|·ε of θ's dtype (float64: ε = 2.2e-16, float32: 1.2e-7), else failed."""
     x = tg.tensor([0.0], dtype=dtype, device=device, requires_grad=True)
     opt = optim.NewtonCG([x])
     g = x.backend.asarray([1.0], dtype=dtype)
     eps = float(np.finfo(dtype).eps)
-    for f, predicted, floor in [(-4.0, 4 * eps, True), (-4.0, 4.5 * eps, False), (0.0, 0.0, True),
-                                (0.0, 1e-300, False), (4.0, 3 * float(np.finfo("float32").eps), dtype == "float32")]:
+    for f, predicted, floor in [(-4.0, 16 * eps, True), (-4.0, 17 * eps, False), (0.0, 0.0, True),
+                                (0.0, 1e-300, False), (1.0, 3 * float(np.finfo("float32").eps), dtype == "float32")]:
         opt.record_search(None, Point(0.0, f, g, -predicted), t=2.0)
         assert (opt.reached_rounding_floor, opt.line_search_failed) == (floor, not floor), (f, predicted)
     opt.record_search(Point(1.0, 3.0, g, 0.0), Point(0.0, 4.0, g, -1.0), t=1.0)  # found a lower loss
