@@ -438,3 +438,153 @@ def test_a_batch_made_inside_the_jitted_function_is_warned_about():
     run = tg.jit(lambda: Tensor(next(batches)).sum())
     with pytest.warns(UserWarning, match=r"jit: fn made a tensor of shape \(24, 6\) from host data"):
         run()
+
+
+# ---- never stale: what a recording depended on is checked before each replay -----------
+
+SCALE = 2.0  # a global that a jitted function reads
+
+
+def test_a_rebound_closure_variable_records_again(device):
+    batch = Tensor(np.zeros(3, dtype=np.float32), device=device)
+    scale = 1.0
+    run = tg.jit(lambda w: w * batch * scale)
+    w = Tensor(np.ones(3, dtype=np.float32), device=device)
+    for i in range(3):
+        batch = Tensor(np.full(3, i, dtype=np.float32), device=device)  # another Tensor, same shape
+        assert_same(run(w).numpy(), np.full(3, i, dtype=np.float32))
+    scale = 0.5  # another number
+    assert_same(run(w).numpy(), np.full(3, 1.0, dtype=np.float32))
+
+
+def test_a_rebound_global_records_again(device):
+    global SCALE
+    run = tg.jit(lambda w: w * SCALE)
+    w = Tensor(np.ones(2, dtype=np.float32), device=device)
+    try:
+        assert_same(run(w).numpy(), np.full(2, 2.0, dtype=np.float32))
+        SCALE = 3.0
+        assert_same(run(w).numpy(), np.full(2, 3.0, dtype=np.float32))
+    finally:
+        SCALE = 2.0
+
+
+def test_a_rebound_module_or_optimizer_records_again(device):
+    tg.manual_seed(0)
+    model = nn.Linear(3, 2).to(device)
+    w = Tensor(np.ones(3, dtype=np.float32), requires_grad=True, device=device)
+    optimizer = optim.SGD([w], lr=0.1)
+
+    def step(x):
+        optimizer.zero_grad()
+        loss = model(x * w).sum()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    run, x = tg.jit(step), Tensor(np.ones((4, 3), dtype=np.float32), device=device)
+    run(x), run(x)
+    model = nn.Linear(3, 2).to(device)  # another module of the same shapes
+    optimizer = optim.SGD([w], lr=0.0)  # another optimizer: w no longer moves
+    before = w.numpy().copy()
+    assert_same(run(x).numpy(), model(x * w).sum().numpy())
+    assert_same(w.numpy(), before)
+
+
+class Head(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.head = nn.Linear(4, 4), nn.Linear(4, 3)
+
+    def forward(self, x):
+        return self.head(self.body(x))
+
+
+def test_a_replaced_added_or_removed_layer_records_again(device):
+    tg.manual_seed(0)
+    model = Head().to(device)
+    run = tg.jit(lambda x: model(x))
+    x = Tensor(X[:5, :4], device=device)
+    run(x), run(x)
+    model.head = nn.Linear(4, 2).to(device)  # replaced
+    assert_same(run(x).numpy(), model(x).numpy())
+    sequential = nn.Sequential(nn.Linear(4, 4), nn.ReLU()).to(device)
+    run = tg.jit(lambda x: sequential(x))
+    run(x), run(x)
+    setattr(sequential, "2", nn.Linear(4, 1).to(device))  # added
+    assert run(x).shape == (5, 1) and run.recordings == 2
+    delattr(sequential, "2")  # removed
+    assert_same(run(x).numpy(), sequential(x).numpy())
+    assert run.recordings == 2  # the first tape's facts hold again: it replays
+
+
+@pytest.mark.parametrize("change", ["dropout p", "leaky slope", "training"])
+def test_a_changed_module_attribute_records_again(change, device):
+    tg.manual_seed(0)
+    p = 0.0 if change == "leaky slope" else 0.5
+    model = nn.Sequential(nn.Linear(6, 4), nn.LeakyReLU(0.5), nn.Dropout(p)).to(device)
+    run = tg.jit(lambda x: model(x))
+    x = Tensor(X, device=device)
+    run(x), run(x)
+    if change == "dropout p":
+        model[2].p = 0.0
+    elif change == "leaky slope":
+        model[1].negative_slope = 0.1
+    else:
+        model[2].training = False  # this layer only
+    assert_same(run(x).numpy(), model(x).numpy())  # no random draws left: eager and replay agree
+    assert run.recordings == 2
+
+
+def test_a_changed_optimizer_attribute_records_again(device):
+    class ScaledSGD(optim.SGD):
+        """SGD whose step is scaled by a plain attribute."""
+        scale = 1.0
+
+        def update(self, xp, theta, g, state, group):
+            theta -= (group["lr"] * self.scale) * g
+
+    w = Tensor(np.ones(2, dtype=np.float32), requires_grad=True, device=device)
+    optimizer = ScaledSGD([w], lr=0.5)
+
+    @tg.jit
+    def step():
+        optimizer.zero_grad()
+        (w * w).sum().backward()
+        optimizer.step()
+
+    step(), step()  # w = 1 -> 0 -> 0
+    w.data[...] = 1
+    optimizer.scale = 0.5
+    step()  # 1 - 0.25·2 = 0.5
+    assert_same(w.numpy(), np.full(2, 0.5, dtype=np.float32))
+    w.data[...] = 1
+    optimizer.param_groups[0]["eps"] = 1e-3  # a new hyper-parameter: read at every replay, no new tape
+    recordings = step.recordings
+    step()
+    assert_same(w.numpy(), np.full(2, 0.5, dtype=np.float32))
+
+
+def test_a_mask_whose_count_changes_records_again(device):
+    w = Tensor(np.arange(6, dtype=np.float32), requires_grad=True, device=device)
+
+    def masked_loss(m):
+        w.grad = None
+        loss = (w[m] * 2).mean()
+        loss.backward()
+        return loss, w.grad
+
+    run = tg.jit(masked_loss)
+    for bits in ([1, 1, 0, 0, 1, 0], [1, 1, 0, 0, 1, 0], [1, 0, 0, 0, 0, 0], [1, 1, 1, 1, 1, 0], [0, 1, 0, 1, 0, 1]):
+        m = Tensor(np.array(bits, dtype=bool), device=device)
+        eager = [t.numpy().copy() for t in masked_loss(m)]
+        assert_same([t.numpy() for t in run(m)], eager)
+    assert run.recordings == 3  # one tape per count of true positions: 3, 1, 5 (3 again replays)
+
+
+def test_a_slice_argument_is_a_key(device):
+    run = tg.jit(lambda x, s: x[s] * 2)
+    x = Tensor(np.arange(6, dtype=np.float32), device=device)
+    for s in (slice(0, 2), slice(1, 5, 2), slice(0, 2)):
+        assert_same(run(x, s).numpy(), np.arange(6, dtype=np.float32)[s] * 2)
+    assert run.recordings == 2

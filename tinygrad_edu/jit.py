@@ -27,11 +27,15 @@ What is read afresh at every replay (a "source"), never frozen:
   scalar part of the tape);
 - random numbers: a draw is replayed as a new draw from the generator.
 Guards check before anything runs that the recording still applies: the captured
-tensors' shapes and dtypes, the optimizer's state entries, the modules' training flags
-and every Python decision taken on a hyper-parameter (SGD's `if momentum:`); when one
-fails the tape is recorded again. An array that the recorder cannot trace back to a
-slot (made with NumPy behind the backend's back) is refused with an error instead of
-being frozen silently.
+tensors' shapes and dtypes, the optimizer's state entries, every Python decision taken
+on a hyper-parameter (SGD's `if momentum:`), and the facts of everything fn reached
+(`reachable`): each closure variable and global it names still bound to the same object
+or an equal number, each reachable object's attributes (a module's layers, its `training`,
+Dropout's `p`) the same objects or values, no attribute added or removed. A shape that
+depends on values (a boolean mask's count, `nonzero`) is checked before any other call
+runs. When one fails the tape is recorded again. An array that the recorder cannot
+trace back to a slot (made with NumPy behind the backend's back) is refused with an
+error instead of being frozen silently.
 
 What a replay runs: one generated Python function, straight-line, with one line per
 call (`print(jitted.tape)` lists them): read the sources, check the guards, compute
@@ -44,11 +48,10 @@ backward recomputes much of the first); calls whose results nobody reads are dro
 results that do not outlive the replay are written into arrays kept with the tape
 (`out=`), so a replay allocates only what it hands back.
 
-What is frozen into the tape, as in any tracing jit: Python values that fn reads without
-receiving them (a number in its closure, a layer's dropout rate) and tensors it makes
-from host data (a batch taken inside fn is the same batch at every replay, so a large
-one warns: pass the batch as an argument). Python effects (appending to a list) do not
-happen again; a hyper-parameter changed by Python during the recording (a scheduler
+What is frozen into the tape, as in any tracing jit: tensors fn makes from host data (a
+batch taken inside fn is the same batch at every replay, so a large one warns: pass the
+batch as an argument). Python effects on containers (appending to a list) do not happen
+again; fn changing an attribute or a binding it reached, a hyper-parameter (a scheduler
 stepped inside fn) and manual_seed inside fn are refused.
 
 Why not record the ops (each Function.forward) instead: the backward formulas and the
@@ -314,6 +317,13 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (bool, int, float))
 
 
+def _is_plain(value: Any) -> bool:
+    """A value compared by value, not identity: a number, a string, a slice, a tuple of them."""
+    if isinstance(value, (tuple, frozenset)):
+        return all(_is_plain(v) for v in value)
+    return isinstance(value, (int, float, complex, str, bytes, slice, numpy.generic)) or value is None
+
+
 _WRITE_INTO_FIRST = frozenset({"__setitem__", "at", "fill", "copyto", "ipow"})  # calls that write into args[0]
 
 
@@ -404,7 +414,9 @@ class Recorder:
         self.values: list = []  # slot -> its value while recording (keeps the arrays alive)
         self.calls: list = []
         self.sources: dict = {}  # slot -> (expression read at replay, guard condition or None)
-        self.checks: list = []  # guard conditions evaluated before anything (training flags, state keys)
+        self.checks: list = []  # guard conditions evaluated before anything (state keys)
+        self.facts: list = []  # (condition, what, effect_allowed) of what fn reached: see `fact`
+        self.shaped: list = []  # slots whose shapes depend on values (nonzero, boolean masks): checked
         self.tensor_checks: list = []  # (slots, conditions): checked when the tape reads one of the slots
         self.scalar_guards: list = []  # (slot, convert, expected)
         self.constant_slots: set = set()  # slots of arrays the backend made from Python or host data
@@ -496,7 +508,10 @@ class Recorder:
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return out[0] if isinstance(out, tuple) and len(out) == 1 else result if out is None else out
         if isinstance(result, tuple) and result and all(is_device_array(r) for r in result):
-            return self.tuple_result(func, targs, tkwargs, result, section)
+            parts = self.tuple_result(func, targs, tkwargs, result, section)
+            if _name(func) in _VALUE_SHAPED:
+                self.shaped += [p.slot for p in parts]
+            return parts
         if result is None:
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return None
@@ -507,6 +522,8 @@ class Recorder:
         traced = self.traced(result)
         self.calls.append(Call(func, targs, tkwargs, traced.slot, func is backend_module.draw, scalar, section,
                                as_array=isinstance(result, numpy.generic)))
+        if _name(func) in _VALUE_SHAPED or (func is _Method.named("__getitem__") and _boolean_index(args[1])):
+            self.shaped.append(traced.slot)
         return traced
 
     def tuple_result(self, func: Callable, targs: Any, tkwargs: dict, result: tuple, section: str) -> tuple:
@@ -561,6 +578,47 @@ class Recorder:
             "whatever Python does with that value. Keep the step on tensors (return the loss and read it after "
             "the call)"
         )
+
+    def fact(self, expression: str, value: Any, what: str, effect_allowed: bool = False) -> None:
+        """Note that `expression` gives `value` (equal, of the same type, for a plain value;
+        the same object otherwise): a replay checks it first. `what` names it for the error
+        when fn itself changes it; `effect_allowed` drops such a fact instead (an item
+        appended to a list: a Python effect that replays do not repeat)."""
+        if value is None or isinstance(value, bool):
+            condition = f"{expression} is not {value!r}"
+        elif _is_plain(value):
+            condition = f"{expression}.__class__ is not {self.name(type(value))} or {expression} != {self.name(value)}"
+        else:
+            condition = f"{expression} is not {self.name(value)}"
+        self.facts.append((condition, what, effect_allowed))
+
+    def facts_of_items(self, container: Any, items: dict, what: str, attribute: bool = False) -> None:
+        """Facts of a list, a dict or an object's attributes (`container` is the object's
+        __dict__): its length (an attribute or item added or removed), and each item."""
+        c = self.name(container)
+        kind = "attributes" if attribute else "items"
+        self.facts.append((f"len({c}) != {len(container)}", f"the {kind} of {what}", not attribute))
+        if len(items) > _LARGEST_GUARDED:
+            return
+        for key, value in items.items():
+            if isinstance(container, list):
+                self.fact(f"{c}[{key}]", value, f"item {key} of {what}", effect_allowed=True)
+            else:
+                k = repr(key) if key is None or isinstance(key, (str, int)) else self.name(key)
+                self.fact(f"{c}.get({k}, STALE)", value, f"{'attribute' if attribute else 'item'} {key!r} of {what}",
+                          effect_allowed=not attribute)
+
+    def keep_facts(self) -> None:
+        """After fn ran: refuse a fact that fn itself changed (a replay runs no Python and
+        would not change it again), unless it is an allowed Python effect, then dropped."""
+        kept = []
+        for condition, what, effect_allowed in self.facts:
+            if not eval(condition, self.namespace):
+                kept.append(condition)
+            elif not effect_allowed:
+                raise RuntimeError(f"jit: fn changed {what} while it was recorded; a replay runs no Python and "
+                                   "would not change it again. Change it between calls instead")
+        self.checks += kept
 
     def guard(self, scalar: TracedScalar, convert: Callable) -> None:
         guard = (scalar.slot, convert, convert(scalar.value))
@@ -623,6 +681,15 @@ class _Library:
         return value
 
 
+_VALUE_SHAPED = frozenset({"nonzero", "argwhere", "flatnonzero", "compress", "extract", "unique"})
+
+
+def _boolean_index(index: Any) -> bool:
+    """True when an index holds a boolean array (its result's shape counts the True values)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, TracedArray) and p.array.dtype == bool for p in parts)
+
+
 _LARGE_CONSTANT = 100  # host data this large copied into a tensor during a recording is likely a batch
 _VALUE_TESTS = frozenset({"array_equal", "array_equiv", "allclose"})
 
@@ -670,15 +737,13 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
     if backend_module.tracer is not None:
         raise RuntimeError("jit: a jitted function was called while another jit records; jit the outer step only")
     recorder = Recorder()
-    tensors, modules, optimizers = reachable(fn)
+    tensors, modules, optimizers = reachable(fn, recorder)
     names = {id(t): name for m in reversed(modules) for name, t in m.named_parameters() + m.named_buffers()}
     settings = [_settings(o) for o in optimizers]
     captured = [_Captured(recorder, t, f"a[{i}]", False) for i, t in enumerate(arg_tensors)]
     seen = {id(t) for t in arg_tensors}
     captured += [_Captured(recorder, t, recorder.name(t, names.get(id(t), f"tensor{t.shape}")), True)
                  for t in tensors if id(t) not in seen]
-    for m in modules:
-        recorder.checks.append(f"{recorder.name(m)}.training is not {bool(m.training)}")
     backend_module.start_tracing(recorder)
     try:
         result = fn(*args, **kwargs)
@@ -689,6 +754,7 @@ def record(fn: Callable, args: tuple, kwargs: dict, arg_tensors: list) -> "Tape"
                     f"jit: fn changed the hyper-parameters of {type(optimizer).__name__} (a scheduler's step?); a "
                     "replay runs no Python and would not change them again. Change them between calls instead"
                 )
+        recorder.keep_facts()
         return Tape(recorder, captured, result)
     finally:
         backend_module.tracer = None
@@ -710,6 +776,7 @@ class Tape:
         writes = self.write_backs(captured)
         self.output = self.render(result)  # also turns the eager result's arrays into plain ones
         self.result = result
+        self.used.update(r.shaped)
         live = set(self.used)
         for slot, _, _ in r.scalar_guards:
             live.add(slot)
@@ -721,6 +788,7 @@ class Tape:
                 _slots_in(call.kwargs, _slots_in(call.args, live))
         self.calls.reverse()
         self.live = live
+        self.hoisted = self.shape_checks()
         self.buffers = self.reusable_outputs()
         self.source = self.generate(writes)
         namespace = dict(r.namespace)
@@ -753,6 +821,27 @@ class Tape:
             kept.append(call)
         return kept
 
+    def shape_checks(self) -> list:
+        """The calls that decide the value-dependent shapes (r.shaped), moved ahead of every
+        other call so that a replay checks those shapes before it changes anything: a mask
+        whose count changed records again instead of broadcasting into the recorded sizes.
+        Refused when such a call depends on a random draw or on an array written in place."""
+        producer = {call.out: call for call in self.calls if call.out is not None}
+        mutable = _mutable_slots(self.calls)
+        needed, stack = set(), list(self.recorder.shaped)
+        while stack:
+            call = producer.get(stack.pop())
+            if call is None or call.scalar or id(call) in needed:
+                continue
+            inputs = _slots_in(call.kwargs, _slots_in(call.args, set()))
+            if call.effect or inputs & mutable:
+                raise RuntimeError(f"jit: a shape that depends on values ({call.name}) depends on a random draw or "
+                                   "on an array written in place; a replay could not check it before changing "
+                                   "anything. Compute the mask from the arguments")
+            needed.add(id(call))
+            stack += inputs
+        return [call for call in self.calls if id(call) in needed]
+
     def reusable_outputs(self) -> dict:
         """slot -> the array an elementwise call writes into at every replay (out=), for
         outputs that no result, .grad or state keeps past the replay: a fresh array per
@@ -776,6 +865,7 @@ class Tape:
         """The lines that leave what the eager call left: .grad, optimizer state, versions."""
         r, lines = self.recorder, []
         self.used: set = set()
+        self.tensor_slots: dict = {}  # id(tensor) -> the slot of its array, for a tensor rendered twice
         self.graded: set = set()  # the data slots of tensors whose .grad the replay sets
         for c in captured:
             t = c.tensor
@@ -797,12 +887,14 @@ class Tape:
         array; the eager obj's traced arrays are made plain on the way."""
         r = self.recorder
         if isinstance(obj, Tensor):
-            template = r.template(obj.data)
-            if not (isinstance(template, Slot) and template.n in r.sources):  # a captured tensor is restored later
-                obj.data = _plain(obj.data)
-            self.used.add(template.n)  # every array is a slot, or template() refused it
-            copy = ".copy()" if template.n in r.constant_slots else ""  # never hand out the tape's own
-            return f"wrap(v{template.n}{copy}, {r.name(obj.backend)})"
+            n = self.tensor_slots.get(id(obj))
+            if n is None:  # every array is a slot, or template() refuses it
+                n = self.tensor_slots[id(obj)] = r.template(obj.data).n
+                if n not in r.sources:  # a captured tensor is restored later
+                    obj.data = _plain(obj.data)
+            self.used.add(n)
+            copy = ".copy()" if n in r.constant_slots else ""  # never hand out the tape's own
+            return f"wrap(v{n}{copy}, {r.name(obj.backend)})"
         if isinstance(obj, (tuple, list)):
             inner = ", ".join(self.render(o) for o in obj)
             return f"({inner},)" if isinstance(obj, tuple) else f"[{inner}]"
@@ -846,7 +938,10 @@ class Tape:
             lines.append("    " + self.line(call))
         for slot, convert, expected in r.scalar_guards:
             lines.append(f"    if {r.name(convert)}(v{slot}) != {expected!r}: return STALE")
-        lines += ["    " + self.line(call) for call in self.calls if not call.scalar]
+        lines += ["    " + self.line(call) for call in self.hoisted]
+        lines += [f"    if v{slot}.shape != {r.values[slot].shape!r}: return STALE" for slot in r.shaped]
+        hoisted = set(map(id, self.hoisted))
+        lines += ["    " + self.line(call) for call in self.calls if not call.scalar and id(call) not in hoisted]
         lines += ["    " + w for w in writes]
         lines.append(f"    return {self.output}")
         return "\n".join(lines) + "\n"
@@ -901,9 +996,11 @@ def _settings(optimizer: Any) -> list:
     return [{k: v for k, v in group.items() if k != "params"} for group in optimizer.param_groups]
 
 
-def reachable(fn: Callable, depth: int = 6) -> tuple:
+def reachable(fn: Callable, recorder: "Recorder", depth: int = 6) -> tuple:
     """The tensors, modules and optimizers that fn can reach without receiving them:
-    through its closure, the globals it names, bound objects, containers and attributes."""
+    through its closure, the globals it names, bound objects, containers and attributes;
+    and the facts of that path (a closure variable's or global's binding, an attribute's
+    value or object, a container's length and items) as recorder.facts, which a replay checks."""
     tensors, modules, optimizers, seen = {}, {}, {}, set()
     stack = [(fn, 0)]
     while stack:
@@ -918,16 +1015,19 @@ def reachable(fn: Callable, depth: int = 6) -> tuple:
             modules[id(obj)] = obj
         if hasattr(obj, "param_groups") and hasattr(obj, "state"):
             optimizers[id(obj)] = obj
-        stack += [(child, level + 1) for child in _children(obj)]
+        stack += [(child, level + 1) for child in _children(obj, recorder)]
     return list(tensors.values()), list(modules.values()), list(optimizers.values())
 
 
 _LARGEST_SCANNED = 10_000  # containers longer than this are not searched for tensors
+_LARGEST_GUARDED = 64  # containers longer than this have their length guarded, not each item
 _OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedArray,
            TracedScalar)
+_READ_AFRESH = ("param_groups", "state")  # an optimizer's attributes that a replay reads instead of guarding
 
 
-def _children(obj: Any) -> list:
+def _children(obj: Any, recorder: "Recorder") -> list:
+    """What fn can reach from obj, each one a fact of the recording (recorder.fact)."""
     if isinstance(obj, types.FunctionType):
         names = set()
         codes = [obj.__code__]
@@ -935,19 +1035,39 @@ def _children(obj: Any) -> list:
             code = codes.pop()
             names.update(code.co_names)
             codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
-        cells = [c.cell_contents for c in obj.__closure__ or () if _filled(c)]
-        return cells + [obj.__globals__[n] for n in names if n in obj.__globals__] + list(obj.__defaults__ or ())
+        cells = [c for c in obj.__closure__ or () if _filled(c)]
+        for variable, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
+            if _filled(cell):
+                recorder.fact(f"{recorder.name(cell)}.cell_contents", cell.cell_contents,
+                              f"the closure variable {variable!r} of {obj.__qualname__}")
+        found = sorted(n for n in names if n in obj.__globals__)
+        for n in found:
+            recorder.fact(f"{recorder.name(obj.__globals__)}.get({n!r}, STALE)", obj.__globals__[n],
+                          f"the global {n!r} of {obj.__qualname__}")
+        return ([c.cell_contents for c in cells] + [obj.__globals__[n] for n in found] +
+                list(obj.__defaults__ or ()))
     if isinstance(obj, types.MethodType):
         return [obj.__self__, obj.__func__]
     if isinstance(obj, functools.partial):
         return [obj.func, *obj.args, *obj.keywords.values()]
     if isinstance(obj, (list, tuple, set, frozenset, dict)) and len(obj) > _LARGEST_SCANNED:
         return []  # a data set held as Python objects: a tensor in it that fn uses is refused, not missed
-    if isinstance(obj, (list, tuple, set, frozenset)):
+    if isinstance(obj, (tuple, set, frozenset)):
+        return list(obj)
+    if isinstance(obj, list):
+        recorder.facts_of_items(obj, dict(enumerate(obj)), f"a list of {len(obj)}")
         return list(obj)
     if isinstance(obj, dict):
+        recorder.facts_of_items(obj, obj, f"a dict of {len(obj)}")
         return list(obj.keys()) + list(obj.values())
-    return list(vars(obj).values()) if hasattr(obj, "__dict__") else []
+    if not hasattr(obj, "__dict__"):
+        return []
+    attributes, reached = vars(obj), []
+    if hasattr(obj, "param_groups") and hasattr(obj, "state"):
+        reached = [p for g in obj.param_groups for p in g["params"]]
+        attributes = {k: v for k, v in attributes.items() if k not in _READ_AFRESH}
+    recorder.facts_of_items(vars(obj), attributes, type(obj).__name__, attribute=True)
+    return list(attributes.values()) + reached
 
 
 def _filled(cell: Any) -> bool:
@@ -974,6 +1094,8 @@ def _key(obj: Any, tensors: list) -> Any:
         return type(obj).__name__, tuple(_key(o, tensors) for o in obj)
     if isinstance(obj, dict):
         return "dict", tuple((k, _key(v, tensors)) for k, v in obj.items())
+    if isinstance(obj, slice):  # unhashable before Python 3.12
+        return "slice", obj.start, obj.stop, obj.step
     try:
         hash(obj)
     except TypeError:
