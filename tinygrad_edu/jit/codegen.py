@@ -63,9 +63,9 @@ class Names:
         return tree_map(leaf, template, container)
 
 
-_FAILS = {  # Guard.test -> Python text true when the guard fails ({v}: the value, {e}: expected, {t}: its type)
+_FAILS = {  # Guard.test -> Python text true when the guard fails ({v}: the value; {e}: expected, {o}: by name, {t}: its type)
     "is": "{v} is not {e}",
-    "equals": "{v}.__class__ is not {t} or {v} != {e}",
+    "equals": "{v} is not {o} and ({v}.__class__ is not {t} or {v} != {o})",  # the same object: no more to ask
     "set": "{v} is None",
     "length": "len({v}) != {e}",
     "keys": "{v}.keys() != {e}",
@@ -73,8 +73,9 @@ _FAILS = {  # Guard.test -> Python text true when the guard fails ({v}: the valu
 
 
 def guard_fails(guard: Guard, names: Names) -> str:
-    return _FAILS[guard.test].format(v=names.path(guard.path), e=names.literal(guard.expected),
-                                     t=names(type(guard.expected)))
+    expected = guard.expected
+    return _FAILS[guard.test].format(v=names.path(guard.path), e=names.literal(expected), o=names(expected),
+                                     t=names(type(expected)))
 
 
 def call_line(call: Call, names: Names) -> str:
