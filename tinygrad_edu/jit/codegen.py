@@ -15,7 +15,7 @@ import numpy
 
 from ..tensor import Tensor
 from .interpret import STALE
-from .tape import ARGUMENTS, Assign, Call, Guard, Path, Slot, Tape, TensorOut
+from .tape import ARGUMENTS, Assign, Call, Guard, Path, Slot, Tape, TensorOut, slots_in
 from .traced import Method
 from .walk import tree_map
 
@@ -45,7 +45,11 @@ class Names:
         return path.text("a" if path.root is ARGUMENTS else self(path.root), self.literal)
 
     def value(self, template: Any) -> str:
-        """Python text that builds a template: Slots are variables, TensorOuts new Tensors."""
+        """Python text that builds a template: Slots are variables, TensorOuts new Tensors;
+        a container without either is a constant, bound once (not rebuilt at each replay)."""
+        if isinstance(template, (tuple, list, dict)) and not slots_in(template):
+            exact = isinstance(template, tuple) and all(type(t) is int for t in template)
+            return repr(template) if exact else self(template)
         def leaf(t: Any) -> str:
             if isinstance(t, Slot):
                 return f"v{t.n}"
