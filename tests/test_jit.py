@@ -672,3 +672,24 @@ def test_a_function_recorded_again_and_again_warns_once():
         warnings.simplefilter("error")
         run(Tensor(np.ones(10, dtype=np.float32)))
     assert run.recordings == 10 and len(run.tapes) == 10
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_a_call_told_to_the_recorder_is_replayed(device, optimize):
+    made = []
+
+    def double_in_place(array):  # stands for an all-reduce: in place, outside the backend's library
+        made.append(1)
+        array *= 2
+
+    def scaled(x):
+        y = x * 3
+        tg.backend.recorded(double_in_place, y.data)
+        return y
+
+    run = tg.jit(scaled, optimize=optimize)
+    x = Tensor(np.arange(3, dtype=np.float32), device=device)
+    for _ in range(3):
+        assert_same(run(x).numpy(), np.arange(3, dtype=np.float32) * 6)
+    assert len(made) == 3 and run.recordings == 1
+    assert "double_in_place(" in str(run.tape)
