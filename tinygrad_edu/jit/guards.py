@@ -21,7 +21,7 @@ import copy
 import functools
 import types
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol
 
 import numpy
 
@@ -33,7 +33,6 @@ from .traced import TracedArray, TracedScalar, plain
 from .walk import tree_map
 
 
-@runtime_checkable
 class Stateful(Protocol):
     """An object whose state a jitted step reads and writes besides tensors: an optimizer
     (hyper-parameters, step counts, moment buffers), an EMA of weights (its count).
@@ -47,6 +46,12 @@ class Stateful(Protocol):
     method; the jit knows no optimizer or module by name."""
 
     def step_state(self) -> dict: ...
+
+
+def is_stateful(obj: Any) -> bool:
+    """True when obj's class implements Stateful (asked of the class: a wrapper that hands
+    unknown attributes to what it wraps, such as DistributedOptimizer, does not)."""
+    return callable(getattr(type(obj), "step_state", None))
 
 
 _LARGEST_SCANNED = 10_000  # containers longer than this are not searched for tensors
@@ -65,8 +70,10 @@ class Reached:
     facts: list = field(default_factory=list)  # [(Guard, effect_allowed)]
 
 
-def reach(fn: Callable, depth: int = 6) -> Reached:
-    """Walk from fn, breadth first, to `depth`: see the module docstring."""
+def reach(fn: Callable, depth: int = 10) -> Reached:
+    """Walk from fn, breadth first, to `depth` steps (a layer of a block of a model in a
+    closure is 4): see the module docstring. Beyond it nothing is guarded; a tensor there
+    that fn uses is refused when recorded, not missed."""
     found, seen = Reached(), set()
     queue = collections.deque([(fn, 0, getattr(fn, "__name__", "fn"), True)])
     while queue:
@@ -77,7 +84,7 @@ def reach(fn: Callable, depth: int = 6) -> Reached:
         if isinstance(obj, Tensor):
             found.tensors.append((obj, label))
             continue
-        if isinstance(obj, Stateful):
+        if is_stateful(obj):
             found.stateful.append((obj, label))
         queue += [(child, level + 1, name, keep) for child, name, keep in _children(obj, label, guarded, found.facts)]
     return found
@@ -134,7 +141,7 @@ def _children(obj: Any, label: str, guarded: bool, facts: list) -> list:
     if not hasattr(obj, "__dict__"):
         return []
     attributes = vars(obj)
-    declared = obj.step_state() if isinstance(obj, Stateful) else {}
+    declared = obj.step_state() if is_stateful(obj) else {}
     facts_of = {k: v for k, v in attributes.items() if k not in declared}
     _note_items(note, attributes, facts_of, label, f"{label}.{{}}", effect_allowed=False)
     return ([(v, f"{label}.{k}", guarded) for k, v in facts_of.items()] +
@@ -168,7 +175,8 @@ def keep_facts(recorder: Recorder, facts: list) -> None:
             recorder.guards.append(guard)
         elif not effect_allowed:
             raise RuntimeError(f"jit: fn changed {guard.what} while it was recorded; a replay runs no Python and "
-                               "would not change it again. Change it between calls instead")
+                               "would not change it again. Change it between calls instead (or, for a number "
+                               "or an array the step computes, declare it in its object's step_state())")
 
 
 # ---- tensors: captured as sources, restored, their .grad and versions written back ----------
@@ -277,7 +285,7 @@ class Installed:
         its structure guarded."""
         r = self.recorder
         if isinstance(value, dict):
-            r.guards.append(Guard(path, "keys", value.keys() & value.keys()))  # a set: Tensor keys compare by identity
+            r.guards.append(Guard(path, "keys", frozenset(value)))  # Tensor keys hash and compare by identity
             installed = copy.copy(value)  # keeps a defaultdict's default
             for k, v in value.items():
                 installed[k] = self.traced_copy(v, path.item(k))
