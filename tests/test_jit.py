@@ -693,3 +693,34 @@ def test_a_call_told_to_the_recorder_is_replayed(device, optimize):
         assert_same(run(x).numpy(), np.arange(3, dtype=np.float32) * 6)
     assert len(made) == 3 and run.recordings == 1
     assert "double_in_place(" in str(run.tape)
+
+
+@pytest.mark.parametrize("optimize", [True, False])
+def test_a_masked_loss_after_in_place_updates_checks_its_count_first(device, optimize):
+    def run_training(jitted):
+        tg.manual_seed(0)
+        model = nn.Sequential(nn.Linear(6, 8), nn.BatchNorm1d(8), nn.ReLU(), nn.Linear(8, 3)).to(device)
+        optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+        def step(x, y, keep):  # BatchNorm writes its running statistics before the mask is used
+            optimizer.zero_grad()
+            loss = nn.functional.cross_entropy(model(x)[keep], y[keep])
+            loss.backward()
+            optimizer.step()
+            return loss
+
+        run = tg.jit(step, optimize=optimize) if jitted else step
+        losses = []
+        for i in range(8):
+            keep = Tensor(np.arange(24) % (2 + i % 3) != 0, device=device)  # 12, 16, 18 rows in turn
+            losses.append(run(Tensor(X, device=device), Tensor(Y, device=device), keep).numpy().copy())
+        return losses, snapshot(model, optimizer)
+
+    eager, jitted = run_training(False), run_training(True)
+    assert_same(eager, jitted)
+
+
+def test_a_mask_drawn_at_random_is_refused():
+    run = tg.jit(lambda x: x[tg.rand(4) > 0.5].sum())
+    with pytest.raises(RuntimeError, match=r"jit: a mask that decides a shape .* depends on a random draw"):
+        run(Tensor(np.ones(4, dtype=np.float32)))

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy
 
+from ..backend import backend_of
 from ..tensor import Tensor
 from .interpret import STALE
 from .tape import ARGUMENTS, Assign, Call, Guard, Path, Slot, Tape, TensorOut, slots_in
@@ -108,7 +109,8 @@ def generate(tape: Tape) -> Tape:
             lines.append(f"if {kind} {names(source.kind)}: return STALE")
     lines += [call_line(call, names) for call in tape.calls if call.early]
     lines += [f"if {names(d.convert)}(v{d.slot}) != {d.expected!r}: return STALE" for d in tape.decisions]
-    lines += [f"if v{slot}.shape != {shape!r}: return STALE" for slot, shape in tape.shapes.items()]
+    lines += [f"if int({names(backend_of(tape.values[slot])[0])}.count_nonzero(v{slot})) != {count}: return STALE"
+              for slot, count in tape.counts.items()]
     lines += [call_line(call, names) for call in tape.calls if not call.early]
     for write in tape.write_backs:
         target = names.path(write.target)

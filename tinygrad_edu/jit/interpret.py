@@ -3,7 +3,7 @@
 This is `jit(fn, optimize=False)`: every recorded call, in order, nothing merged,
 dropped or generated; the eager call's result, bit for bit. Its steps are the tape's
 fields in turn: check the guards, read the sources, run the early calls (numbers, and
-the calls that decide value-dependent shapes) and check the decisions and shapes, run
+the masks that decide value-dependent shapes) and check the decisions and masks, run
 the other calls, write back, build the result. Any failed check returns STALE before a
 single array was changed, and the caller records fn again.
 """
@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy
 
+from ..backend import backend_of
 from .tape import TESTS, Bump, Call, Tape, filled, kind_of
 
 STALE = object()  # what a replay returns when the tape no longer applies: record again
@@ -33,7 +34,7 @@ def interpret(tape: Tape, arguments: list) -> Any:
             run(call, values)
     if any(d.convert(values[d.slot]) != d.expected for d in tape.decisions):
         return STALE
-    if any(values[slot].shape != shape for slot, shape in tape.shapes.items()):
+    if any(int(backend_of(values[s])[0].count_nonzero(values[s])) != count for s, count in tape.counts.items()):
         return STALE
     for call in tape.calls:
         if not call.early:

@@ -50,37 +50,37 @@ def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Ta
 
 def finish(recorder: Recorder, captured: list, graded: set, writes: list, output: Any) -> Tape:
     """The Tape of a recording: the captured tensors' guards for those the calls read,
-    the calls that decide value-dependent shapes marked early (see `mark_early`), and
+    the calls that compute the masks of value-dependent shapes marked early (see `mark_early`), and
     the sources that something reads."""
     read = slots_in([(call.args, call.kwargs) for call in recorder.calls]) | graded
     guards = recorder.guards + [g for c in captured if c.slots & read for g in c.guards]
-    mark_early(recorder.calls, recorder.shaped)
-    read |= slots_in([output, [w.value for w in writes if isinstance(w, Assign)]]) | set(recorder.shaped)
+    mark_early(recorder.calls, list(recorder.counts))
+    read |= slots_in([output, [w.value for w in writes if isinstance(w, Assign)]]) | set(recorder.counts)
     read |= {d.slot for d in recorder.decisions}
     return Tape(guards=guards, sources={s: src for s, src in recorder.sources.items() if s in read},
                 calls=recorder.calls, decisions=recorder.decisions,
-                shapes={s: recorder.values[s].shape for s in recorder.shaped}, write_backs=writes, output=output,
+                counts=recorder.counts, write_backs=writes, output=output,
                 values=recorder.values, labels=recorder.labels)
 
 
-def mark_early(calls: list, shaped: list) -> None:
+def mark_early(calls: list, masks: list) -> None:
     """Mark the calls a replay makes before its checks: the scalar arithmetic, and the
-    calls that decide the value-dependent shapes (with all they depend on), so that a
-    mask whose count changed records again before any array was changed, instead of
-    broadcasting into the recorded sizes. Refused when such a call depends on a random
-    draw or on an array written in place (moved ahead, it would see another value)."""
+    calls that compute the masks of the value-dependent shapes (with all they depend on),
+    so that a mask whose count changed records again before any array was changed,
+    instead of broadcasting into the recorded sizes. Refused when a mask depends on a
+    random draw or on an array written in place (moved ahead, it would see another value)."""
     producer = {call.out: call for call in calls if call.out is not None}
     mutable = mutable_slots(calls)
-    stack = list(shaped)
+    stack = list(masks)
     while stack:
         call = producer.get(stack.pop())
         if call is None or call.early:
             continue
         inputs = slots_in((call.args, call.kwargs))
         if call.effect or inputs & mutable:
-            raise RuntimeError(f"jit: a shape that depends on values ({call.name}) depends on a random draw or on "
-                               "an array written in place; a replay could not check it before changing anything. "
-                               "Compute the mask from the arguments")
+            raise RuntimeError(f"jit: a mask that decides a shape ({call.name} computes it) depends on a random draw "
+                               "or on an array written in place; a replay could not check its count before changing "
+                               "anything. Compute the mask from the arguments")
         call.early = True
         stack += inputs
     for call in calls:

@@ -28,9 +28,9 @@ from .walk import tree_map
 
 def leaving(tape: Tape) -> set:
     """The slots whose values leave the replay or are checked: the result, the
-    write-backs, the value-dependent shapes and the decisions."""
+    write-backs, the masks whose counts are checked and the decisions."""
     return (slots_in([tape.output, [w.value for w in tape.write_backs if isinstance(w, Assign)]]) |
-            set(tape.shapes) | {d.slot for d in tape.decisions})
+            set(tape.counts) | {d.slot for d in tape.decisions})
 
 
 def merge_repeats(tape: Tape) -> Tape:

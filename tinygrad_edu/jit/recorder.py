@@ -22,11 +22,11 @@ from .. import backend as backend_module
 from ..autograd import state as autograd_state
 from ..backend import is_device_array
 from .tape import Call, Decision, Path, Slot, Source, kind_of, slots_in
-from .traced import Method, TracedArray, TracedScalar, name_of, plain, traced_type
+from .traced import TracedArray, TracedScalar, name_of, plain, traced_type
 from .walk import leaves, tree_map
 
 _WRITE_INTO_FIRST = frozenset({"__setitem__", "at", "fill", "copyto", "ipow"})  # calls that write into args[0]
-_VALUE_SHAPED = frozenset({"nonzero", "argwhere", "flatnonzero", "compress", "extract", "unique"})
+_COUNTED = frozenset({"nonzero", "argwhere", "flatnonzero", "compress", "extract"})  # shapes from args[0]'s count
 _VALUE_TESTS = frozenset({"array_equal", "array_equiv", "allclose"})  # a Python bool from array values
 _LARGE_CONSTANT = 100  # host data this large copied into a tensor during a recording is likely a batch
 
@@ -41,7 +41,7 @@ class Recorder:
         self.sources: dict = {}  # slot -> Source
         self.guards: list = []  # [Guard], from guards.py
         self.decisions: list = []  # [Decision]
-        self.shaped: list = []  # slots whose shapes depend on values (nonzero, boolean masks)
+        self.counts: dict = {}  # slot of a mask -> its count of nonzero values, which decides shapes
         self.constant_slots: set = set()  # slots of arrays the backend made from Python or host data
         self.constant_of: dict = {}  # id(array) -> its traced constant (the recorder keeps the array alive)
         self.labels: dict = {}  # id(object) -> what the printout calls it
@@ -96,6 +96,8 @@ class Recorder:
     def call(self, func: Callable, args: Any, kwargs: dict) -> Any:
         """Run func eagerly on plain values and append it to the tape."""
         targs, tkwargs = self.template(tuple(args)), self.template(kwargs)
+        for mask in _masks(func, args):
+            self.counts[mask.slot] = int(mask.xp.count_nonzero(mask.array))
         backend_module.tracer = None  # the call's own inner calls are not the tape's
         try:
             result = func(*plain(tuple(args)), **plain(kwargs))
@@ -114,10 +116,7 @@ class Recorder:
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return out[0] if isinstance(out, tuple) and len(out) == 1 else result if out is None else out
         if isinstance(result, tuple) and result and all(is_device_array(r) for r in result):
-            parts = self.tuple_result(func, targs, tkwargs, result, section)
-            if name_of(func) in _VALUE_SHAPED:
-                self.shaped += [p.slot for p in parts]
-            return parts
+            return self.tuple_result(func, targs, tkwargs, result, section)
         if result is None:
             self.calls.append(Call(func, targs, tkwargs, None, True, False, section))
             return None
@@ -128,8 +127,6 @@ class Recorder:
         traced = self.traced(result)
         self.calls.append(Call(func, targs, tkwargs, traced.slot, func is backend_module.draw, scalar, section,
                                as_array=isinstance(result, numpy.generic)))
-        if name_of(func) in _VALUE_SHAPED or (func is Method.named("__getitem__") and _boolean_index(args[1])):
-            self.shaped.append(traced.slot)
         return traced
 
     def tuple_result(self, func: Callable, targs: Any, tkwargs: dict, result: tuple, section: str) -> tuple:
@@ -209,6 +206,15 @@ class _Library:
         return value
 
 
-def _boolean_index(index: Any) -> bool:
-    """True when an index holds a boolean array (its result's shape counts the True values)."""
-    return any(isinstance(p, TracedArray) and p.array.dtype == bool for p in leaves(index))
+def _masks(func: Callable, args: Any) -> list:
+    """The traced arrays whose count of nonzero values decides the shape of func's result:
+    a boolean index (x[mask], x[mask] = v), nonzero's input (which Tensor indexing uses)."""
+    name = name_of(func)
+    if name == "unique":
+        raise RuntimeError("jit: unique's result has a shape that depends on its values in a way a replay cannot "
+                           "check; compute it outside the jitted function")
+    if name in _COUNTED:
+        return [args[0]] if isinstance(args[0], TracedArray) else []
+    if name in ("__getitem__", "__setitem__"):
+        return [p for p in leaves(args[1]) if isinstance(p, TracedArray) and p.array.dtype == bool]
+    return []

@@ -8,9 +8,10 @@ plus what a replay needs around the calls, each as a small record:
   tape does not apply and fn is recorded again;
 - sources: the slots read afresh at every replay, each from a Path (a tensor's `.data`,
   an optimizer's learning rate), with the kind (shape and dtype, or type) it must have;
-- decisions and shapes: the Python decisions taken on numbers (`if momentum:`) and the
-  shapes that depend on values (a boolean mask's count), checked once the calls marked
-  `early` (the scalar arithmetic, the calls that decide those shapes) have run;
+- decisions and counts: the Python decisions taken on numbers (`if momentum:`) and the
+  counts of nonzero values of the masks that decide shapes (`x[mask]`, `nonzero`),
+  checked once the calls marked `early` (the scalar arithmetic, the calls that compute
+  those masks) have run;
 - write-backs: what the eager call leaves besides its result (`.grad`, optimizer state);
 - output: the result, with Slots for arrays and TensorOuts for Tensors.
 
@@ -58,7 +59,7 @@ class Call:
     scalar: bool  # computes on numbers only (a bias correction): part of the early calls
     section: str  # "forward", "backward (differentiation order n)" or "update"
     as_array: bool = False  # gives a NumPy scalar, kept as a 0-d array as while recording
-    early: bool = False  # runs before the decisions and shapes are checked (see the docstring)
+    early: bool = False  # runs before the decisions and counts are checked (see the docstring)
 
     @property
     def name(self) -> str:
@@ -199,7 +200,7 @@ class Tape:
     sources: dict  # slot -> Source
     calls: list  # [Call], in the order they were recorded
     decisions: list  # [Decision]
-    shapes: dict  # slot -> the shape a value-dependent result must have
+    counts: dict  # slot of a mask -> its count of nonzero values, which shapes depend on
     write_backs: list  # [Assign | Bump]
     output: Any  # fn's result as a template
     values: list  # every slot's value while recording (the printout's shapes and dtypes)
