@@ -28,7 +28,7 @@ import numpy
 from ..backend import is_device_array
 from ..tensor import Tensor
 from .recorder import Recorder
-from .tape import ARGUMENTS, TESTS, Assign, Bump, Guard, Path, TensorOut, filled
+from .tape import ARGUMENTS, TESTS, Assign, Bump, Guard, Path, TensorOut, filled, label_of
 from .traced import TracedArray, TracedScalar, plain
 from .walk import tree_map
 
@@ -136,26 +136,31 @@ def _children(obj: Any, label: str, guarded: bool, facts: list) -> list:
         return [(o, f"{label}[{i}]", guarded) for i, o in enumerate(obj)]
     if isinstance(obj, (list, dict)):
         items = obj if isinstance(obj, dict) else dict(enumerate(obj))
-        _note_items(note, obj, items, label, f"{label}[{{}}]", effect_allowed=True)
-        return [(v, f"{label}[{k!r}]", guarded) for k, v in items.items()] + [(k, label, guarded) for k in items]
+        _note_items(note, obj, items, label, lambda k: f"{label}[{_key_label(k)}]", effect_allowed=True)
+        return [(v, f"{label}[{_key_label(k)}]", guarded) for k, v in items.items()] + [(k, label, guarded) for k in items]
     if not hasattr(obj, "__dict__"):
         return []
     attributes = vars(obj)
     declared = obj.step_state() if is_stateful(obj) else {}
     facts_of = {k: v for k, v in attributes.items() if k not in declared}
-    _note_items(note, attributes, facts_of, label, f"{label}.{{}}", effect_allowed=False)
+    _note_items(note, attributes, facts_of, label, lambda k: f"{label}.{k}", effect_allowed=False)
     return ([(v, f"{label}.{k}", guarded) for k, v in facts_of.items()] +
             [(v, f"{label}.{k}", False) for k, v in declared.items()])  # its own guards: install()
 
 
-def _note_items(note: Callable, container: Any, items: dict, label: str, item_label: str,
+def _note_items(note: Callable, container: Any, items: dict, label: str, item_label: Callable[[Any], str],
                 effect_allowed: bool) -> None:
     """The facts of a list's, a dict's or an object's (`container` its __dict__) items."""
     note(Guard(Path(container), "length", len(container), f"the length of {label}"), effect_allowed)
     if len(items) <= _LARGEST_GUARDED:
         for key, value in items.items():
             path = Path(container).item(key) if isinstance(container, list) else Path(container).get(key)
-            note(fact(path, value, item_label.format(key)), effect_allowed)
+            note(fact(path, value, item_label(key)), effect_allowed)
+
+
+def _key_label(key: Any) -> str:
+    """A key as labels show it (a Tensor key by its type: its repr prints its values)."""
+    return repr(key) if isinstance(key, (str, int)) else type(key).__name__
 
 
 def _filled(cell: Any) -> bool:
@@ -308,31 +313,32 @@ class Installed:
         for obj, name, _, installed in self.attributes:
             now = getattr(obj, name)
             if now is not installed:
-                self.check_traced(installed, now, f"{name} of {type(obj).__name__}")
+                self.check_traced(installed, now, Path(obj).attr(name))
                 writes.append(Assign(Path(obj), name, self.recorder.template(now)))
             elif id(now) in self.before:
-                self.changes(now, Path(obj).attr(name), f"{name} of {type(obj).__name__}", writes)
+                self.changes(now, Path(obj).attr(name), writes)
         return writes
 
-    def changes(self, container: Any, path: Path, what: str, writes: list) -> None:
+    def changes(self, container: Any, path: Path, writes: list) -> None:
         before = self.before[id(container)]
         items = container if isinstance(container, dict) else dict(enumerate(container))
         if before.keys() - items.keys():
-            raise RuntimeError(f"jit: fn removed entries of {what} while it was recorded; a replay cannot")
+            raise RuntimeError(f"jit: fn removed entries of {label_of(path, self.recorder.labels)} while it was "
+                               "recorded; a replay cannot")
         for key, value in items.items():
             if key in before and value is before[key]:
                 if id(value) in self.before:
-                    self.changes(value, path.item(key), f"{what}[{key!r}]", writes)
+                    self.changes(value, path.item(key), writes)
                 continue
-            self.check_traced(before.get(key), value, f"{what}[{key!r}]")
+            self.check_traced(before.get(key), value, path.item(key))
             writes.append(Assign(path, key, self.recorder.template(value), attribute=False))
 
-    def check_traced(self, before: Any, now: Any, what: str) -> None:
+    def check_traced(self, before: Any, now: Any, path: Path) -> None:
         """Refuse a number read afresh that fn replaced by a Python value (a scheduler stepped inside fn)."""
         if isinstance(before, TracedScalar) and not isinstance(now, (TracedScalar, TracedArray)):
-            raise RuntimeError(f"jit: fn changed {what} to {now!r} while it was recorded (a scheduler stepped "
-                               "inside fn?); a replay runs no Python and would not change it again. Change it "
-                               "between calls instead")
+            raise RuntimeError(f"jit: fn changed {label_of(path, self.recorder.labels)} to {now!r} while it was "
+                               "recorded (a scheduler stepped inside fn?); a replay runs no Python and would not "
+                               "change it again. Change it between calls instead")
 
     def restore(self, writes: list) -> None:
         """Put the original values back, then apply `writes` (this object's write-backs, or

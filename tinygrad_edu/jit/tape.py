@@ -44,8 +44,13 @@ class Slot:
 
 def slots_in(template: Any) -> set:
     """The slot numbers inside a template (its Slots, and the slots of its TensorOuts)."""
-    return ({leaf.n for leaf in leaves(template) if isinstance(leaf, Slot)} |
-            {leaf.slot for leaf in leaves(template) if isinstance(leaf, TensorOut)})
+    found = set()
+    for leaf in leaves(template):
+        if isinstance(leaf, Slot):
+            found.add(leaf.n)
+        elif isinstance(leaf, TensorOut):
+            found.add(leaf.slot)
+    return found
 
 
 @dataclass(eq=False)
@@ -92,6 +97,12 @@ class Path:
         """Python text for the path from `root`, the name of its root; key(k) writes an item's key."""
         return root + "".join(f".{k}" if kind == "attr" else f"[{key(k)}]" if kind == "item" else f".get({key(k)})"
                               for kind, k in self.steps)
+
+
+def label_of(path: Path, labels: dict) -> str:
+    """How the printout and errors name a path: model.0.weight.data, opt.state[w]['step']."""
+    root = "a" if path.root is ARGUMENTS else labels.get(id(path.root), type(path.root).__name__)
+    return path.text(root, lambda k: repr(k) if isinstance(k, (str, int)) else labels.get(id(k), "?"))
 
 
 def kind_of(value: Any) -> Any:
@@ -172,13 +183,12 @@ def mutable_slots(calls: list) -> set:
     for call in calls:
         if call.effect:
             mutable |= slots_in((call.args[:1], call.kwargs.get("out")))
+    groups = [slots_in((call.args, call.kwargs)) | {call.out} for call in calls
+              if call.out is not None and not is_ufunc(call.func)]
     grown = True
     while grown:
         grown = False
-        for call in calls:
-            if call.out is None or is_ufunc(call.func):
-                continue
-            group = slots_in((call.args, call.kwargs)) | {call.out}
+        for group in groups:
             if group & mutable and not group <= mutable:
                 mutable |= group
                 grown = True
@@ -227,8 +237,7 @@ class Tape:
         return "\n".join(lines)
 
     def label(self, path: Path) -> str:
-        root = "a" if path.root is ARGUMENTS else self.labels.get(id(path.root), type(path.root).__name__)
-        return path.text(root, lambda k: repr(k) if isinstance(k, (str, int)) else self.labels.get(id(k), "?"))
+        return label_of(path, self.labels)
 
     def describe(self, template: Any) -> str:
         if isinstance(template, Slot):

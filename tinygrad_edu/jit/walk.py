@@ -6,7 +6,7 @@ printing the tape) is one `tree_map` with its own leaf function.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 
 def rebuilt(kind: type, items: Any) -> Any:
@@ -25,13 +25,15 @@ def tree_map(leaf: Callable[[Any], Any], obj: Any, container: Callable[[type, An
     return leaf(obj)
 
 
-def leaves(obj: Any) -> Iterator[Any]:
-    """The leaves of obj, in order."""
+def leaves(obj: Any, found: list | None = None) -> list:
+    """The leaves of obj, in order (appended to `found` when given)."""
+    found = [] if found is None else found
     if isinstance(obj, (tuple, list)):
         for o in obj:
-            yield from leaves(o)
+            leaves(o, found)
     elif isinstance(obj, dict):
         for o in obj.values():
-            yield from leaves(o)
+            leaves(o, found)
     else:
-        yield obj
+        found.append(obj)
+    return found
