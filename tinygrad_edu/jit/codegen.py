@@ -43,6 +43,7 @@ class Names:
         return self(value)
 
     def path(self, path: Path) -> str:
+        """Python text that reads a path (its root `a` or a bound name)."""
         return path.text("a" if path.root is ARGUMENTS else self(path.root), self.literal)
 
     def value(self, template: Any) -> str:
@@ -78,12 +79,14 @@ _FAILS = {  # Guard.test -> Python text true when the guard fails ({v}: the valu
 
 
 def guard_fails(guard: Guard, names: Names) -> str:
+    """Python text, true when the guard no longer holds."""
     expected = guard.expected
     return _FAILS[guard.test].format(v=names.path(guard.path), e=names.literal(expected), o=names(expected),
                                      t=names(type(expected)))
 
 
 def call_line(call: Call, names: Names) -> str:
+    """The line that makes a call: `v7 = k3(v1, v2, out=k9)`, `v8 = v7.sum(axis=0)`, `v1[k4] = v6`."""
     args = [names.value(a) for a in call.args] + [f"{k}={names.value(v)}" for k, v in call.kwargs.items()]
     if call.func is Method.named("__setitem__"):
         return f"{args[0]}[{args[1]}] = {args[2]}"

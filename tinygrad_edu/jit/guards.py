@@ -205,6 +205,7 @@ class Captured:
         self.slots = {self.traced.slot} | ({self.traced_grad.slot} if t.grad is not None else set())
 
     def restore(self) -> None:
+        """Put back the tensor's own arrays (the recording ran on traced stand-ins)."""
         t = self.tensor
         if t.data is not self.traced:
             raise RuntimeError(f"jit: fn replaced the array of a tensor of shape {t.shape}; write into it in place "
@@ -234,9 +235,11 @@ class Output:
         self.slot_of: dict = {}  # id(tensor) -> the slot of its array, for a tensor met twice
 
     def template(self, obj: Any) -> Any:
+        """obj as a template of the tape (see the class docstring)."""
         return tree_map(self.leaf, obj)
 
     def leaf(self, obj: Any) -> Any:
+        """One leaf of the result: a Tensor, a traced value, a number, a string or None."""
         r = self.recorder
         if isinstance(obj, Tensor):
             n = self.slot_of.get(id(obj))
@@ -320,6 +323,8 @@ class Installed:
         return writes
 
     def changes(self, container: Any, path: Path, writes: list) -> None:
+        """Append to `writes` an Assign for each entry of an installed container (at `path`)
+        that fn replaced or added; go into the entries it kept."""
         before = self.before[id(container)]
         items = container if isinstance(container, dict) else dict(enumerate(container))
         if before.keys() - items.keys():

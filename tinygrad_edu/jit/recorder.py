@@ -174,6 +174,7 @@ class Recorder:
         return traced
 
     def host_read(self, what: str, array: Any) -> None:
+        """Refuse `what` (a read to the host) of one of this tape's arrays (None: of any value)."""
         if array is not None and not (isinstance(array, TracedArray) and array.recorder is self):
             return
         raise RuntimeError(

@@ -79,15 +79,19 @@ class Path:
     steps: tuple = ()  # ("attr", name), ("item", key) or ("get", key): dict.get, None when missing
 
     def attr(self, name: str) -> "Path":
+        """This path, then the attribute `name`."""
         return Path(self.root, self.steps + (("attr", name),))
 
     def item(self, key: Any) -> "Path":
+        """This path, then the item `key`."""
         return Path(self.root, self.steps + (("item", key),))
 
     def get(self, key: Any) -> "Path":
+        """This path, then the dict's entry `key` (None when missing: a fact then fails)."""
         return Path(self.root, self.steps + (("get", key),))
 
     def read(self, arguments: list) -> Any:
+        """The value the path leads to now (`arguments`: the replay's Tensor arguments)."""
         value = arguments if self.root is ARGUMENTS else self.root
         for kind, key in self.steps:
             value = getattr(value, key) if kind == "attr" else value[key] if kind == "item" else value.get(key)
@@ -237,9 +241,11 @@ class Tape:
         return "\n".join(lines)
 
     def label(self, path: Path) -> str:
+        """How the printout names a path (label_of)."""
         return label_of(path, self.labels)
 
     def describe(self, template: Any) -> str:
+        """An argument as the printout shows it: a slot with its shape and dtype (or value)."""
         if isinstance(template, Slot):
             value = self.values[template.n]
             if isinstance(value, tuple):
