@@ -14,7 +14,7 @@ from typing import Any
 import numpy
 
 from ..backend import backend_of
-from .tape import TESTS, Bump, Call, Tape, filled, kind_of
+from .tape import TESTS, Bump, Call, Tape, filled, kind_of, label_of
 
 STALE = object()  # what a replay returns when the tape no longer applies: record again
 
@@ -49,6 +49,14 @@ def interpret(tape: Tape, arguments: list) -> Any:
         else:
             target[write.key] = filled(write.value, values)
     return filled(tape.output, values)
+
+
+def failed_guard(tape: Tape, arguments: list) -> str:
+    """What made the tape not apply, in words: its first guard that fails, else its sources' kinds."""
+    for guard in tape.guards:
+        if not TESTS[guard.test](guard.path.read(arguments), guard.expected):
+            return guard.what or label_of(guard.path, tape.labels)
+    return "the shape, dtype or type of a value it reads afresh, or a Python decision on one, or a mask's count"
 
 
 def run(call: Call, values: dict) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable
 from .. import backend as backend_module
 from ..tensor import Tensor
 from .guards import Installed, Output, capture, keep_facts, reach, tensor_write_backs
-from .interpret import STALE, interpret
+from .interpret import STALE, failed_guard, interpret
 from .passes import PASSES
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
@@ -137,6 +137,8 @@ class Jitted:
             if result is not STALE:
                 self.tape = tape
                 return result
+        if self.recordings == self.warn_after:
+            self.warn(variants, arguments)
         tape, result = record(self.fn, args, kwargs, arguments)
         if self.optimize:
             for optimization in PASSES:
@@ -147,12 +149,16 @@ class Jitted:
         del variants[self.max_variants:]
         self.tape = tape
         self.recordings += 1
-        if self.recordings == self.warn_after + 1:
-            warnings.warn(f"jit: {getattr(self.fn, '__name__', 'a jitted function')} was recorded "
-                          f"{self.recordings} times: something it depends on changes between calls (the arguments' "
-                          "shapes or values, a closure variable, an attribute, a mask's count), and each recording "
-                          "runs it eagerly. Pass what changes as a Tensor argument", stacklevel=2)
         return result
+
+    def warn(self, variants: list, arguments: list) -> None:
+        """Warn that fn is recorded once more than warn_after times, and why this time."""
+        why = (f"this time, {failed_guard(variants[0], arguments)} changed" if variants else
+               "this time, the arguments' shapes, dtypes or other values were new")
+        warnings.warn(f"jit: {getattr(self.fn, '__name__', 'a jitted function')} is recorded for the "
+                      f"{self.recordings + 1}th time ({why}): something it depends on changes between calls, and "
+                      "each recording runs it eagerly, slower than a replay. Pass what changes as a Tensor argument, "
+                      "or keep what fn's closure reaches but does not use out of it", stacklevel=3)
 
 
 def jit(fn: Callable | None = None, *, optimize: bool = True, fuse: bool = False) -> Any:
