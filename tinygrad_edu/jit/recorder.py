@@ -1,4 +1,4 @@
-"""The recorder (part 3 of the core): runs each array call of fn eagerly and appends it to the tape.
+"""The recorder (part 2 of the core): runs each array call of fn eagerly and appends it to the tape.
 
 While a recording runs, `backend.tracer` is a Recorder. Every call reaches `call`: from
 a TracedArray's operators and methods (traced.py), from the backend's library, which the

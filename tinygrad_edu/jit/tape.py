@@ -1,4 +1,4 @@
-"""The tape as plain data (part 2 of the core): what one recording of fn leaves behind.
+"""The tape as plain data (part 3 of the core): what one recording of fn leaves behind.
 
 A tape is a list of calls, `out = func(*args, **kwargs)`, whose arguments hold Slots
 (the tape's variables, printed v0, v1, ...) where the recording had arrays or numbers,
