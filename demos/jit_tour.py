@@ -12,7 +12,8 @@ no graph node, no Python of the step. What it shows:
     a gradient) and the optimizer's update. The relu's mask x > 0, the cross-entropy's
     scatter of −1/n into the true classes and the momentum buffer are all NumPy calls;
     the learning rate and the step count are read afresh at every replay, so a
-    scheduler still works;
+    scheduler still works. The passes merge repeated calls, drop unread ones and give
+    elementwise calls output buffers before generating the replay function;
 (2) a 64-64-10 MLP trained on the digits with SGD (momentum, weight decay) and a
     OneCycleLR schedule, once eagerly and once jitted from the same seed: the losses
     and the final parameters are equal bit for bit;
@@ -25,6 +26,7 @@ from __future__ import annotations
 import statistics
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from _cli import demo_parser  # first: outside the project's environment it says how to run the demos
 
@@ -49,16 +51,17 @@ class TourResult:
     jit_ms: float
 
 
-def tiny_tape() -> str:
-    """The tape of one SGD step of a 3-4-2 relu network on two samples."""
+def tiny_tape(optimize: bool = True) -> Any:
+    """The tape of one SGD step of a 3-4-2 relu network on two samples: as recorded
+    (optimize=False), or after the passes."""
     tg.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
     optimizer = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    step = tg.jit(training_step(model, optimizer))
+    step = tg.jit(training_step(model, optimizer), optimize=optimize)
     x, y = Tensor(np.ones((2, 3), dtype=np.float32)), Tensor(np.array([0, 1]))
     for _ in range(3):  # the first call records without momentum buffers, the second with them
         step(x, y)
-    return str(step.tape)
+    return step.tape
 
 
 def make_trainer(jitted: bool, steps: int):
@@ -104,9 +107,13 @@ def main(argv: list | None = None) -> TourResult:
     images, labels = load_digits()
     images = images.reshape(len(images), -1)
 
-    text = tiny_tape()
+    tape, raw = tiny_tape(), tiny_tape(optimize=False)
+    text = str(tape)
     print("(1) The tape of one SGD step of a 3-4-2 relu network:\n")
     print(text)
+    print(f"\n    As recorded, the tape has {len(raw)} calls, which jit(step, optimize=False) replays one by one; "
+          f"after the passes ({', '.join(tape.passes)}) {len(tape)}, with output buffers, run by one generated "
+          "function. Print both tapes to compare them.")
 
     eager_losses, eager_params, _ = train(False, parser_steps, images, labels)
     jit_losses, jit_params, jitted = train(True, parser_steps, images, labels)

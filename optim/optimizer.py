@@ -16,8 +16,9 @@ moving θ in place. Everything the algorithms share lives here, once:
   an array is finite is a host synchronisation, which a GPU training step must not have
   (PyTorch has no such check);
 - `state_dict` / `load_state_dict`, so a resumed run continues exactly;
-- under `tinygrad_edu.jit`, the groups and state that `step` reads come from the
-  recorder, which has a replay read them afresh (a scheduler's lr, Adam's step count).
+- `step_state`, the jit's Stateful protocol: a jitted step reads `param_groups` and
+  `state` afresh at every replay (a scheduler's lr, Adam's step count) and writes back
+  the state it leaves.
 
 Updates run on the parameters' arrays with their device's functions, outside any graph,
 and in place, as a hand-written `theta -= lr * g` would.
@@ -28,7 +29,6 @@ from collections import defaultdict
 from typing import Any, Callable, Iterable
 
 from tinygrad_edu import Tensor, enable_grad, is_anomaly_enabled
-from tinygrad_edu import backend as backends
 
 
 def _host_copy(value: Any, backend: Any) -> Any:
@@ -126,11 +126,13 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        if backends.tracer is None:
-            self._step(self.param_groups, self.state.get)
-        else:  # jit records this step: it reads the hyper-parameters and the state afresh at each replay
-            backends.tracer.optimizer_step(self, self._step)
+        self._step(self.param_groups, self.state.get)
         return loss
+
+    def step_state(self) -> dict:
+        """What a step reads and writes besides the parameters (tinygrad_edu.jit's Stateful
+        protocol): the hyper-parameters and the per-parameter state."""
+        return {"param_groups": self.param_groups, "state": self.state}
 
     def _step(self, groups: list, state_of: Callable) -> None:
         """The update of every parameter with a gradient, with each group's hyper-parameters

@@ -10,7 +10,7 @@ Where things live: tensor.py (the Tensor), ops.py (every op's forward and backwa
 autograd.py (the graph walk, grad, no_grad), functional.py (hvp, jvp, jacobian,
 hessian), curvature.py (Hessian eigenvalues, critical points, λmax), checks.py
 (gradcheck), draw.py (draw_graph), backend.py (devices), creation.py (zeros, randn, ...),
-jit.py (jit: record a step once, replay its array calls).
+jit/ (jit: record a step once, replay its array calls; its docstring gives the reading order).
 """
 from .tensor import Tensor
 from .autograd import (backward_creates_graph, detect_anomaly, enable_grad, grad, is_anomaly_enabled, no_grad,

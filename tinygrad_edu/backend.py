@@ -20,7 +20,7 @@ import numpy
 
 from .dtypes import scalar_dtype
 
-tracer: Any = None  # the jit recorder while it records (jit.py), else None
+tracer: Any = None  # the jit recorder while it records (jit/recorder.py), else None
 
 
 class Backend:
