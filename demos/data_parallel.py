@@ -119,9 +119,11 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         command = " ".join([".venv/bin/mpiexec -n 2 .venv/bin/python demos/data_parallel.py",
                             *(sys.argv[1:] if argv is None else argv)])
         print(f"a world of one process (plain python); for P processes run it under MPI: `{command}`")
+    reduce_tic = distributed.all_reduce_seconds()
     steps, seconds, loss = train(model, opt, data, batch, epochs, args.seed, rank, processes)
+    reduce_seconds = distributed.all_reduce_seconds() - reduce_tic
     # every process's (steps, seconds, all-reduce seconds, loss), gathered to print in rank order
-    table = gather_rows([steps, seconds, opt.reduce_seconds, loss], rank, processes)
+    table = gather_rows([steps, seconds, reduce_seconds, loss], rank, processes)
     lines = [f"rank {r} of {processes}: {int(n)} steps of {batch} rows ({int(n) * batch} samples) in {t:.2f} s, "
              f"{reduce:.2f} s of it in the all-reduce ({1e3 * reduce / n:.2f} ms per step)"
              for r, (n, t, reduce, _) in enumerate(table)]

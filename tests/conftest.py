@@ -62,3 +62,15 @@ def pytest_report_collectionfinish(config, items) -> str:
     if ON_STANDIN:
         return f"cuda: {count} tests run on the stand-in device (no GPU/CuPy here); on a real GPU they run on CuPy"
     return f"cuda: {count} tests run on CuPy and the GPU"
+
+
+@pytest.fixture(autouse=True)
+def _default_dtype_and_device_restored():
+    """A demo's main() sets the default dtype for its run (as a script may); the next test
+    must not inherit it."""
+    import tinygrad_edu as tg
+
+    dtype, device = tg.get_default_dtype(), tg.get_default_device()
+    yield
+    tg.set_default_dtype(dtype)
+    tg.set_default_device(device)

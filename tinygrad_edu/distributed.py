@@ -69,13 +69,16 @@ from .flat import flatten, unflatten
 from .tensor import Tensor
 
 __all__ = ["rank", "world_size", "barrier", "all_reduce", "broadcast", "broadcast_parameters",
-           "set_batch_share", "batch_share", "DistributedOptimizer", "cuda_aware", "last_path"]
+           "set_batch_share", "batch_share", "all_reduce_seconds", "DistributedOptimizer", "cuda_aware", "last_path"]
 
 # Set by the launchers to the number of processes: MPICH's and Intel MPI's hydra, Slurm (PMI_SIZE); Open MPI.
 _LAUNCHER_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 _OPS = ("sum", "mean", "max", "min")
 _path = {"last": "none"}  # how the last message travelled: "host", "cuda-aware" or "none" (a world of one)
 _share = {"samples": None}  # this process's rows of the current global batch (None: unknown, count 1)
+# Kept here, not on an optimizer: under jit the all-reduce is a call of the tape, and the
+# jit refuses a step that changes a plain attribute of an object it reaches.
+_seconds = {"all_reduce": 0.0}
 
 
 @functools.lru_cache(maxsize=None)
@@ -192,7 +195,9 @@ def _all_reduce_array(array: Any, backend: Backend, op: str) -> None:
 
     comm = _communicator()
     mpi_op = {"sum": MPI.SUM, "mean": MPI.SUM, "max": MPI.MAX, "min": MPI.MIN}[op]
+    tic = time.perf_counter()
     _communicate(array, backend, lambda buffer: comm.Allreduce(MPI.IN_PLACE, buffer, op=mpi_op))
+    _seconds["all_reduce"] += time.perf_counter() - tic
     if op == "mean":
         array /= comm.Get_size()
 
@@ -228,6 +233,13 @@ def broadcast_parameters(params: Any, src: int = 0) -> None:
         _check_tensor("broadcast_parameters", p)
     for p in tensors:
         broadcast(p, src)
+
+
+def all_reduce_seconds() -> float:
+    """The seconds this process has spent in all-reduces so far (all_reduce and
+    DistributedOptimizer's steps, jitted ones included), waiting for the slowest process
+    to arrive included: take the difference over a stretch of training."""
+    return _seconds["all_reduce"]
 
 
 def set_batch_share(samples: int | None) -> None:
@@ -283,8 +295,8 @@ class DistributedOptimizer:
     any process keeps `.grad = None`, as in a single process, so the optimizer skips it.
     All parameters must share one dtype and one device (one buffer).
 
-    `reduce_seconds` adds up the time spent in the all-reduce, including the wait for the
-    slowest process to arrive.
+    all_reduce_seconds() adds up the time its all-reduces take, the wait for the slowest
+    process to arrive included.
     """
 
     def __init__(self, optimizer: Any):
@@ -295,7 +307,6 @@ class DistributedOptimizer:
             raise TypeError(f"DistributedOptimizer: {type(optimizer).__name__} uses Hessian-vector products of this "
                             "process's graph, which are not averaged; use a first-order optimizer or LBFGS")
         self.optimizer = optimizer
-        self.reduce_seconds = 0.0
 
     def __getattr__(self, name: str) -> Any:
         if name == "optimizer":  # not set yet: __init__ failed
@@ -360,9 +371,7 @@ class DistributedOptimizer:
         else:
             buffer[:weighted] *= samples
         buffer[weighted] = samples
-        tic = time.perf_counter()
         _all_reduce_array(buffer, backend, "sum")
-        self.reduce_seconds += time.perf_counter() - tic
         total = buffer[weighted]
         if not total:
             raise ValueError("DistributedOptimizer: every process's share of the batch is empty "
