@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -143,7 +144,17 @@ def copy_mathjax(app, exception) -> None:
                         dirs_exist_ok=True)
 
 
+def quiet_kernels(app) -> None:
+    """Each kernel logs a "WARNING" at its start about its local TCP sockets, which reads like a
+    warning of the build: an IPython profile of the build's own raises the kernels' log level."""
+    profile = Path(app.doctreedir) / "ipython" / "profile_default"
+    profile.mkdir(parents=True, exist_ok=True)
+    (profile / "ipython_kernel_config.py").write_text('c.IPKernelApp.log_level = "ERROR"\n')
+    os.environ["IPYTHONDIR"] = str(profile.parent)
+
+
 def setup(app) -> dict:
+    quiet_kernels(app)
     app.connect("autodoc-process-docstring", docstring_as_written)
     app.connect("build-finished", copy_mathjax)
     app.add_directive("api-module", ApiModule)

@@ -40,7 +40,7 @@ BUILD_TIMEOUT_S = 600
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Path:
     """The book built from this checkout with warnings as errors, as `make docs` builds it."""
     out = tmp_path_factory.mktemp("book")
     start = time.perf_counter()
@@ -48,8 +48,15 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
                             str(ROOT / "docs"), str(out)], capture_output=True, text=True, timeout=BUILD_TIMEOUT_S)
     sphinx_lines = [line for line in build.stderr.splitlines() if "[IPKernelApp]" not in line]
     assert build.returncode == 0 and not sphinx_lines, "the book's build failed or warned:\n" + "\n".join(sphinx_lines)
-    print(f"the book built in {time.perf_counter() - start:.1f} s")
+    say(request, f"the book built in {time.perf_counter() - start:.0f} s")
     return out
+
+
+def say(request: pytest.FixtureRequest, line: str) -> None:
+    """A line on pytest's terminal, shown even under -q, which hides what a test prints."""
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line("\n" + line)
 
 
 def pages(site: Path) -> list[Path]:
@@ -281,7 +288,7 @@ def console_errors(events: list[dict]) -> list[str]:
     return errors
 
 
-def test_every_page_works_in_chromium(site: Path, browser: Chromium) -> None:
+def test_every_page_works_in_chromium(site: Path, browser: Chromium, request: pytest.FixtureRequest) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     wanted = {"index.html": "start.png", "notebooks/01_autodiff.html": "notebook.png", "api.html": "api.png"}
     problems = []
@@ -296,5 +303,5 @@ def test_every_page_works_in_chromium(site: Path, browser: Chromium) -> None:
             shot = browser.send("Page.captureScreenshot", session, format="png")["data"]
             (SCREENSHOTS / wanted[name]).write_bytes(base64.b64decode(shot))
         browser.send("Target.closeTarget", targetId=target)
-    print(f"screenshots of the start page, a notebook and the API reference: {SCREENSHOTS}")
+    say(request, f"the book's screenshots (start page, a notebook, the API reference): {SCREENSHOTS}")
     assert not problems, "\n".join(problems)
