@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -68,14 +69,66 @@ autodoc_default_options = {"members": True}
 
 
 def docstring_as_written(app, what, name, obj, options, lines: list[str]) -> None:
-    """Show a docstring as its author wrote it, as help() does.
+    """Show a docstring as its author wrote it: prose as paragraphs, the rest as laid out.
 
-    The docstrings are plain text laid out for a terminal (formulas aligned with spaces,
-    `>>>` examples), not reStructuredText: read as reST, a `*` or an indented formula would
-    be misread. So each one becomes a block of plain text (not highlighted as Python).
+    The docstrings are plain text for a terminal (help()), not reStructuredText: read as reST,
+    a `*` or an indented formula would be misread. So a paragraph of prose (lines that start
+    at the margin) becomes one paragraph with every markup character escaped and `name` set
+    as code, which the browser wraps to the page; everything else (formulas aligned with
+    spaces, `>>>` examples, lists) stays exactly as written, in a block of plain text.
     """
-    if any(line.strip() for line in lines):
-        lines[:] = [".. code-block:: text", ""] + ["    " + line for line in lines] + [""]
+    rst: list[str] = []
+    kept: list[str] = []  # the lines of the current block of text kept as written
+
+    def keep_block() -> None:
+        while kept and not kept[-1].strip():
+            kept.pop()
+        if kept:
+            rst.extend([".. code-block:: text", ""] + ["    " + line for line in kept] + [""])
+            kept.clear()
+
+    for paragraph in paragraphs(lines):
+        if is_prose(paragraph):
+            keep_block()
+            rst.extend([escaped(" ".join(line.strip() for line in paragraph)), ""])
+        else:
+            kept.extend(paragraph + [""])
+    keep_block()
+    lines[:] = rst
+
+
+def paragraphs(lines: list[str]) -> list[list[str]]:
+    """The runs of non-blank lines."""
+    runs: list[list[str]] = [[]]
+    for line in lines:
+        if line.strip():
+            runs[-1].append(line)
+        elif runs[-1]:
+            runs.append([])
+    return [run for run in runs if run]
+
+
+def is_prose(paragraph: list[str]) -> bool:
+    """Sentences that may be rewrapped: every line at the margin, with no alignment inside."""
+    return not any(line[0].isspace() or line.startswith((">>>", "- ", "* ", "• ")) or "  " in line.strip()
+                   or re.match(r"\d+[.)] ", line) for line in paragraph)
+
+
+def escaped(text: str) -> str:
+    """Prose as reST that means nothing but the text: `name` as code, every other mark escaped.
+
+    An escaped space (a backslash and a space) around each code span prints nothing and lets
+    the span touch a letter (`Tensor`'s)."""
+    pieces = text.split("`")
+    if len(pieces) % 2 == 0:  # an unpaired backtick: no code spans
+        pieces = [text]
+    out = []
+    for index, piece in enumerate(pieces):
+        if index % 2 and piece and piece == piece.strip():
+            out.append(f"\\ :code:`{piece}`\\ ")
+        else:
+            out.append(re.sub(r"([^\w\s]|_)", r"\\\1", f"`{piece}`" if index % 2 else piece))
+    return "".join(out)
 
 
 def public_names(module_name: str) -> list[str]:

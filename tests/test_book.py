@@ -53,9 +53,11 @@ def site(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureReques
 
 def say(request: pytest.FixtureRequest, line: str) -> None:
     """A line on pytest's terminal, shown even under -q, which hides what a test prints."""
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
     reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:
-        reporter.write_line("\n" + line)
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line("\n" + line)
 
 
 def pages(site: Path) -> list[Path]:
