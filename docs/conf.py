@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 from docutils import nodes
-from docutils.parsers.rst import Directive, directives
+from docutils.parsers.rst import Directive
 from docutils.statemachine import StringList
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,11 +28,10 @@ author = "the tinygrad_edu authors"
 copyright = "the tinygrad_edu authors"
 
 extensions = ["myst_nb", "sphinx.ext.autodoc"]
-exclude_patterns = ["_build", "**.ipynb_checkpoints"]
-suppress_warnings = ["mystnb.unknown_mime_type"]
+exclude_patterns = ["**.ipynb_checkpoints"]
 
-# MyST: $...$ and $$...$$ math in the chapters, as in the notebooks; ::: fences for directives.
-myst_enable_extensions = ["dollarmath", "colon_fence"]
+# MyST: $...$ and $$...$$ math in the chapters, as in the notebooks.
+myst_enable_extensions = ["dollarmath"]
 myst_heading_anchors = 3
 
 # The notebooks run at every build, top to bottom, with the Python that runs Sphinx: a cell that
@@ -145,21 +144,19 @@ class ApiModule(Directive):
     """`api-module`: every public name of a module, each with its docstring.
 
     Written out from the module itself at build time, so a name added to the code is in the
-    reference without editing the book. Submodules named in `__all__` are skipped (each has
-    its own section); aliases of another module's object (nn.F) too.
+    reference without editing the book. Submodules named in `__all__` (nn.functional, its
+    alias nn.F, optim.lr_scheduler) are skipped: each has a section of its own.
     """
 
     required_arguments = 1
-    option_spec = {"skip": directives.unchanged}
 
     def run(self) -> list[nodes.Node]:
         module_name = self.arguments[0]
         module = importlib.import_module(module_name)
-        skip = set((self.options.get("skip") or "").split())
         rst = [f".. py:module:: {module_name}", ""]
         for name in public_names(module_name):
             value = getattr(module, name)
-            if name in skip or inspect.ismodule(value):
+            if inspect.ismodule(value):
                 continue
             kind = "autoclass" if inspect.isclass(value) else "autofunction"
             rst += [f".. {kind}:: {module_name}.{name}", ""]
