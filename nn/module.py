@@ -62,6 +62,7 @@ class Module:
         self._buffers: list = []
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        """The layer's computation: each subclass defines it; call the module, not forward."""
         raise NotImplementedError(f"{type(self).__name__} defines no forward")
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
