@@ -727,3 +727,31 @@ def test_a_mask_drawn_at_random_is_refused():
     run = tg.jit(lambda x: x[tg.rand(4) > 0.5].sum())
     with pytest.raises(RuntimeError, match=r"jit: a mask that decides a shape .* depends on a random draw"):
         run(Tensor(np.ones(4, dtype=np.float32)))
+
+
+def test_a_method_named_like_the_jitted_global_is_not_read_as_that_global():
+    """`opt.step()` inside `@jit def step` calls the attribute `step`; the global `step` (the
+    jitted function itself, which changes while it records) is not something fn reads."""
+    tg.manual_seed(0)
+    model = nn.Linear(3, 1)
+    namespace = {"model": model, "opt": optim.SGD(model.parameters(), lr=0.1, momentum=0.9)}
+    exec("def step(x):\n"
+         "    opt.zero_grad()\n"
+         "    loss = (model(x) ** 2).mean()\n"
+         "    loss.backward()\n"
+         "    opt.step()\n"
+         "    return loss\n", namespace)
+    eager_model = nn.Linear(3, 1)
+    eager_model.load_state_dict(model.state_dict())
+    eager_opt = optim.SGD(eager_model.parameters(), lr=0.1, momentum=0.9)
+    namespace["step"] = tg.jit(namespace["step"])
+    x = tg.randn(8, 3)
+    for _ in range(4):
+        loss = namespace["step"](x)
+        eager_opt.zero_grad()
+        eager_loss = (eager_model(x) ** 2).mean()
+        eager_loss.backward()
+        eager_opt.step()
+        assert loss.item() == eager_loss.item()
+    assert namespace["step"].recordings == 2  # once more when the optimizer has state, then replays
+    np.testing.assert_array_equal(model.weight.numpy(), eager_model.weight.numpy())

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import dis
 import functools
 import types
 from dataclasses import dataclass, field
@@ -102,6 +103,21 @@ def _is_plain(value: Any) -> bool:
     return value is None or isinstance(value, (int, float, complex, str, bytes, slice, numpy.generic))
 
 
+def _global_names(code: types.CodeType) -> set:
+    """The globals a function's code (and the code nested in it) reads or writes. Not
+    co_names: it also holds attribute names, and `opt.step()` would make a global `step`
+    (the jitted function itself, in `@jit def step`) look like something fn reads."""
+    names, codes = set(), [code]
+    while codes:
+        code = codes.pop()
+        names.update(i.argval for i in dis.get_instructions(code) if i.opname in _GLOBAL_ACCESS)
+        codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+    return names
+
+
+_GLOBAL_ACCESS = ("LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL")
+
+
 def _children(obj: Any, label: str, guarded: bool, facts: list) -> list:
     """(child, its label, whether its facts are guarded) for what fn can reach from obj;
     the facts of obj itself are appended to `facts` when `guarded`."""
@@ -110,12 +126,7 @@ def _children(obj: Any, label: str, guarded: bool, facts: list) -> list:
             facts.append((guard, effect_allowed))
 
     if isinstance(obj, types.FunctionType):
-        names = set()
-        codes = [obj.__code__]
-        while codes:
-            code = codes.pop()
-            names.update(code.co_names)
-            codes += [c for c in code.co_consts if isinstance(c, types.CodeType)]
+        names = _global_names(obj.__code__)
         children = []
         for variable, cell in zip(obj.__code__.co_freevars, obj.__closure__ or ()):
             if _filled(cell):
