@@ -6,7 +6,7 @@ gradient per input (None where an input needs none: a constant, an integer index
 Because backward uses Tensor operations, it is itself differentiable.
 
 Each op class is followed by its plain lower-case function (`exp(x)` runs `Exp`), which
-tensor.py attaches as the Tensor method (`x.exp()`); compositions (mean, var, gelu,
+tensor.py attaches as the Tensor method (`x.exp()`); compositions (mean, gelu,
 min, ...) sit beside the ops they compose and need no backward of their own. Ops that
 only operators reach (Add, Mul, Compare, Getitem, ...) are called from tensor.py.
 """
@@ -621,11 +621,36 @@ def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return x.sum(axes, keepdims) / math.prod(x.shape[a] for a in axes)
 
 
+class Var(Function):
+    """Σ(x - x̄)² / max(N - ddof, 0) over axes, NumPy's var;  ∂/∂x = 2(x - x̄) / max(N - ddof, 0).
+
+    x̄'s own dependence on x adds nothing to the first derivative, as Σ(x - x̄) = 0. With
+    ddof >= N the divisor is 0, as NumPy's: the variance is inf (NaN for a constant
+    slice, 0/0) and so is its slope, instead of a negative number from N - ddof < 0.
+    """
+
+    __slots__ = ("axis", "keepdims", "ddof")
+
+    def forward(self, xp, x):
+        centered = x - x.mean(axis=self.axis, keepdims=True)
+        squares = (centered * centered).sum(axis=self.axis, keepdims=self.keepdims)
+        return squares / var_divisor(x.shape, self.axis, self.ddof)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        centered = x - x.mean(self.axis, keepdims=True)
+        return (expand_reduced(grad, x.shape, self.axis) * 2 * centered / var_divisor(x.shape, self.axis, self.ddof),)
+
+
+def var_divisor(shape: tuple, axes: tuple, ddof: int) -> int:
+    """N - ddof for the N elements each variance sums over, never below 0 (NumPy's rule)."""
+    n = math.prod(shape[a] for a in axes)
+    return n - ddof if n > ddof else 0
+
+
 def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Variance Σ(x - mean)² / (N - ddof) over axis."""
-    axes = normalize_axes(axis, x.ndim, "var")
-    centered = x - x.mean(axes, keepdims=True)
-    return (centered * centered).sum(axes, keepdims) / (math.prod(x.shape[a] for a in axes) - ddof)
+    """Variance Σ(x - mean)² / max(N - ddof, 0) over axis (inf when ddof >= N, as NumPy)."""
+    return Var.apply(x, axis=normalize_axes(axis, x.ndim, "var"), keepdims=keepdims, ddof=ddof)
 
 
 class StdFromVar(Sqrt):
@@ -678,6 +703,8 @@ def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
     """log Σ exp(x) over axis with keepdims, shifted by the max so exp cannot overflow."""
+    if any(x.shape[a] == 0 for a in axis):  # an empty sum is 0, and log 0 = -inf; an empty max has no value
+        return xp.full(reduced_shape(x.shape, axis), -math.inf, dtype=x.dtype)
     m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf slice stays -inf instead of NaN
     return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
