@@ -13,6 +13,7 @@ is freed by reference counting the moment nothing refers to it.
 from __future__ import annotations
 
 import functools
+import inspect
 import weakref
 from typing import Any, Callable, Sequence
 
@@ -108,15 +109,32 @@ class Function:
     (axis, shape, ...) are passed to `apply` as keywords and become attributes, which a
     subclass declares in `__slots__` (`()` when it has none): a graph holds one node per
     op, and slots keep each node small.
+
+    Beside them each op declares `saves`, what its backward reads (minitorch's
+    save_for_backward, PyTorch's saved tensors): for each input, by the name `forward`
+    gives it, the names of the values its gradient is computed from ("output" for the
+    output). Mul's `{"a": ("b",), "b": ("a",)}` is d(ab)/da = b and d(ab)/db = a; Add's
+    `{}` needs no value, only shapes. Backward checks for in-place changes only the
+    values read by the gradients it computes, as PyTorch: `(x + w).sum()` still
+    differentiates after a step on w, `(w * w).sum()` refuses. An op that declares
+    nothing (`saves = None`, as a user's op may) is taken to read every input and its output.
     """
 
-    __slots__ = ("inputs", "output_array", "order", "recorded_at", "__weakref__")
+    __slots__ = ("inputs", "output_array", "order", "recorded_at", "output_version", "__weakref__")
 
+    saves: dict | None = None  # input name -> the names of the values its gradient reads
+    is_view = False  # True for ops whose output is a window on their input's array (reshape, transpose)
+    input_names: tuple = ()  # forward's names for the inputs, set by __init_subclass__
     param_names: tuple = ()  # the slots op subclasses declare, set by __init_subclass__
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.param_names = cls.param_names + tuple(cls.__dict__.get("__slots__", ()))
+        parameters = list(inspect.signature(cls.forward).parameters.values())[2:]  # after self, xp
+        cls.input_names = tuple(p.name for p in parameters if p.kind is not p.VAR_POSITIONAL)
+        for x, reads in (cls.saves or {}).items():  # a misspelt name would silently check nothing
+            if x not in cls.input_names or not set(reads) <= {*cls.input_names, "output"}:
+                raise TypeError(f"{cls.__name__}.saves: {x!r}: {reads} names no input of forward{cls.input_names}")
 
     @property
     def name(self) -> str:
@@ -153,8 +171,12 @@ class Function:
         if requires_grad and state.grad_enabled and out.dtype.kind == "f":
             node.inputs, node.output_array = inputs, out
             node.order, node.recorded_at = state.order, state.in_place_writes
-            return Tensor.wrap(out, backend, node)
-        return Tensor.wrap(out, backend)
+            result = Tensor.wrap(out, backend, node)
+        else:
+            result = Tensor.wrap(out, backend)
+        if node.is_view:  # a write into either array changes both: one version counter for the two
+            result.version_counter = node.output_version = inputs[0].shared_counter()
+        return result
 
     def error_with_shapes(self, error: Exception, inputs: Sequence[Tensor]) -> Exception:
         """An error of the array library in forward, said again naming this op and the
@@ -204,14 +226,25 @@ class Function:
             for name in self.param_names:
                 setattr(self, name, None)
 
+    def saved_tensors(self) -> list:
+        """The tensors this node's backward will read (see `saves`): the values the
+        gradients of its inputs that require grad are computed from, the output as output()."""
+        if self.saves is None:
+            return [*self.inputs, self.output()]
+        inputs = dict(zip(self.input_names, self.inputs))
+        read = {name for x, names in self.saves.items() if inputs[x].requires_grad for name in names}
+        return [self.output() if name == "output" else inputs[name]
+                for name in (*self.input_names, "output") if name in read]
+
     def check_versions(self) -> None:
-        """Raise if an input was changed in place after this node was recorded: its
-        backward would compute the gradient from the new values."""
-        for t in self.inputs:
-            counter = t.version_counter
-            if counter is not None and counter.last_write > self.recorded_at:
+        """Raise if a tensor this node's backward reads was changed in place after the node
+        was recorded: the gradient would be computed from the new values."""
+        for t in self.saved_tensors():
+            counter = t.shared_counter()
+            if counter.last_write > self.recorded_at:
+                what = "its output" if t.grad_fn is self else "an input"
                 raise RuntimeError(
-                    f"{self.name}.backward: an input of shape {t.shape} was modified in place (now at version "
+                    f"{self.name}.backward: {what} of shape {t.shape} was modified in place (now at version "
                     f"{counter.count}) after the forward pass used it; recompute the forward pass after in-place "
                     "changes such as optimizer.step()"
                 )

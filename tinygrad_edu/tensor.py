@@ -26,9 +26,10 @@ def _shape_args(shape: tuple, op: str) -> tuple:
 
 
 class VersionCounter:
-    """How often a tensor's array was changed in place, shared by the tensor and its
-    detached copies (they share the array): `count`, and `last_write`, the engine's
-    in-place write clock at the latest change (compared with a node's recording time)."""
+    """How often a tensor's array was changed in place, shared by every tensor over that
+    array (its detached copies, its views such as reshape and transpose): `count`, and
+    `last_write`, the engine's in-place write clock at the latest change (compared with a
+    node's recording time)."""
 
     __slots__ = ("count", "last_write")
 
@@ -210,25 +211,36 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data (and its version), outside any graph."""
         t = Tensor.wrap(self.data, self.backend)
-        if self.version_counter is None:
-            self.version_counter = VersionCounter()
-        t.version_counter = self.version_counter
+        t.version_counter = self.shared_counter()
         return t
+
+    def shared_counter(self) -> VersionCounter:
+        """This tensor's version counter, made on first need. An op's output shares its
+        node's (`output_version`), so a backward that reads its own output sees writes
+        into it through any Tensor of that output."""
+        if self.version_counter is None:
+            node = self.grad_fn
+            if node is None:
+                self.version_counter = VersionCounter()
+            else:
+                if getattr(node, "output_version", None) is None:
+                    node.output_version = VersionCounter()
+                self.version_counter = node.output_version
+        return self.version_counter
 
     @property
     def version(self) -> int:
         """How many times this tensor's array was changed in place (PyTorch's _version)."""
-        return 0 if self.version_counter is None else self.version_counter.count
+        return self.shared_counter().count
 
     def bump_version(self) -> None:
         """Record that this tensor's array was just changed in place (an optimizer step,
-        nn.init, load_state_dict). A graph recorded before the change then refuses to
-        backward through it, instead of differentiating at the new values."""
-        if self.version_counter is None:
-            self.version_counter = VersionCounter()
+        nn.init, load_state_dict). A graph whose backward reads it, recorded before the
+        change, then refuses to differentiate at the new values."""
+        counter = self.shared_counter()
         autograd.state.in_place_writes += 1
-        self.version_counter.count += 1
-        self.version_counter.last_write = autograd.state.in_place_writes
+        counter.count += 1
+        counter.last_write = autograd.state.in_place_writes
 
     def copy_(self, source: Any) -> "Tensor":
         """Write `source` (a Tensor, an array or a number, broadcast to this shape) into this
