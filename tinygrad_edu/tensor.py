@@ -144,8 +144,15 @@ class Tensor:
         return int(self.data.size)
 
     def numpy(self) -> numpy.ndarray:
-        """The data as a NumPy array (shared on "cpu", a copy from "cuda")."""
-        return self.backend.to_host(self.data)
+        """The values as a NumPy array: on "cpu" a read-only view of this tensor's array,
+        from "cuda" a host copy. A write goes through copy_ (which bumps the version, so a
+        graph that saved the old values refuses to differentiate at the new ones), or into
+        `.numpy().copy()`; `.data` is the expert's way around the version counter."""
+        array = self.backend.to_host(self.data)
+        if array is self.data:  # the tensor's own array: lent, not given
+            array = array.view()
+            array.flags.writeable = False
+        return array
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -160,8 +167,8 @@ class Tensor:
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
         if self.backend is not CPU:  # a copy from the GPU is a synchronisation: only on request
             raise TypeError(f"numpy.asarray: a tensor on {self.device} is not converted implicitly; call .numpy()")
-        array = self.numpy()
-        return array if dtype is None else array.astype(dtype)
+        array = self.numpy()  # read-only: numpy.asarray(t) lends the array, numpy.array(t) copies it
+        return array.astype(array.dtype if dtype is None else dtype, copy=bool(copy))
 
     def __len__(self) -> int:
         if self.ndim == 0:
