@@ -278,7 +278,7 @@ class Tensor:
         """
         seeds = autograd.seed_gradients([self], None if gradient is None else [gradient], "backward")
         create_graph = create_graph or autograd.state.backward_creates_graph
-        autograd.run_backward([self], seeds, None, retain_graph or create_graph, create_graph)
+        autograd.accumulate_grad([self], seeds, retain_graph or create_graph, create_graph)
 
     # ---- device and dtype -----------------------------------------------------------
 
