@@ -230,7 +230,8 @@ SAVED = [
     ("softmax", lambda t, x, w: w.softmax(0) * x, "w"), ("log_softmax", lambda t, x, w: w.log_softmax(0) * x, "w"),
     ("maximum", lambda t, x, w: t.maximum(x, w), "w"), ("maximum, x changed", lambda t, x, w: t.maximum(x, w), "x"),
     ("where", lambda t, x, w: t.where(x > 1, w, x), "x"), ("reshape", lambda t, x, w: w.reshape(2, 1), "w"),
-    ("getitem", lambda t, x, w: w[0], "w"), ("cat", lambda t, x, w: t.cat([x, w]), "w"), ("neg", lambda t, x, w: -w, "w"),
+    ("getitem", lambda t, x, w: w[0], "w"), ("cat", lambda t, x, w: t.cat([x, w]), "w"),
+    ("neg", lambda t, x, w: -w, "w"),
 ]
 
 

@@ -78,8 +78,9 @@ class Function:
     def apply(cls, *inputs: Tensor, **params: Any) -> Tensor:
         """Run the op forward on `inputs` and, when gradients are needed, record the node."""
         node = object.__new__(cls)
-        for key, value in params.items():
-            setattr(node, key, value)
+        if params:
+            for key, value in params.items():
+                setattr(node, key, value)
         backend = inputs[0].backend
         arrays, requires_grad = [], False
         for t in inputs:
@@ -157,9 +158,12 @@ def topological_order(roots: Sequence[Function]) -> list:
             order.append(node)
         elif node not in seen:
             seen.add(node)
-            refuse_if_freed(node)
+            if node.output_array is None:  # its arrays were dropped by an earlier backward (see free)
+                raise freed_graph_error(node)
             stack.append((node, True))
-            stack.extend((t.grad_fn, False) for t in node.inputs if t.grad_fn is not None)
+            for t in node.inputs:
+                if t.grad_fn is not None:
+                    stack.append((t.grad_fn, False))
     return order
 
 
@@ -195,10 +199,12 @@ def backpropagate(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], ret
                 check_versions(node)
             if state.anomaly:
                 state.backward_of = node
-            for t, g_input in zip(node.inputs, node.backward(g)):
-                if g_input is not None and t.requires_grad:
-                    check_gradient(node, t, g_input)
-                    add_gradient(grads, t, g_input)
+            for t, gi in zip(node.inputs, node.backward(g)):  # gi: the share of input t
+                if gi is None or not t.requires_grad:
+                    continue
+                if gi.data.shape != t.data.shape or gi.data.dtype != t.data.dtype or gi.backend is not t.backend:
+                    raise wrong_gradient(node, t, gi)  # here, at the op that made it, not steps later
+                add_gradient(grads, t, gi)
             if not retain_graph:
                 free(node, freed)
     leaf_grads = {t: g for t, g in grads.items() if isinstance(t, Tensor)}  # and not nodes that towards left out
@@ -213,12 +219,10 @@ def add_gradient(grads: dict, t: Tensor, g: Tensor) -> None:
     grads[key] = g if earlier is None else earlier + g
 
 
-def check_gradient(node: Function, t: Tensor, g: Tensor) -> None:
-    """Raise at the op whose backward gave an input a gradient of the wrong shape, dtype or
-    device, instead of letting it surface steps later."""
-    if g.data.shape != t.data.shape or g.data.dtype != t.data.dtype or g.backend is not t.backend:
-        raise RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape}, dtype {g.dtype} on "
-                           f"{g.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}")
+def wrong_gradient(node: Function, t: Tensor, g: Tensor) -> RuntimeError:
+    """The error for a backward that gave an input a gradient of another shape, dtype or device."""
+    return RuntimeError(f"{node.name}.backward returned a gradient of shape {g.shape}, dtype {g.dtype} on "
+                        f"{g.device} for an input of shape {t.shape}, dtype {t.dtype} on {t.device}")
 
 
 def nodes_towards(targets: Sequence[Tensor], order: list) -> list:
@@ -329,8 +333,8 @@ def grad(
     seeds = seed_gradients(outputs, grad_outputs, "grad")
     if retain_graph is None:
         retain_graph = create_graph
-    leaf_grads, node_grads = backpropagate(outputs, seeds, retain_graph, create_graph,
-                                           wanted={t.grad_fn for t in inputs if t.grad_fn is not None}, towards=inputs)
+    non_leaves = {t.grad_fn for t in inputs if t.grad_fn is not None}
+    leaf_grads, node_grads = backpropagate(outputs, seeds, retain_graph, create_graph, non_leaves, towards=inputs)
     results = tuple(leaf_grads.get(t) if t.grad_fn is None else node_grads.get(t.grad_fn) for t in inputs)
     if not allow_unused and any(g is None for g in results):
         raise RuntimeError(
@@ -366,25 +370,25 @@ def check_versions(node: Function) -> None:
 def free(node: Function, records: dict) -> None:
     """Drop every array the node saved for its backward (input tensors, output, op
     parameters such as index arrays) and keep only the graph's structure, so that a
-    freed graph can still be drawn. A node without its output array is a freed one."""
-    node.inputs = [kept_after_backward(t, records) for t in node.inputs]
-    node.output_array = None
+    freed graph can still be drawn. A node without its output array is a freed one.
+
+    Of its inputs, leaves that require grad stay (as PyTorch's graph keeps them), and so
+    do constants of one element (they cost nothing, and a drawing shows them); any other
+    input becomes a FreedTensor, one per data leaf across the pass (`records`), as a
+    drawing shows each tensor once."""
+    kept = []
+    for t in node.inputs:
+        if t.grad_fn is not None:
+            kept.append(FreedTensor.of(t))
+        elif t.requires_grad or t.data.size == 1:
+            kept.append(t)
+        else:
+            if t not in records:
+                records[t] = FreedTensor.of(t)
+            kept.append(records[t])
+    node.inputs, node.output_array = kept, None
     for name in node.param_names:
         setattr(node, name, None)
-
-
-def kept_after_backward(t: Tensor, records: dict) -> Any:
-    """What a freed node keeps of its input t. Leaves that require grad stay (as PyTorch's
-    graph keeps them), and so do constants of one element (they cost nothing, and a
-    drawing shows them); any other input becomes a FreedTensor, one per data leaf across
-    the pass (`records`), as a drawing shows each tensor once."""
-    if t.grad_fn is not None:
-        return FreedTensor.of(t)
-    if t.requires_grad or t.data.size == 1:
-        return t
-    if t not in records:
-        records[t] = FreedTensor.of(t)
-    return records[t]
 
 
 class FreedTensor(weakref.ref):
@@ -410,13 +414,10 @@ class FreedTensor(weakref.ref):
         return self.grad_fn is not None
 
 
-def refuse_if_freed(node: Function) -> None:
+def freed_graph_error(node: Function) -> RuntimeError:
     """A second backward through a freed graph raises, instead of answering wrongly."""
-    if node.output_array is None:
-        raise RuntimeError(
-            f"backward: the graph through {node.name} was freed by an earlier backward; "
-            "pass retain_graph=True to that backward to go through the graph again"
-        )
+    return RuntimeError(f"backward: the graph through {node.name} was freed by an earlier backward; "
+                        "pass retain_graph=True to that backward to go through the graph again")
 
 
 # ---------------------------------------------------------------------------------------
