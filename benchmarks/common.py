@@ -173,7 +173,7 @@ def sgd_step(lib_nn: Any, lib_optim: Any, model: Any, x: Any, y: Any) -> Callabl
 
 def training_problem(build: Callable[[Any], Any], x: np.ndarray, y: np.ndarray, device: str) -> TrainingProblem:
     """The problem of a training step, its initial weights those of the seeded build."""
-    initial = [p.numpy() for p in seeded_model(build, "cpu").parameters()]
+    initial = [p.numpy().copy() for p in seeded_model(build, "cpu").parameters()]  # numpy() lends read-only
     return TrainingProblem(build, x, y, initial, device)
 
 

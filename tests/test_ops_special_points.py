@@ -132,3 +132,59 @@ def test_sqrt_keeps_its_infinite_slope_at_0_and_std_its_zero():
     v = tg.tensor([[3.0, 3.0], [1.0, 3.0]], dtype="float64", requires_grad=True)
     v.std(axis=1).sum().backward()
     np.testing.assert_array_equal(v.grad.numpy(), [[0.0, 0.0], [-0.5, 0.5]])
+
+
+# ---- degenerate sizes: ddof >= N, empty axes -------------------------------------------
+
+ROW = [[1.0, 2.0, 4.0, 7.0]]
+
+
+@pytest.mark.parametrize("values, ddof", [
+    (ROW, 0), (ROW, 3), (ROW, 4), (ROW, 5), (ROW, 6),  # N = 4: inf from ddof = 4 on
+    ([[3.0, 3.0, 3.0]], 3), ([[3.0, 3.0, 3.0]], 5),  # a constant slice: 0/0, NaN
+    ([[2.0]], 1), ([[2.0]], 5),  # one element
+])
+@pytest.mark.parametrize("op", ["var", "std"])
+@pytest.mark.filterwarnings("ignore:.*degrees of freedom")  # PyTorch's, at correction = N
+def test_var_and_std_divide_by_max_of_n_minus_ddof_and_0_as_numpy(values, ddof, op, device):
+    """NumPy's rule: Σ(x - x̄)² / max(N - ddof, 0). Past N, the divisor stays 0, so the
+    value is inf (NaN for a constant slice), never a negative variance or a NaN std."""
+    x = tg.tensor(values, dtype="float64", device=device, requires_grad=True)
+    with np.errstate(all="ignore"):
+        y = getattr(x, op)(axis=1, ddof=ddof)
+        expected = getattr(np, op)(np.array(values), axis=1, ddof=ddof)
+        y.sum().backward()
+    np.testing.assert_array_equal(y.numpy(), expected)
+    # the slope of the same formula: PyTorch's where N - ddof >= 0; past N PyTorch divides its
+    # gradient by the negative N - ddof (finite, against its own inf value), and ours is the
+    # one at ddof = N
+    t = torch.tensor(values, dtype=torch.float64, requires_grad=True)
+    getattr(t, op)(dim=1, correction=min(ddof, len(values[0]))).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), t.grad.numpy(), rtol=1e-12, atol=0)
+
+
+def test_var_gradient_at_ddof_n_is_the_formulas_infinite_slope():
+    """2(x - x̄)/0: ±inf by the sign of x - x̄ (PyTorch's too), not NaN from inf - inf
+    through the mean."""
+    x = tg.tensor(ROW, dtype="float64", requires_grad=True)
+    with np.errstate(all="ignore"):
+        x.var(axis=1, ddof=4).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [[-np.inf, -np.inf, np.inf, np.inf]])
+
+
+@pytest.mark.filterwarnings("ignore:Mean of empty slice:RuntimeWarning")  # NumPy's
+def test_reductions_over_an_empty_axis_follow_numpy(device):
+    """Σ over nothing is 0, so logsumexp is log 0 = -inf (as PyTorch and SciPy) and
+    (log-)softmax of no elements is empty; mean and var are 0/0 = NaN; max has no value."""
+    x = tg.zeros((2, 0), dtype="float64", device=device, requires_grad=True)
+    with np.errstate(all="ignore"):
+        assert x.sum(axis=1).tolist() == [0.0, 0.0]
+        assert np.isnan(x.mean(axis=1).numpy()).all() and np.isnan(x.var(axis=1).numpy()).all()
+        lse = x.logsumexp(axis=1)
+        assert lse.tolist() == [-np.inf, -np.inf]
+        lse.sum().backward()
+    assert x.grad.shape == (2, 0)
+    assert x.softmax(axis=1).shape == (2, 0) and x.log_softmax(axis=1).shape == (2, 0)
+    assert x.logsumexp(axis=0, keepdims=True).shape == (1, 0)  # a non-empty axis of no rows
+    with pytest.raises(ValueError, match=r"Max.*\(2, 0\)"):
+        x.max(axis=1)

@@ -220,6 +220,32 @@ def test_numpy(device):
     np.testing.assert_array_equal(n, [[1.0, 2.0], [3.0, 4.0]])
 
 
+def test_numpy_lends_the_cpu_array_read_only_and_copies_from_the_gpu(device):
+    """The issue's case: w.numpy()[0] = 10 between forward and backward went around the
+    version counter, and the gradient came out of the new value ([20, 4], version 0)."""
+    w = Tensor([1.0, 2.0], device=device, requires_grad=True)
+    loss = (w * w).sum()
+    n = w.numpy()
+    if device == "cpu":
+        with pytest.raises(ValueError, match="assignment destination is read-only"):
+            w.numpy()[0] = 10
+        with pytest.raises(ValueError, match="read-only"):
+            np.asarray(w)[0] = 10
+        copied = np.array(w)  # NumPy's copy stays a writable copy
+        copied[0] = 10
+        assert copied.flags.writeable and w.tolist() == [1.0, 2.0]
+        w.data[0] = 3.0  # the expert's escape: the view follows the array it lends
+        assert n[0] == 3.0 and w.version == 0
+        w.data[0] = 1.0
+    else:
+        n[0] = 10  # a host copy: the tensor does not change
+    loss.backward()
+    assert w.grad.tolist() == [2.0, 4.0] and w.tolist() == [1.0, 2.0]
+    copy = w.numpy().copy()
+    copy[0] = 10  # a copy is the student's to write into
+    assert w.tolist() == [1.0, 2.0]
+
+
 def test_item(device):
     f = Tensor(2.5, device=device).item()
     assert type(f) is float and f == 2.5

@@ -6,7 +6,7 @@ gradient per input (None where an input needs none: a constant, an integer index
 Because backward uses Tensor operations, it is itself differentiable.
 
 Each op class is followed by its plain lower-case function (`exp(x)` runs `Exp`), which
-tensor.py attaches as the Tensor method (`x.exp()`); compositions (mean, var, gelu,
+tensor.py attaches as the Tensor method (`x.exp()`); compositions (mean, gelu,
 min, ...) sit beside the ops they compose and need no backward of their own. Ops that
 only operators reach (Add, Mul, Compare, Getitem, ...) are called from tensor.py.
 """
@@ -18,7 +18,7 @@ from typing import Any, Sequence
 from numpy.exceptions import AxisError  # a ValueError and an IndexError, as NumPy raises
 
 from .autograd import Function
-from .backend import get_backend
+from .backend import get_backend, is_basic_index
 from .tensor import Tensor, _shape_args
 
 
@@ -82,6 +82,7 @@ class Add(Function):
     """a + b;  ∂/∂a = 1,  ∂/∂b = 1."""
 
     __slots__ = ()
+    saves = {}
 
     def forward(self, xp, a, b):
         return a + b
@@ -96,6 +97,7 @@ class Sub(Function):
     """a - b;  ∂/∂a = 1,  ∂/∂b = -1."""
 
     __slots__ = ()
+    saves = {}
 
     def forward(self, xp, a, b):
         return a - b
@@ -110,6 +112,7 @@ class Mul(Function):
     """a * b;  ∂/∂a = b,  ∂/∂b = a."""
 
     __slots__ = ()
+    saves = {"a": ("b",), "b": ("a",)}
 
     def forward(self, xp, a, b):
         return a * b
@@ -124,6 +127,7 @@ class Div(Function):
     """a / b;  ∂/∂a = 1/b,  ∂/∂b = -a/b²."""
 
     __slots__ = ()
+    saves = {"a": ("b",), "b": ("a", "b")}
 
     def forward(self, xp, a, b):
         return a / b
@@ -144,6 +148,7 @@ class Pow(Function):
     """
 
     __slots__ = ()
+    saves = {"a": ("a", "b"), "b": ("a", "b", "output")}  # b: where a = 0, the sign of b picks the limit
 
     def forward(self, xp, a, b):
         return a ** b
@@ -165,6 +170,7 @@ class MatMul(Function):
     """a @ b (NumPy matmul: 1-D operands and batch broadcasting);  ∂/∂a = g bᵀ,  ∂/∂b = aᵀ g."""
 
     __slots__ = ()
+    saves = {"a": ("b",), "b": ("a",)}
 
     def forward(self, xp, a, b):
         return xp.matmul(a, b)
@@ -218,6 +224,7 @@ class Maximum(Function):
     """max(a, b) elementwise;  the gradient goes to the larger input, split evenly on ties."""
 
     __slots__ = ()
+    saves = {"a": ("a", "b"), "b": ("a", "b")}
 
     def forward(self, xp, a, b):
         return xp.maximum(a, b)
@@ -277,6 +284,7 @@ class Where(Function):
     """where(cond, a, b);  the gradient goes to a where cond holds, to b elsewhere."""
 
     __slots__ = ()
+    saves = {"a": ("cond",), "b": ("cond",)}
 
     def forward(self, xp, cond, a, b):
         return xp.where(cond, a, b)
@@ -305,6 +313,7 @@ class Neg(Function):
     """-x;  d/dx = -1."""
 
     __slots__ = ()
+    saves = {}
 
     def forward(self, xp, x):
         return -x
@@ -317,6 +326,7 @@ class Exp(Function):
     """exp(x);  d/dx = exp(x)."""
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return xp.exp(x)
@@ -334,6 +344,7 @@ class Log(Function):
     """ln(x);  d/dx = 1/x."""
 
     __slots__ = ()
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.log(x)
@@ -351,6 +362,7 @@ class Sqrt(Function):
     """√x;  d/dx = 1/(2√x)  (∞ at 0, as PyTorch)."""
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return xp.sqrt(x)
@@ -368,6 +380,7 @@ class Abs(Function):
     """|x|;  d/dx = sign(x) (0 at 0, as PyTorch)."""
 
     __slots__ = ()
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.abs(x)
@@ -386,6 +399,7 @@ class Sin(Function):
     """sin(x);  d/dx = cos(x)."""
 
     __slots__ = ()
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.sin(x)
@@ -403,6 +417,7 @@ class Cos(Function):
     """cos(x);  d/dx = -sin(x)."""
 
     __slots__ = ()
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.cos(x)
@@ -420,6 +435,7 @@ class Tanh(Function):
     """tanh(x);  d/dx = 1 - tanh²(x)."""
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return xp.tanh(x)
@@ -446,6 +462,7 @@ class Sigmoid(Function):
     """σ(x) = 1/(1 + e^-x);  d/dx = σ(x)(1 - σ(x))."""
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return xp.exp(-xp.logaddexp(0, -x))  # 1/(1+e^-x) without overflow for large -x
@@ -464,6 +481,7 @@ class Softplus(Function):
     """log(1 + eˣ), computed as logaddexp(0, x) so it cannot overflow;  d/dx = σ(x)."""
 
     __slots__ = ()
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.logaddexp(0, x)
@@ -481,12 +499,13 @@ class Relu(Function):
     """max(x, 0);  d/dx = 1 where x > 0, else 0."""
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return xp.maximum(x, 0)
 
     def backward(self, grad):
-        return (grad * constant(self.inputs[0].data > 0, grad),)
+        return (grad * constant(self.output_array > 0, grad),)  # the output is > 0 where x is
 
 
 def relu(x: Tensor) -> Tensor:
@@ -498,6 +517,7 @@ class LeakyRelu(Function):
     """x where x > 0, else slope·x;  d/dx = 1 where x > 0, else slope."""
 
     __slots__ = ("slope",)
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.where(x > 0, x, x * self.slope)
@@ -516,6 +536,7 @@ class Square(Function):
     """x²;  d/dx = 2x."""
 
     __slots__ = ()
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return x * x
@@ -533,6 +554,7 @@ class Reciprocal(Function):
     """1/x;  d/dx = -1/x²."""
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return 1 / x
@@ -551,6 +573,7 @@ class Clip(Function):
     """x limited to [low, high] (either may be None);  d/dx = 1 inside, 0 outside."""
 
     __slots__ = ("low", "high")
+    saves = {"x": ("x",)}
 
     def forward(self, xp, x):
         return xp.clip(x, self.low, self.high)
@@ -572,6 +595,7 @@ class Cast(Function):
     """x as another dtype;  the gradient is cast back."""
 
     __slots__ = ("dtype",)
+    saves = {}
 
     def forward(self, xp, x):
         return x.astype(self.dtype)
@@ -584,6 +608,7 @@ class ToDevice(Function):
     """x copied to another device;  the gradient is copied back."""
 
     __slots__ = ("device",)
+    saves = {}
 
     def forward(self, xp, x):
         return get_backend(self.device).asarray(xp.to_host(x))
@@ -601,6 +626,7 @@ class Sum(Function):
     """Σ x over axes;  every summed element gets the output's gradient."""
 
     __slots__ = ("axis", "keepdims")
+    saves = {}
 
     def forward(self, xp, x):
         return x.sum(axis=self.axis, keepdims=self.keepdims)
@@ -621,11 +647,37 @@ def mean(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
     return x.sum(axes, keepdims) / math.prod(x.shape[a] for a in axes)
 
 
+class Var(Function):
+    """Σ(x - x̄)² / max(N - ddof, 0) over axes, NumPy's var;  ∂/∂x = 2(x - x̄) / max(N - ddof, 0).
+
+    x̄'s own dependence on x adds nothing to the first derivative, as Σ(x - x̄) = 0. With
+    ddof >= N the divisor is 0, as NumPy's: the variance is inf (NaN for a constant
+    slice, 0/0) and so is its slope, instead of a negative number from N - ddof < 0.
+    """
+
+    __slots__ = ("axis", "keepdims", "ddof")
+    saves = {"x": ("x",)}
+
+    def forward(self, xp, x):
+        centered = x - x.mean(axis=self.axis, keepdims=True)
+        squares = (centered * centered).sum(axis=self.axis, keepdims=self.keepdims)
+        return squares / var_divisor(x.shape, self.axis, self.ddof)
+
+    def backward(self, grad):
+        x = self.inputs[0]
+        centered = x - x.mean(self.axis, keepdims=True)
+        return (expand_reduced(grad, x.shape, self.axis) * 2 * centered / var_divisor(x.shape, self.axis, self.ddof),)
+
+
+def var_divisor(shape: tuple, axes: tuple, ddof: int) -> int:
+    """N - ddof for the N elements each variance sums over, never below 0 (NumPy's rule)."""
+    n = math.prod(shape[a] for a in axes)
+    return n - ddof if n > ddof else 0
+
+
 def var(x: Tensor, axis: Any = None, keepdims: bool = False, ddof: int = 0) -> Tensor:
-    """Variance Σ(x - mean)² / (N - ddof) over axis."""
-    axes = normalize_axes(axis, x.ndim, "var")
-    centered = x - x.mean(axes, keepdims=True)
-    return (centered * centered).sum(axes, keepdims) / (math.prod(x.shape[a] for a in axes) - ddof)
+    """Variance Σ(x - mean)² / max(N - ddof, 0) over axis (inf when ddof >= N, as NumPy)."""
+    return Var.apply(x, axis=normalize_axes(axis, x.ndim, "var"), keepdims=keepdims, ddof=ddof)
 
 
 class StdFromVar(Sqrt):
@@ -637,6 +689,7 @@ class StdFromVar(Sqrt):
     """
 
     __slots__ = ()
+    saves = {"x": ("output",)}
 
     def backward(self, grad):
         nonzero = self.output_array != 0
@@ -652,6 +705,7 @@ class Max(Function):
     """max of x over axes;  the gradient goes to the maximal elements, split evenly on ties."""
 
     __slots__ = ("axis", "keepdims")
+    saves = {"x": ("x", "output")}
 
     def forward(self, xp, x):
         return x.max(axis=self.axis, keepdims=self.keepdims)
@@ -678,6 +732,8 @@ def min(x: Tensor, axis: Any = None, keepdims: bool = False) -> Tensor:
 
 def stable_logsumexp(xp: Any, x: Any, axis: Any) -> Any:
     """log Σ exp(x) over axis with keepdims, shifted by the max so exp cannot overflow."""
+    if any(x.shape[a] == 0 for a in axis):  # an empty sum is 0, and log 0 = -inf; an empty max has no value
+        return xp.full(reduced_shape(x.shape, axis), -math.inf, dtype=x.dtype)
     m = x.max(axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, 0)  # an all -inf slice stays -inf instead of NaN
     return m + xp.log(xp.exp(x - m).sum(axis=axis, keepdims=True))
@@ -687,6 +743,7 @@ class LogSumExp(Function):
     """log Σ exp(x) over axes;  ∂/∂x = exp(x - logsumexp(x)) = softmax(x)."""
 
     __slots__ = ("axis", "keepdims")
+    saves = {"x": ("x", "output")}
 
     def forward(self, xp, x):
         out = stable_logsumexp(xp, x, self.axis)
@@ -707,6 +764,7 @@ class Softmax(Function):
     """s = exp(x) / Σ exp(x) along axis;  ∂/∂x = s ⊙ (g - Σ g⊙s)."""
 
     __slots__ = ("axis",)
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return xp.exp(x - stable_logsumexp(xp, x, self.axis))
@@ -725,6 +783,7 @@ class LogSoftmax(Function):
     """x - logsumexp(x) along axis;  ∂/∂x = g - softmax(x)·Σ g."""
 
     __slots__ = ("axis",)
+    saves = {"x": ("output",)}
 
     def forward(self, xp, x):
         return x - stable_logsumexp(xp, x, self.axis)
@@ -763,6 +822,8 @@ class Reshape(Function):
     """x with a new shape;  the gradient takes the old shape."""
 
     __slots__ = ("shape",)
+    saves = {}
+    is_view = True
 
     def forward(self, xp, x):
         return x.reshape(self.shape)
@@ -806,6 +867,8 @@ class Transpose(Function):
     """x with its axes permuted;  the gradient goes through the inverse permutation."""
 
     __slots__ = ("axes",)
+    saves = {}
+    is_view = True
 
     def forward(self, xp, x):
         return x.transpose(self.axes)
@@ -845,6 +908,8 @@ class BroadcastTo(Function):
     """x repeated along new or size-1 axes;  the adjoint of broadcasting is summation."""
 
     __slots__ = ("shape",)
+    saves = {}
+    is_view = True
 
     def forward(self, xp, x):
         return xp.broadcast_to(x, self.shape)
@@ -871,6 +936,7 @@ class Pad(Function):
     is the middle part."""
 
     __slots__ = ("pad_width", "value")
+    saves = {}
 
     def forward(self, xp, x):
         return xp.pad(x, self.pad_width, mode="constant", constant_values=self.value)
@@ -908,9 +974,14 @@ class Getitem(Function):
     elements picked several times add up their gradients."""
 
     __slots__ = ("index",)
+    saves = {}
 
     def forward(self, xp, x):
         return x[self.index]
+
+    @property
+    def is_view(self):  # basic indexing (slices, ints) returns a view; integer arrays, a copy
+        return is_basic_index(self.index)
 
     def backward(self, grad):
         return (ScatterAdd.apply(grad, index=self.index, shape=self.inputs[0].shape),)
@@ -921,6 +992,7 @@ class ScatterAdd(Function):
     grad[index]."""
 
     __slots__ = ("index", "shape")
+    saves = {}
 
     def forward(self, xp, values):
         out = xp.zeros(self.shape, dtype=values.dtype)
@@ -942,6 +1014,7 @@ class Windows(Function):
     """
 
     __slots__ = ("kernel", "stride")
+    saves = {}
 
     def forward(self, xp, x):
         (kh, kw), (sh, sw), (n, c, h, w) = self.kernel, self.stride, x.shape
@@ -964,6 +1037,7 @@ class WindowsAdjoint(Function):
     gradient."""
 
     __slots__ = ("stride", "shape")
+    saves = {}
 
     def forward(self, xp, windows):
         (kh, kw, _, _, oh, ow), (sh, sw), (n, c, h, w) = windows.shape, self.stride, self.shape
@@ -991,6 +1065,7 @@ class Cat(Function):
     """Tensors joined along axis;  each input gets its own slice of the gradient."""
 
     __slots__ = ("axis",)
+    saves = {}
 
     def forward(self, xp, *arrays):
         return xp.concatenate(arrays, axis=self.axis)

@@ -26,9 +26,10 @@ def _shape_args(shape: tuple, op: str) -> tuple:
 
 
 class VersionCounter:
-    """How often a tensor's array was changed in place, shared by the tensor and its
-    detached copies (they share the array): `count`, and `last_write`, the engine's
-    in-place write clock at the latest change (compared with a node's recording time)."""
+    """How often a tensor's array was changed in place, shared by every tensor over that
+    array (its detached copies, its views such as reshape and transpose): `count`, and
+    `last_write`, the engine's in-place write clock at the latest change (compared with a
+    node's recording time)."""
 
     __slots__ = ("count", "last_write")
 
@@ -143,8 +144,15 @@ class Tensor:
         return int(self.data.size)
 
     def numpy(self) -> numpy.ndarray:
-        """The data as a NumPy array (shared on "cpu", a copy from "cuda")."""
-        return self.backend.to_host(self.data)
+        """The values as a NumPy array: on "cpu" a read-only view of this tensor's array,
+        from "cuda" a host copy. A write goes through copy_ (which bumps the version, so a
+        graph that saved the old values refuses to differentiate at the new ones), or into
+        `.numpy().copy()`; `.data` is the expert's way around the version counter."""
+        array = self.backend.to_host(self.data)
+        if array is self.data:  # the tensor's own array: lent, not given
+            array = array.view()
+            array.flags.writeable = False
+        return array
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -159,8 +167,8 @@ class Tensor:
     def __array__(self, dtype: Any = None, copy: Any = None) -> numpy.ndarray:
         if self.backend is not CPU:  # a copy from the GPU is a synchronisation: only on request
             raise TypeError(f"numpy.asarray: a tensor on {self.device} is not converted implicitly; call .numpy()")
-        array = self.numpy()
-        return array if dtype is None else array.astype(dtype)
+        array = self.numpy()  # read-only: numpy.asarray(t) lends the array, numpy.array(t) copies it
+        return array.astype(array.dtype if dtype is None else dtype, copy=bool(copy))
 
     def __len__(self) -> int:
         if self.ndim == 0:
@@ -210,25 +218,36 @@ class Tensor:
     def detach(self) -> "Tensor":
         """A new leaf sharing this tensor's data (and its version), outside any graph."""
         t = Tensor.wrap(self.data, self.backend)
-        if self.version_counter is None:
-            self.version_counter = VersionCounter()
-        t.version_counter = self.version_counter
+        t.version_counter = self.shared_counter()
         return t
+
+    def shared_counter(self) -> VersionCounter:
+        """This tensor's version counter, made on first need. An op's output shares its
+        node's (`output_version`), so a backward that reads its own output sees writes
+        into it through any Tensor of that output."""
+        if self.version_counter is None:
+            node = self.grad_fn
+            if node is None:
+                self.version_counter = VersionCounter()
+            else:
+                if getattr(node, "output_version", None) is None:
+                    node.output_version = VersionCounter()
+                self.version_counter = node.output_version
+        return self.version_counter
 
     @property
     def version(self) -> int:
         """How many times this tensor's array was changed in place (PyTorch's _version)."""
-        return 0 if self.version_counter is None else self.version_counter.count
+        return self.shared_counter().count
 
     def bump_version(self) -> None:
         """Record that this tensor's array was just changed in place (an optimizer step,
-        nn.init, load_state_dict). A graph recorded before the change then refuses to
-        backward through it, instead of differentiating at the new values."""
-        if self.version_counter is None:
-            self.version_counter = VersionCounter()
+        nn.init, load_state_dict). A graph whose backward reads it, recorded before the
+        change, then refuses to differentiate at the new values."""
+        counter = self.shared_counter()
         autograd.state.in_place_writes += 1
-        self.version_counter.count += 1
-        self.version_counter.last_write = autograd.state.in_place_writes
+        counter.count += 1
+        counter.last_write = autograd.state.in_place_writes
 
     def copy_(self, source: Any) -> "Tensor":
         """Write `source` (a Tensor, an array or a number, broadcast to this shape) into this
@@ -259,7 +278,7 @@ class Tensor:
         """
         seeds = autograd.seed_gradients([self], None if gradient is None else [gradient], "backward")
         create_graph = create_graph or autograd.state.backward_creates_graph
-        autograd.run_backward([self], seeds, None, retain_graph or create_graph, create_graph)
+        autograd.accumulate_grad([self], seeds, retain_graph or create_graph, create_graph)
 
     # ---- device and dtype -----------------------------------------------------------
 
