@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from tinygrad_edu import Tensor, arange, where
+from tinygrad_edu import backend as backends
 from tinygrad_edu.backend import random_array
 from tinygrad_edu.ops import Windows
 
@@ -169,9 +170,24 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(loss, reduction, "huber_loss")
 
 
-def _class_indices(target: Tensor, n: int, op: str) -> Tensor:
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"{op}: target must hold integer class indices (int64), got {target.dtype}")
+def check_indices(indices: Tensor, n: int, op: str, what: str) -> None:
+    """Refuse indices that are not integers in [0, n) (`what` names them in the error), as
+    PyTorch: NumPy would read a negative index from the end (label −1 as the last class,
+    a silently wrong loss), and CuPy wraps every index around. Reading the indices is a
+    host transfer, skipped while jit records (the tape must not hold a host decision):
+    the eager call has checked them."""
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {what} must have an integer dtype (int64), got {indices.dtype}")
+    if backends.tracer is not None or indices.numel() == 0:
+        return
+    xp = indices.backend
+    low, high = (int(v) for v in xp.to_host(xp.stack([indices.data.min(), indices.data.max()])))
+    if low < 0 or high >= n:
+        raise IndexError(f"{op}: {what} holds {low if low < 0 else high}, outside the range [0, {n - 1}]")
+
+
+def _class_indices(target: Tensor, n: int, classes: int, op: str) -> Tensor:
+    check_indices(target, classes, op, "target (class labels)")
     if target.shape != (n,):
         raise ValueError(f"{op}: expected a target of shape ({n},), got {target.shape}")
     return target
@@ -182,8 +198,8 @@ def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tens
     log-probabilities of shape (N, C) and int64 labels of shape (N,)."""
     if log_probs.ndim != 2:
         raise ValueError(f"nll_loss: expected (N, C) log-probabilities, got shape {log_probs.shape}")
-    n = log_probs.shape[0]
-    target = _class_indices(target, n, "nll_loss")
+    n, classes = log_probs.shape
+    target = _class_indices(target, n, classes, "nll_loss")
     return _reduce(-log_probs[arange(n, device=log_probs.device), target], reduction, "nll_loss")
 
 

@@ -278,6 +278,7 @@ class Embedding(Module):
         self.weight = init.normal_(_zero_parameter(num_embeddings, embedding_dim))
 
     def forward(self, indices: Tensor) -> Tensor:
+        F.check_indices(indices, self.num_embeddings, "Embedding", "indices")
         return self.weight[indices]
 
     def extra_repr(self) -> str:

@@ -378,3 +378,24 @@ def test_a_layer_refuses_an_input_of_another_dtype_as_pytorch(make, shape):
                                         r"convert the input \(x.astype\('float32'\)\)"):
         layer(x)
     assert layer(x.astype("float32")).dtype == np.float32
+
+
+@pytest.mark.parametrize("loss", [nn.F.cross_entropy, nn.F.nll_loss, nn.CrossEntropyLoss(), nn.NLLLoss()])
+def test_class_labels_outside_the_classes_raise_instead_of_reading_from_the_end(loss, device):
+    """Label −1 once picked the last class through NumPy's negative indexing: a silently
+    wrong loss where PyTorch raises IndexError."""
+    logits = tg.tensor(np.arange(12.0).reshape(4, 3) / 7, device=device)
+    for bad in (-1, 3):
+        with pytest.raises(IndexError, match=rf"nll_loss: target \(class labels\) holds {bad}, outside the range \[0, 2\]"):
+            loss(logits, tg.tensor([0, 1, 2, bad], device=device))
+    with pytest.raises(TypeError, match="nll_loss: target.*integer dtype.*float64"):
+        loss(logits, tg.tensor(np.array([0.0, 1.0, 2.0, 1.0]), device=device))
+
+
+def test_embedding_refuses_indices_outside_its_rows(device):
+    emb = nn.Embedding(3, 2).to(device)
+    for bad in (-1, 3):
+        with pytest.raises(IndexError, match=rf"Embedding: indices holds {bad}, outside the range \[0, 2\]"):
+            emb(tg.tensor([[0, bad]], device=device))
+    with pytest.raises(TypeError, match="Embedding: indices must have an integer dtype"):
+        emb(tg.tensor(np.array([1.0]), device=device))
