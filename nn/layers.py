@@ -228,10 +228,13 @@ class BatchNorm1d(Module):
         axes = (0,) if x.ndim == 2 else (0, 2)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
         if self.training:
+            n = x.numel() // self.num_features
+            if n < 2:  # one value per channel: its variance is 0, and the output would be all β
+                raise ValueError(f"BatchNorm1d: training needs more than 1 value per channel, got shape {x.shape} "
+                                 "(a batch of 1? use eval() or a larger batch)")
             mean, var = x.mean(axes), x.var(axes)
             with no_grad():
-                n = x.numel() // self.num_features
-                unbiased = var.detach() * (n / max(n - 1, 1))
+                unbiased = var.detach() * (n / (n - 1))
                 self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * mean.detach())
                 self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * unbiased)
                 self.num_batches_tracked.copy_(self.num_batches_tracked.data + 1)

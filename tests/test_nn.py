@@ -399,3 +399,15 @@ def test_embedding_refuses_indices_outside_its_rows(device):
             emb(tg.tensor([[0, bad]], device=device))
     with pytest.raises(TypeError, match="Embedding: indices must have an integer dtype"):
         emb(tg.tensor(np.array([1.0]), device=device))
+
+
+def test_batchnorm_refuses_one_value_per_channel_in_training_as_pytorch():
+    """A batch of one has variance 0: the output was all β, silently (PyTorch: ValueError)."""
+    bn = nn.BatchNorm1d(3)
+    for shape in [(1, 3), (1, 3, 1)]:
+        with pytest.raises(ValueError, match="BatchNorm1d: training needs more than 1 value per channel") as error:
+            bn(tg.ones(*shape))
+        assert f"got shape {shape}" in str(error.value)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), [0, 0, 0])
+    assert bn.eval()(tg.ones(1, 3)).shape == (1, 3)
+    assert bn.train()(tg.ones(1, 3, 2)).shape == (1, 3, 2)  # two values per channel
