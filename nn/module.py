@@ -120,10 +120,12 @@ class Module:
 
     # ---- modes and devices ---------------------------------------------------------------
 
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: None, or with set_to_none=False zeros (for
+        the parameters that had a gradient), as Optimizer.zero_grad."""
         for p in self.parameters():
-            p.grad = None
+            if p.grad is not None:
+                p.grad = None if set_to_none else Tensor.wrap(p.backend.zeros_like(p.data), p.backend)
 
     def train(self, mode: bool = True) -> "Module":
         """Training mode (Dropout drops, BatchNorm uses batch statistics) for this module and

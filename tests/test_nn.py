@@ -411,3 +411,12 @@ def test_batchnorm_refuses_one_value_per_channel_in_training_as_pytorch():
     np.testing.assert_array_equal(bn.running_mean.numpy(), [0, 0, 0])
     assert bn.eval()(tg.ones(1, 3)).shape == (1, 3)
     assert bn.train()(tg.ones(1, 3, 2)).shape == (1, 3, 2)  # two values per channel
+
+
+def test_module_zero_grad_set_to_none_false_gives_zeros():
+    lin = nn.Linear(2, 3)
+    lin(tg.ones(4, 2)).sum().backward()
+    lin.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(lin.weight.grad.numpy(), np.zeros((3, 2)))
+    lin.zero_grad()
+    assert lin.weight.grad is None and lin.bias.grad is None
