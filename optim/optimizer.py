@@ -74,6 +74,9 @@ class Optimizer:
         # parameter Tensor -> its state dict; self.state[p] of a parameter without state is a new
         # empty dict, as PyTorch's (an optimizer in its style: state = self.state[p]; state["n"] = 0)
         self.state: defaultdict = defaultdict(dict)
+        if isinstance(params, Tensor):  # list(params) would be its rows, non-leaf Tensors
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of dicts, got a Tensor "
+                            f"of shape {params.shape} (wrap it in a list: [w])")
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")

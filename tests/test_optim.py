@@ -582,6 +582,16 @@ def test_non_leaf_parameter_raises(device):
         optim.Adam([x * 2.0])
 
 
+def test_a_tensor_as_params_raises_type_error_as_pytorch(device):
+    """optim.SGD(w) once iterated w's rows and complained about a non-leaf Tensor of
+    shape (): the mistake is the missing list."""
+    w = make_param(device)
+    for name in OPTIMIZERS:
+        with pytest.raises(TypeError, match=re.escape(f"{name}: params must be an iterable of Tensors or of dicts, "
+                                                      f"got a Tensor of shape {w.shape}")):
+            getattr(optim, name)(w)
+
+
 def test_generator_of_parameters(device):
     xs = [make_param(device), make_param(device)]
     opt = optim.SGD((p for p in xs), lr=0.1)
