@@ -170,20 +170,27 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(loss, reduction, "huber_loss")
 
 
+def _min_max(t: Tensor) -> tuple | None:
+    """(min, max) of t's values in one host transfer, for the checks below that PyTorch
+    also makes; None for an empty t, and while jit records (its tape must not hold a
+    host decision; the eager call has checked)."""
+    if backends.tracer is not None or t.numel() == 0:
+        return None
+    xp = t.backend
+    low, high = xp.to_host(xp.stack([t.data.min(), t.data.max()])).tolist()
+    return low, high
+
+
 def check_indices(indices: Tensor, n: int, op: str, what: str) -> None:
     """Refuse indices that are not integers in [0, n) (`what` names them in the error), as
     PyTorch: NumPy would read a negative index from the end (label −1 as the last class,
-    a silently wrong loss), and CuPy wraps every index around. Reading the indices is a
-    host transfer, skipped while jit records (the tape must not hold a host decision):
-    the eager call has checked them."""
+    a silently wrong loss), and CuPy wraps every index around."""
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must have an integer dtype (int64), got {indices.dtype}")
-    if backends.tracer is not None or indices.numel() == 0:
-        return
-    xp = indices.backend
-    low, high = (int(v) for v in xp.to_host(xp.stack([indices.data.min(), indices.data.max()])))
-    if low < 0 or high >= n:
-        raise IndexError(f"{op}: {what} holds {low if low < 0 else high}, outside the range [0, {n - 1}]")
+    bounds = _min_max(indices)
+    if bounds and (bounds[0] < 0 or bounds[1] >= n):
+        raise IndexError(f"{op}: {what} holds {bounds[0] if bounds[0] < 0 else bounds[1]}, "
+                         f"outside the range [0, {n - 1}]")
 
 
 def _class_indices(target: Tensor, n: int, classes: int, op: str) -> Tensor:
@@ -213,8 +220,13 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
     """−(y log p + (1 − y) log(1 − p)) for probabilities p; each log is at least −100, as
     PyTorch's, so p = 0 or 1 gives a large finite loss instead of inf. (The argument is
     clipped at e^−100 before the log, not the log after it: that way the gradient at p = 0
-    is 0 rather than 0/0.)"""
+    is 0 rather than 0/0.) A p outside [0, 1] raises ValueError, as PyTorch refuses it:
+    logits passed by mistake would give a finite, wrong loss."""
     _same_shape(input, target, "binary_cross_entropy")
+    bounds = _min_max(input)
+    if bounds and not 0 <= bounds[0] <= bounds[1] <= 1:  # NaN fails too
+        raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {bounds[0]} "
+                         f"to {bounds[1]} (logits? use binary_cross_entropy_with_logits)")
     log_p, log_not_p = input.clip(min=_E_MINUS_100).log(), (1 - input).clip(min=_E_MINUS_100).log()
     return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction, "binary_cross_entropy")
 

@@ -420,3 +420,15 @@ def test_module_zero_grad_set_to_none_false_gives_zeros():
     np.testing.assert_array_equal(lin.weight.grad.numpy(), np.zeros((3, 2)))
     lin.zero_grad()
     assert lin.weight.grad is None and lin.bias.grad is None
+
+
+@pytest.mark.parametrize("loss", [nn.F.binary_cross_entropy, nn.BCELoss()])
+def test_binary_cross_entropy_refuses_values_that_are_not_probabilities(loss, device):
+    """Logits passed by mistake gave a finite loss (−0.405 for p = 1.5, y = 1), silently;
+    PyTorch refuses any p outside [0, 1]."""
+    y = tg.tensor([1.0, 0.0], device=device)
+    for p, low, high in [([1.5, 0.5], "0.5", "1.5"), ([-0.25, 0.5], "-0.25", "0.5"), ([math.nan, 0.5], "nan", "nan")]:
+        with pytest.raises(ValueError, match=rf"binary_cross_entropy: input must be probabilities in \[0, 1\], "
+                                             rf"got values from {low} to {high}"):
+            loss(tg.tensor(p, device=device), y)
+    assert loss(tg.tensor([1.0, 0.0], device=device), y).item() == 0.0
