@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.data import DataLoader, load_digits, make_moons, make_regression, make_spirals
 
@@ -136,6 +137,22 @@ def test_shuffle_is_reproducible_with_a_seed():
     assert epochs_a == epochs_b
     assert _ids(c) != epochs_a[0]
 
+
+
+def test_shuffle_without_a_seed_follows_manual_seed_as_pytorch():
+    """A loader without a seed of its own drew its orders from fresh OS entropy, so
+    tg.manual_seed did not make a run repeatable (PyTorch's DataLoader draws from torch's
+    generator, which torch.manual_seed seeds)."""
+    X, y = _xy(50)
+    runs = []
+    for _ in range(2):
+        tg.manual_seed(7)
+        loader = DataLoader(X, y, batch_size=8, shuffle=True)
+        runs.append([_ids(loader) for _ in range(2)])
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[0][1]  # each epoch a new order
+    tg.manual_seed(8)
+    assert _ids(DataLoader(X, y, batch_size=8, shuffle=True)) != runs[0][0]
 
 def test_shuffle_draws_a_new_permutation_each_epoch():
     X, y = _xy(50)

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy
 
 from . import distributed
-from .backend import backend_of, get_backend
+from .backend import backend_of, get_backend, random_permutation
 from .tensor import Tensor
 
 __all__ = ["DataLoader", "make_moons", "make_spirals", "make_regression", "load_digits"]
@@ -57,7 +57,9 @@ class DataLoader:
       drops it.
     - `shuffle=True`: each pass over the loader (an epoch) visits the samples in a new
       order, drawn from a `numpy.random.default_rng(seed)` that the loader owns, so two
-      loaders made with the same seed give the same sequence of epochs.
+      loaders made with the same seed give the same sequence of epochs; with seed=None,
+      from tinygrad_edu's shared generator, so that manual_seed reproduces the run (as
+      PyTorch's DataLoader draws from torch's).
 
     `len(loader)` is the number of batches in one epoch.
 
@@ -105,7 +107,7 @@ class DataLoader:
                            else _check_count("DataLoader: world_size", world_size))
         self.rank = distributed.rank() if rank is None else _check_count("DataLoader: rank", rank, minimum=0)
         self._check_shares()
-        self._rng = numpy.random.default_rng(seed)
+        self._rng = None if seed is None else numpy.random.default_rng(seed)
 
     def _check_shares(self) -> None:
         """Refuse a rank outside the world, and shares cut from orders that differ between processes."""
@@ -132,7 +134,9 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         """One epoch: the batches in order, or in a newly drawn order when shuffling."""
         backend = get_backend(self.device)
-        order = self._rng.permutation(self.num_samples) if self.shuffle else None
+        order = None
+        if self.shuffle:
+            order = random_permutation(self.num_samples) if self._rng is None else self._rng.permutation(self.num_samples)
         return self._batches(backend, order)
 
     def _batches(self, backend: Any, order: numpy.ndarray | None) -> Iterator[tuple[Tensor, ...]]:
