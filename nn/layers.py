@@ -24,7 +24,8 @@ def _default_init(weight: Parameter, bias: Parameter | None) -> None:
     bias uniform in ±1/√fan_in."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
-        bound = 1 / math.sqrt(init._fans(weight, "kaiming_uniform_")[0])
+        fan_in = init._fans(weight, "kaiming_uniform_")[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in else 0.0  # Linear(0, n): no inputs, bias 0 as PyTorch
         init.uniform_(bias, -bound, bound)
 
 

@@ -432,3 +432,25 @@ def test_binary_cross_entropy_refuses_values_that_are_not_probabilities(loss, de
                                              rf"got values from {low} to {high}"):
             loss(tg.tensor(p, device=device), y)
     assert loss(tg.tensor([1.0, 0.0], device=device), y).item() == 0.0
+
+
+def test_calculate_gain_has_pytorchs_whole_table():
+    for name in ["linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d",
+                 "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]:
+        assert nn.init.calculate_gain(name) == 1.0
+    assert nn.init.calculate_gain("selu") == 0.75
+    assert nn.init.calculate_gain("tanh") == pytest.approx(5 / 3)
+    assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04))
+    with pytest.raises(ValueError, match="calculate_gain: unsupported nonlinearity 'softplus'"):
+        nn.init.calculate_gain("softplus")
+
+
+def test_layers_without_inputs_initialise_as_pytorch():
+    """Linear(0, n) raised ZeroDivisionError (1/√fan_in with fan_in = 0); PyTorch makes it,
+    with a zero bias."""
+    lin = nn.Linear(0, 2)
+    assert lin.weight.shape == (2, 0)
+    np.testing.assert_array_equal(lin.bias.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(lin(tg.ones(3, 0)).numpy(), np.zeros((3, 2)))
+    w = nn.Parameter(tg.zeros(3, 0))
+    assert nn.init.kaiming_normal_(w).shape == (3, 0)
