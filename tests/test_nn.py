@@ -263,6 +263,18 @@ def test_clip_grad_norm_and_value():
     np.testing.assert_allclose(b.grad.numpy(), [[-0.5]])
 
 
+@pytest.mark.parametrize("norm_type, total", [(math.inf, 4.0), (1, 7.0), (2, 5.0), (3, (27 + 64) ** (1 / 3))])
+def test_clip_grad_norm_takes_pytorchs_norm_type(device, norm_type, total):
+    a = nn.Parameter(tg.tensor([3.0, 0.0], dtype="float32", device=device))
+    b = nn.Parameter(tg.tensor([[-4.0]], dtype="float64", device=device))
+    a.grad, b.grad = tg.tensor([3.0, 0.0], dtype="float32", device=device), tg.tensor([[-4.0]], device=device)
+    assert nn.utils.clip_grad_norm_([a, b], max_norm=1.0, norm_type=norm_type).item() == pytest.approx(total)
+    np.testing.assert_allclose(a.grad.numpy(), [3.0 / total, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), [[-4.0 / total]], rtol=1e-5)
+    with pytest.raises(ValueError, match="clip_grad_norm_: norm_type must be > 0"):
+        nn.utils.clip_grad_norm_([a, b], max_norm=1.0, norm_type=0)
+
+
 def test_clip_grad_norm_keeps_dtypes_and_never_reads_the_device(device, monkeypatch):
     a = nn.Parameter(tg.tensor([3.0, 0.0], dtype="float32", device=device))
     b = nn.Parameter(tg.tensor([[4.0]], dtype="float64", device=device))
