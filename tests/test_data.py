@@ -292,3 +292,18 @@ def test_digits_through_a_loader(device):
         assert xb.dtype == np.float32 and yb.dtype == np.int64 and xb.device == device
         seen += xb.shape[0]
     assert seen == 1797
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batch_size_none_with_drop_last_shares_the_whole_data_set_among_processes(processes, shuffle):
+    """batch_size=None (plain GD) with drop_last=True gave every process zero batches: the
+    global batch was taken as P·n rows, so the n rows were a short last batch, dropped."""
+    data = np.arange(7)
+    whole = [b.tolist() for (b,) in DataLoader(data, shuffle=shuffle, seed=3, drop_last=True)]
+    loaders = [DataLoader(data, shuffle=shuffle, seed=3, drop_last=True, rank=r, world_size=processes)
+               for r in range(processes)]
+    assert [len(loader) for loader in loaders] == [1] * processes
+    shares = [[b.tolist() for (b,) in loader] for loader in loaders]
+    assert [sum((share[0] for share in shares), [])] == whole
+    assert len(whole[0]) == 7
