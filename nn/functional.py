@@ -7,6 +7,7 @@ PyTorch's, with `axis` where PyTorch says `dim`.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from tinygrad_edu import Tensor, arange, where
@@ -20,6 +21,14 @@ _E_MINUS_100 = math.exp(-100)
 
 def _pair(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _sizes(op: str, name: str, value: Any, minimum: int = 1) -> tuple:
+    """A kernel size, stride or padding as a pair of ints, each at least `minimum`."""
+    pair = _pair(value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= minimum for v in pair):
+        raise ValueError(f"{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair)
 
 
 # ---- layers ------------------------------------------------------------------------------
@@ -96,10 +105,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     if x.shape[1] != in_channels:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}), "
                          f"weight expects {in_channels} (shape {weight.shape})")
-    ph, pw = _pair(padding)
+    ph, pw = _sizes("conv2d", "padding", padding, minimum=0)
+    stride = _sizes("conv2d", "stride", stride)
     if ph or pw:
         x = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = Windows.apply(x, kernel=(kh, kw), stride=_pair(stride))  # (kh, kw, N, C, OH, OW)
+    windows = Windows.apply(x, kernel=(kh, kw), stride=stride)  # (kh, kw, N, C, OH, OW)
     n, oh, ow = windows.shape[2], windows.shape[4], windows.shape[5]
     rows = windows.transpose(2, 4, 5, 3, 0, 1).reshape(n * oh * ow, in_channels * kh * kw)
     out = rows @ weight.reshape(out_channels, -1).T  # (N·OH·OW, out_channels)
@@ -111,16 +121,19 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     """The maximum of each kh×kw window (stride defaults to the kernel size). On ties the
     gradient is shared evenly (PyTorch gives it all to one element)."""
-    _check_image(x, "max_pool2d")
-    kernel = _pair(kernel_size)
-    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).max(axis=(0, 1))
+    return _windows(x, kernel_size, stride, "max_pool2d").max(axis=(0, 1))
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     """The mean of each kh×kw window (stride defaults to the kernel size)."""
-    _check_image(x, "avg_pool2d")
-    kernel = _pair(kernel_size)
-    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).mean(axis=(0, 1))
+    return _windows(x, kernel_size, stride, "avg_pool2d").mean(axis=(0, 1))
+
+
+def _windows(x: Tensor, kernel_size: Any, stride: Any, op: str) -> Tensor:
+    """The pooling windows of x, (kh, kw, N, C, OH, OW); stride None means the kernel size."""
+    _check_image(x, op)
+    kernel = _sizes(op, "kernel_size", kernel_size)
+    return Windows.apply(x, kernel=kernel, stride=kernel if stride is None else _sizes(op, "stride", stride))
 
 
 # ---- losses ------------------------------------------------------------------------------

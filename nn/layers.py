@@ -68,9 +68,10 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  bias: bool = True):
         super().__init__()
-        kh, kw = F._pair(kernel_size)
+        kh, kw = F._sizes("Conv2d", "kernel_size", kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride), F._pair(padding)
+        self.kernel_size = (kh, kw)
+        self.stride, self.padding = F._sizes("Conv2d", "stride", stride), F._sizes("Conv2d", "padding", padding, 0)
         self.weight = _zero_parameter(out_channels, in_channels, kh, kw)
         self.bias = _zero_parameter(out_channels) if bias else None
         _default_init(self.weight, self.bias)
@@ -91,6 +92,9 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size: Any, stride: Any = None):
         super().__init__()
+        F._sizes(type(self).__name__, "kernel_size", kernel_size)
+        if stride is not None:
+            F._sizes(type(self).__name__, "stride", stride)
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: Tensor) -> Tensor:

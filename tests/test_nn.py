@@ -466,3 +466,21 @@ def test_layers_without_inputs_initialise_as_pytorch():
     np.testing.assert_array_equal(lin(tg.ones(3, 0)).numpy(), np.zeros((3, 2)))
     w = nn.Parameter(tg.zeros(3, 0))
     assert nn.init.kaiming_normal_(w).shape == (3, 0)
+
+
+def test_window_sizes_are_checked_and_a_zero_stride_is_not_the_default():
+    """max_pool2d(x, 2, stride=0) pooled with stride 2 (0 read as "not given"), and conv2d
+    with stride 0 raised ZeroDivisionError; PyTorch refuses both with a message."""
+    x = tg.ones(1, 1, 4, 4)
+    for call, message in [
+        (lambda: nn.F.max_pool2d(x, 2, stride=0), "max_pool2d: stride must be an int >= 1 or a pair of them, got 0"),
+        (lambda: nn.F.avg_pool2d(x, (2, 0)), "avg_pool2d: kernel_size must be an int >= 1 or a pair of them, got (2, 0)"),
+        (lambda: nn.F.conv2d(x, tg.ones(1, 1, 2, 2), stride=0), "conv2d: stride must be an int >= 1"),
+        (lambda: nn.F.conv2d(x, tg.ones(1, 1, 2, 2), padding=-1), "conv2d: padding must be an int >= 0"),
+        (lambda: nn.Conv2d(1, 1, 3, stride=(1, 0)), "Conv2d: stride must be an int >= 1"),
+        (lambda: nn.MaxPool2d(2, stride=0), "MaxPool2d: stride must be an int >= 1"),
+        (lambda: nn.AvgPool2d(2.5), "AvgPool2d: kernel_size must be an int >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call()
+    assert nn.F.max_pool2d(x, np.int64(2), stride=np.int64(1)).shape == (1, 1, 3, 3)
