@@ -99,24 +99,30 @@ class Module:
         """This module and every module inside it."""
         return [m for _, m in self.named_modules()]
 
-    def named_parameters(self) -> list:
-        """(dotted name, parameter) in registration order, each parameter once."""
+    def _named_tensors(self) -> list:
+        """(dotted name, tensor) for every parameter and buffer, each once, in PyTorch's
+        state-dict order: module by module, each one's parameters and then its buffers."""
         found, seen = [], set()
         for prefix, module in self.named_modules():
-            for name, value in module._named_members():
-                if isinstance(value, Parameter) and id(value) not in seen:
-                    seen.add(id(value))
-                    found.append((f"{prefix}.{name}" if prefix else name, value))
+            own = [(name, value) for name, value in module._named_members() if isinstance(value, Parameter)]
+            own += [(name, getattr(module, name)) for name in module.__dict__.get("_buffers", [])]
+            for name, t in own:
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    found.append((f"{prefix}.{name}" if prefix else name, t))
         return found
+
+    def named_parameters(self) -> list:
+        """(dotted name, parameter) in registration order, each parameter once."""
+        return [(name, t) for name, t in self._named_tensors() if isinstance(t, Parameter)]
 
     def parameters(self) -> list:
         """Every parameter, in registration order, each once (shared ones too)."""
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self) -> list:
-        """(dotted name, buffer) for every registered buffer."""
-        return [(f"{prefix}.{name}" if prefix else name, getattr(module, name))
-                for prefix, module in self.named_modules() for name in module.__dict__.get("_buffers", [])]
+        """(dotted name, buffer) for every registered buffer, each once."""
+        return [(name, t) for name, t in self._named_tensors() if not isinstance(t, Parameter)]
 
     # ---- modes and devices ---------------------------------------------------------------
 
@@ -141,7 +147,7 @@ class Module:
     def to(self, device: str) -> "Module":
         """Move every parameter and buffer to `device` in place (optimizers keep working on
         the same Parameter objects); returns self."""
-        for _, t in self.named_parameters() + self.named_buffers():
+        for _, t in self._named_tensors():
             moved = t.detach().to(device)
             t.data, t.backend = moved.data, moved.backend
             t.bump_version()
@@ -151,8 +157,9 @@ class Module:
     # ---- state -----------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """name -> NumPy array (a copy) for every parameter and buffer."""
-        return {name: t.numpy().copy() for name, t in self.named_parameters() + self.named_buffers()}
+        """name -> NumPy array (a copy) for every parameter and buffer, in PyTorch's order
+        (module by module: its parameters, then its buffers)."""
+        return {name: t.numpy().copy() for name, t in self._named_tensors()}
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple:
         """Copy arrays from `state_dict` into the parameters and buffers of the same names.
@@ -161,7 +168,7 @@ class Module:
         mismatch always does. Returns (missing_keys, unexpected_keys).
         """
         who = f"{type(self).__name__}.load_state_dict"
-        own = dict(self.named_parameters() + self.named_buffers())
+        own = dict(self._named_tensors())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):

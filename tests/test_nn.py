@@ -484,3 +484,18 @@ def test_window_sizes_are_checked_and_a_zero_stride_is_not_the_default():
         with pytest.raises(ValueError, match=re.escape(message)):
             call()
     assert nn.F.max_pool2d(x, np.int64(2), stride=np.int64(1)).shape == (1, 1, 3, 3)
+
+
+def test_state_dict_orders_entries_module_by_module_as_pytorch():
+    """All parameters came first and then all buffers, so code that pairs the entries of
+    our state dict and PyTorch's in order (porting weights) paired running_mean with a
+    weight."""
+    model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 3), nn.BatchNorm1d(3))
+    assert list(model.state_dict()) == [
+        "0.weight", "0.bias", "0.running_mean", "0.running_var", "0.num_batches_tracked",
+        "1.weight", "1.bias",
+        "2.weight", "2.bias", "2.running_mean", "2.running_var", "2.num_batches_tracked"]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias",
+                                                             "2.weight", "2.bias"]
+    assert [name for name, _ in model.named_buffers()][:3] == ["0.running_mean", "0.running_var",
+                                                               "0.num_batches_tracked"]
