@@ -9,7 +9,8 @@ moving θ in place. Everything the algorithms share lives here, once:
   step reads as 0, as the notes' m₀ = v₀ = 0), and its step counter t, which advances
   once per step for every parameter that has a gradient;
 - `maximize` (g ← −g) and PyTorch's L2 `weight_decay` (g ← g + λθ), applied to g before
-  `update` sees it (AdamW decouples the decay and handles it itself);
+  `update` sees it; with `decoupled_weight_decay` (AdamW's form) θ ← (1 − ηλ)θ instead,
+  leaving g alone;
 - a guard, inside `detect_anomaly()`: when an update turns finite parameters and
   gradients into NaN or inf, `step` raises FloatingPointError and leaves every parameter
   and all state unchanged. Outside it, `step` never waits for the device: asking whether
@@ -147,11 +148,14 @@ class Optimizer:
                 g = p.grad.data
                 if group.get("maximize"):
                     g = -g
-                if group.get("weight_decay") and not group.get("decoupled_weight_decay"):
-                    g = g + group["weight_decay"] * p.data
+                decay, decoupled = group.get("weight_decay"), group.get("decoupled_weight_decay")
+                if decay and not decoupled:
+                    g = g + decay * p.data
                 new_state = dict(state_of(p, {}))
                 new_state["step"] = new_state.get("step", 0) + 1
                 theta = p.data.copy() if checking else p.data
+                if decay and decoupled:
+                    theta *= 1 - group["lr"] * decay
                 self.update(p.backend, theta, g, new_state, group)
                 staged.append((p, theta, new_state))
         if checking:

@@ -1017,3 +1017,29 @@ def test_matches_torch_optim_100_steps(device):
     finally:
         torch.set_default_dtype(saved_dtype)
     assert {k: v for k, v in worst.items() if not v < 1e-12} == {}
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_nadam_radam_take_decoupled_weight_decay_as_pytorch(device, name):
+    """torch.optim.NAdam and RAdam take decoupled_weight_decay (AdamW's form, θ ← (1 − αλ)θ
+    before the step); ours raised TypeError. Compared with torch over 30 steps."""
+    torch = pytest.importorskip("torch")
+    saved_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        kwargs = dict(lr=0.05, weight_decay=0.3, decoupled_weight_decay=True)
+        x = make_param(device)
+        ours = np.array(run_steps(getattr(optim, name)([x], **kwargs), x, device, 30))
+        w = torch.tensor(THETA0, dtype=torch.float64, requires_grad=True)
+        topt = getattr(torch.optim, name)([w], **kwargs)
+        theirs = []
+        for _ in range(30):
+            w.grad = torch.tensor(grad_f(w.tolist()), dtype=torch.float64)
+            topt.step()
+            theirs.append(w.detach().numpy().copy())
+    finally:
+        torch.set_default_dtype(saved_dtype)
+    np.testing.assert_allclose(ours, np.array(theirs), rtol=1e-12, atol=1e-14)
+    coupled = make_param(device)
+    assert not np.allclose(run_steps(getattr(optim, name)([coupled], lr=0.05, weight_decay=0.3), coupled, device, 30),
+                           ours)
