@@ -53,10 +53,18 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return x.leaky_relu(negative_slope)
 
 
-def gelu(x: Tensor) -> Tensor:
+def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     """GELU in its tanh approximation (PyTorch's approximate="tanh"; its default is the
-    exact erf form, which NumPy cannot compute without SciPy)."""
+    exact erf form, "none", which NumPy cannot compute without SciPy: asking for it
+    raises ValueError rather than silently giving the approximation)."""
+    _check_gelu_approximate("gelu", approximate)
     return x.gelu()
+
+
+def _check_gelu_approximate(who: str, approximate: str) -> None:
+    if approximate != "tanh":
+        raise ValueError(f"{who}: only approximate='tanh' is implemented (the exact erf form needs erf, "
+                         f"which NumPy lacks), got approximate={approximate!r}")
 
 
 def sigmoid(x: Tensor) -> Tensor:

@@ -172,8 +172,16 @@ class Sigmoid(Module):
 class GELU(Module):
     """GELU, tanh approximation (see nn.functional.gelu)."""
 
+    def __init__(self, approximate: str = "tanh"):
+        super().__init__()
+        F._check_gelu_approximate("GELU", approximate)
+        self.approximate = approximate
+
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Softmax(Module):

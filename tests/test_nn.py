@@ -499,3 +499,13 @@ def test_state_dict_orders_entries_module_by_module_as_pytorch():
                                                              "2.weight", "2.bias"]
     assert [name for name, _ in model.named_buffers()][:3] == ["0.running_mean", "0.running_var",
                                                                "0.num_batches_tracked"]
+
+
+def test_gelu_takes_pytorchs_approximate_argument_and_refuses_the_exact_form():
+    """nn.GELU(approximate="tanh") raised TypeError; approximate="none" (PyTorch's exact
+    default) must not silently give the tanh form."""
+    x = tg.tensor([-1.0, 0.5, 2.0])
+    np.testing.assert_array_equal(nn.GELU(approximate="tanh")(x).numpy(), nn.F.gelu(x, approximate="tanh").numpy())
+    for make in (lambda: nn.GELU(approximate="none"), lambda: nn.F.gelu(x, approximate="none")):
+        with pytest.raises(ValueError, match="only approximate='tanh' is implemented.*got approximate='none'"):
+            make()
