@@ -314,8 +314,15 @@ class Sequential(Module):
             x = module(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
-        return self.children()[i]
+    def __getitem__(self, i: int | slice) -> Module:
+        """The i-th module; a slice gives a Sequential of those modules (the same objects,
+        under their names here: model[1:] holds "1", "2", ...), as PyTorch."""
+        if not isinstance(i, slice):
+            return self.children()[i]
+        part = Sequential()
+        for name, module in self.named_children()[i]:
+            setattr(part, name, module)
+        return part
 
     def __len__(self) -> int:
         return len(self.children())

@@ -509,3 +509,13 @@ def test_gelu_takes_pytorchs_approximate_argument_and_refuses_the_exact_form():
     for make in (lambda: nn.GELU(approximate="none"), lambda: nn.F.gelu(x, approximate="none")):
         with pytest.raises(ValueError, match="only approximate='tanh' is implemented.*got approximate='none'"):
             make()
+
+
+def test_sequential_slice_is_a_sequential_of_the_same_layers():
+    """model[:2] gave a plain list, which cannot be called (PyTorch: a Sequential)."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    head = model[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is model[0]
+    x = tg.tensor([[1.0, -2.0]])
+    np.testing.assert_array_equal(head(x).numpy(), model[1](model[0](x)).numpy())
+    assert [name for name, _ in model[1:].named_parameters()] == ["2.weight", "2.bias"]  # names kept
