@@ -214,27 +214,36 @@ def check_indices(indices: Tensor, n: int, op: str, what: str) -> None:
                          f"outside the range [0, {n - 1}]")
 
 
-def _class_indices(target: Tensor, n: int, classes: int, op: str) -> Tensor:
-    check_indices(target, classes, op, "target (class labels)")
-    if target.shape != (n,):
-        raise ValueError(f"{op}: expected a target of shape ({n},), got {target.shape}")
-    return target
+def _class_axis(scores: Tensor) -> int:
+    """The axis of the classes, as PyTorch: 0 for one unbatched sample (C,), else 1 ((N, C),
+    or (N, C, d1, ...) with a label per position)."""
+    return 0 if scores.ndim == 1 else 1
 
 
 def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """−log_probs[i, target[i]]: the negative log-likelihood of the true classes, for
-    log-probabilities of shape (N, C) and int64 labels of shape (N,)."""
-    if log_probs.ndim != 2:
-        raise ValueError(f"nll_loss: expected (N, C) log-probabilities, got shape {log_probs.shape}")
-    n, classes = log_probs.shape
-    target = _class_indices(target, n, classes, "nll_loss")
-    return _reduce(-log_probs[arange(n, device=log_probs.device), target], reduction, "nll_loss")
+    log-probabilities of shape (N, C) and int64 labels of shape (N,); as PyTorch, also
+    one sample (C,) with a 0-d label, and (N, C, d1, ...) with labels (N, d1, ...)."""
+    if log_probs.ndim == 0:
+        raise ValueError("nll_loss: expected (N, C) log-probabilities, got a 0-d tensor")
+    axis = _class_axis(log_probs)
+    classes = log_probs.shape[axis]
+    label_shape = log_probs.shape[:axis] + log_probs.shape[axis + 1:]
+    check_indices(target, classes, "nll_loss", "target (class labels)")
+    if target.shape != label_shape:
+        raise ValueError(f"nll_loss: log-probabilities of shape {log_probs.shape} need a target of shape "
+                         f"{label_shape}, got {target.shape}")
+    rows = log_probs.permute(0, *range(2, log_probs.ndim), 1) if log_probs.ndim > 2 else log_probs
+    rows = rows.reshape(-1, classes)  # one row of class scores per label
+    picked = rows[arange(rows.shape[0], device=log_probs.device), target.reshape(-1)]
+    return _reduce(-picked.reshape(label_shape), reduction, "nll_loss")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of (N, C) logits against int64 labels (N,), computed as
-    nll_loss(log_softmax(logits)) so that large logits cannot overflow."""
-    return nll_loss(logits.log_softmax(axis=1), target, reduction)
+    """Softmax cross-entropy of (N, C) logits against int64 labels (N,) (or the other
+    shapes nll_loss takes), computed as nll_loss(log_softmax(logits)) over the class
+    axis so that large logits cannot overflow."""
+    return nll_loss(logits.log_softmax(axis=_class_axis(logits)), target, reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

@@ -519,3 +519,20 @@ def test_sequential_slice_is_a_sequential_of_the_same_layers():
     x = tg.tensor([[1.0, -2.0]])
     np.testing.assert_array_equal(head(x).numpy(), model[1](model[0](x)).numpy())
     assert [name for name, _ in model[1:].named_parameters()] == ["2.weight", "2.bias"]  # names kept
+
+
+@pytest.mark.parametrize("shape, label_shape", [((4,), ()), ((2, 4, 3), (2, 3)), ((2, 4, 3, 2), (2, 3, 2))])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_takes_pytorchs_other_shapes(shape, label_shape, reduction):
+    """One sample (C,) and per-position labels (N, C, d1, ...) raised ValueError; the loss
+    is that of the same scores laid out as (rows, C), class axis 1 (0 for one sample)."""
+    rng = np.random.default_rng(1)
+    scores, labels = rng.standard_normal(shape), rng.integers(0, 4, label_shape)
+    x = tg.tensor(scores, requires_grad=True)
+    loss = nn.F.cross_entropy(x, tg.tensor(labels), reduction=reduction)
+    rows = np.moveaxis(scores, 0 if scores.ndim == 1 else 1, -1).reshape(-1, 4)
+    log_p = rows - np.log(np.exp(rows).sum(axis=1, keepdims=True))
+    expected = -log_p[np.arange(len(rows)), labels.reshape(-1)].reshape(label_shape)
+    expected = {"mean": expected.mean(), "sum": expected.sum(), "none": expected}[reduction]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+    assert tg.gradcheck(lambda z: nn.F.cross_entropy(z, tg.tensor(labels), reduction="sum"), [x])
