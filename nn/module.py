@@ -88,11 +88,16 @@ class Module:
         """The modules directly inside this one."""
         return [m for _, m in self.named_children()]
 
-    def named_modules(self, prefix: str = "") -> list:
-        """(name, module) for this module and every module inside it, depth first."""
+    def named_modules(self, prefix: str = "", seen: set | None = None) -> list:
+        """(name, module) for this module and every module inside it, depth first, each
+        once (a module used twice under its first name), as PyTorch."""
+        seen = set() if seen is None else seen
+        if id(self) in seen:
+            return []
+        seen.add(id(self))
         found = [(prefix, self)]
         for name, child in self.named_children():
-            found += child.named_modules(f"{prefix}.{name}" if prefix else name)
+            found += child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
         return found
 
     def modules(self) -> list:

@@ -148,7 +148,7 @@ def test_registration_naming_and_sharing():
     assert len(net.parameters()) == len(names) == len({id(p) for p in net.parameters()})
     assert [type(m).__name__ for m in net.children()] == ["Linear", "Linear", "Sequential", "Linear", "Linear",
                                                          "Linear"]
-    assert len(net.modules()) == 9
+    assert len(net.modules()) == 8  # the tied fc1 once, as PyTorch
     assert all(p.requires_grad and p.is_leaf for p in net.parameters())
     assert net.fc1.weight.shape == (3, 2)  # (out, in) as PyTorch
 
@@ -536,3 +536,14 @@ def test_cross_entropy_takes_pytorchs_other_shapes(shape, label_shape, reduction
     expected = {"mean": expected.mean(), "sum": expected.sum(), "none": expected}[reduction]
     np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
     assert tg.gradcheck(lambda z: nn.F.cross_entropy(z, tg.tensor(labels), reduction="sum"), [x])
+
+
+def test_a_shared_layer_is_one_module_as_pytorch():
+    """modules() listed a layer used twice twice, so counting layers counted it twice."""
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 1
+    assert len(model) == 3 and len(model.parameters()) == 2
+    x = tg.tensor([[1.0, -1.0]])
+    np.testing.assert_array_equal(model(x).numpy(), shared(shared(x).relu()).numpy())  # still applied twice
