@@ -53,14 +53,19 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     return _fill(t, "normal", std, mean)
 
 
+def constant_(t: Tensor, val: float) -> Tensor:
+    """Every element `val`."""
+    return t.copy_(val)
+
+
 def zeros_(t: Tensor) -> Tensor:
     """All zeros."""
-    return t.copy_(0)
+    return constant_(t, 0)
 
 
 def ones_(t: Tensor) -> Tensor:
     """All ones."""
-    return t.copy_(1)
+    return constant_(t, 1)
 
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:

@@ -547,3 +547,9 @@ def test_a_shared_layer_is_one_module_as_pytorch():
     assert len(model) == 3 and len(model.parameters()) == 2
     x = tg.tensor([[1.0, -1.0]])
     np.testing.assert_array_equal(model(x).numpy(), shared(shared(x).relu()).numpy())  # still applied twice
+
+
+def test_init_constant_fills_in_place_as_pytorch():
+    w = nn.Parameter(tg.zeros(2, 3))
+    assert nn.init.constant_(w, 0.25) is w
+    np.testing.assert_array_equal(w.numpy(), np.full((2, 3), 0.25))
