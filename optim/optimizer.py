@@ -66,7 +66,9 @@ class Optimizer:
     """Base class: holds `param_groups` and `state` and runs the step loop.
 
     `params` is an iterable of Tensors, or of dicts (parameter groups) with a "params"
-    entry and any hyper-parameters that should differ from `defaults`.
+    entry and any hyper-parameters that should differ from `defaults`; as in PyTorch, the
+    Tensors may come as (name, Tensor) pairs (model.named_parameters()), and the group
+    then keeps their names as "param_names".
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict):
@@ -93,6 +95,13 @@ class Optimizer:
         params = [params] if isinstance(params, Tensor) else list(params or [])
         if not params:
             raise ValueError(f"{type(self).__name__}: a parameter group needs a non-empty 'params'")
+        named = [isinstance(p, tuple) for p in params]
+        if any(named):  # (name, Tensor) pairs, as model.named_parameters() gives: PyTorch keeps the names
+            if not all(named):
+                raise ValueError(f"{type(self).__name__}: give every parameter of a group with its name "
+                                 "(model.named_parameters()) or none of them")
+            group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for p in params:
             if not isinstance(p, Tensor):

@@ -21,6 +21,7 @@ import re
 import numpy as np
 import pytest
 
+import nn
 import optim
 import tinygrad_edu as tg
 
@@ -590,6 +591,22 @@ def test_a_tensor_as_params_raises_type_error_as_pytorch(device):
         with pytest.raises(TypeError, match=re.escape(f"{name}: params must be an iterable of Tensors or of dicts, "
                                                       f"got a Tensor of shape {w.shape}")):
             getattr(optim, name)(w)
+
+
+def test_named_parameters_are_taken_with_their_names_as_pytorch(device):
+    """optim.SGD(model.named_parameters()) raised TypeError (got tuple); torch.optim takes
+    the pairs and keeps the names in the group."""
+    model = nn.Linear(2, 1).to(device)
+    opt = optim.SGD(model.named_parameters(), lr=0.1)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert opt.param_groups[0]["params"][0] is model.weight
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
+    before = model.weight.numpy().copy()
+    model(tg.ones(3, 2, device=device, dtype=model.weight.dtype)).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(model.weight.numpy(), before - 0.1 * 3, rtol=1e-6)
+    with pytest.raises(ValueError, match="SGD: give every parameter of a group with its name"):
+        optim.SGD([("w", make_param(device)), make_param(device)])
 
 
 def test_generator_of_parameters(device):
