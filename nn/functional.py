@@ -197,8 +197,8 @@ def _min_max(t: Tensor) -> tuple | None:
     host decision; the eager call has checked)."""
     if backends.tracer is not None or t.numel() == 0:
         return None
-    xp = t.backend
-    low, high = xp.to_host(xp.stack([t.data.min(), t.data.max()])).tolist()
+    backend = t.backend
+    low, high = backend.to_host(backend.stack([t.data.min(), t.data.max()])).tolist()
     return low, high
 
 
