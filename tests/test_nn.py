@@ -553,3 +553,16 @@ def test_init_constant_fills_in_place_as_pytorch():
     w = nn.Parameter(tg.zeros(2, 3))
     assert nn.init.constant_(w, 0.25) is w
     np.testing.assert_array_equal(w.numpy(), np.full((2, 3), 0.25))
+
+
+def test_flatten_takes_end_dim_as_pytorch():
+    """nn.Flatten(1, 2) raised TypeError: it had no end_dim."""
+    x = tg.tensor(np.arange(120.0).reshape(2, 3, 4, 5), requires_grad=True)
+    assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
+    assert nn.Flatten(0, -2)(x).shape == (24, 5)
+    assert nn.Flatten()(x).shape == (2, 60) and nn.Flatten(-1, -1)(x).shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(nn.Flatten(1, 2)(x).numpy(), x.numpy().reshape(2, 12, 5))
+    nn.Flatten(1, 2)(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="Flatten: start_dim 2 comes after end_dim 1"):
+        nn.Flatten(2, 1)(x)
