@@ -192,10 +192,12 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 
 
 def _min_max(t: Tensor) -> tuple | None:
-    """(min, max) of t's values in one host transfer, for the checks below that PyTorch
-    also makes; None for an empty t, and while jit records (its tape must not hold a
-    host decision; the eager call has checked)."""
-    if backends.tracer is not None or t.numel() == 0:
+    """(min, max) of t's values, for the checks below that PyTorch also makes, on "cpu"
+    only, where the values are on the host already; None for an empty t, on a GPU (a
+    training step there never waits for the device; PyTorch checks on the device,
+    asynchronously, which this engine cannot), and while jit records (its tape must not
+    hold a host decision; the eager call has checked)."""
+    if backends.tracer is not None or t.numel() == 0 or t.device != "cpu":
         return None
     backend = t.backend
     low, high = backend.to_host(backend.stack([t.data.min(), t.data.max()])).tolist()
