@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import numpy
 
 from tinygrad_edu import Tensor
+from tinygrad_edu.backend import get_backend
 
 
 def _saved_array(who: str, name: str, value: Any, t: Tensor) -> Any:
@@ -150,13 +151,18 @@ class Module:
         return self.train(False)
 
     def to(self, device: str) -> "Module":
-        """Move every parameter and buffer to `device` in place (optimizers keep working on
-        the same Parameter objects); returns self."""
+        """Move every parameter and buffer, and its gradient, to `device` in place
+        (optimizers keep working on the same Parameter objects); returns self. Tensors
+        already there are left as they are, as PyTorch."""
+        backend = get_backend(device)
         for _, t in self._named_tensors():
+            if t.backend is backend:
+                continue
             moved = t.detach().to(device)
             t.data, t.backend = moved.data, moved.backend
             t.bump_version()
-            t.grad = None
+            if t.grad is not None:
+                t.grad = t.grad.detach().to(device)
         return self
 
     # ---- state -----------------------------------------------------------------------

@@ -567,3 +567,18 @@ def test_flatten_takes_end_dim_as_pytorch():
     np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3, 4, 5)))
     with pytest.raises(ValueError, match="Flatten: start_dim 2 comes after end_dim 1"):
         nn.Flatten(2, 1)(x)
+
+
+def test_to_keeps_the_gradients_as_pytorch(device):
+    """model.to(device) dropped every .grad, even when the model was already there, so
+    backward, then .to, then optimizer.step silently did not step."""
+    model = nn.Linear(2, 1)
+    model(tg.ones(3, 2)).sum().backward()
+    version = model.weight.version
+    assert model.to("cpu") is model
+    np.testing.assert_array_equal(model.weight.grad.numpy(), [[3.0, 3.0]])
+    assert model.weight.version == version  # nothing moved, nothing changed
+    model.to(device)
+    assert model.weight.device == device and model.weight.grad.device == device
+    np.testing.assert_array_equal(model.weight.grad.numpy(), [[3.0, 3.0]])
+    np.testing.assert_array_equal(model.bias.grad.numpy(), [3.0])
