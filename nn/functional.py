@@ -7,9 +7,11 @@ PyTorch's, with `axis` where PyTorch says `dim`.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 from tinygrad_edu import Tensor, arange, where
+from tinygrad_edu import backend as backends
 from tinygrad_edu.backend import random_array
 from tinygrad_edu.ops import Windows
 
@@ -19,6 +21,14 @@ _E_MINUS_100 = math.exp(-100)
 
 def _pair(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (tuple, list)) else (value, value)
+
+
+def _sizes(op: str, name: str, value: Any, minimum: int = 1) -> tuple:
+    """A kernel size, stride or padding as a pair of ints, each at least `minimum`."""
+    pair = _pair(value)
+    if len(pair) != 2 or not all(isinstance(v, numbers.Integral) and v >= minimum for v in pair):
+        raise ValueError(f"{op}: {name} must be an int >= {minimum} or a pair of them, got {value!r}")
+    return tuple(int(v) for v in pair)
 
 
 # ---- layers ------------------------------------------------------------------------------
@@ -43,10 +53,18 @@ def leaky_relu(x: Tensor, negative_slope: float = 0.01) -> Tensor:
     return x.leaky_relu(negative_slope)
 
 
-def gelu(x: Tensor) -> Tensor:
+def gelu(x: Tensor, approximate: str = "tanh") -> Tensor:
     """GELU in its tanh approximation (PyTorch's approximate="tanh"; its default is the
-    exact erf form, which NumPy cannot compute without SciPy)."""
+    exact erf form, "none", which NumPy cannot compute without SciPy: asking for it
+    raises ValueError rather than silently giving the approximation)."""
+    _check_gelu_approximate("gelu", approximate)
     return x.gelu()
+
+
+def _check_gelu_approximate(who: str, approximate: str) -> None:
+    if approximate != "tanh":
+        raise ValueError(f"{who}: only approximate='tanh' is implemented (the exact erf form needs erf, "
+                         f"which NumPy lacks), got approximate={approximate!r}")
 
 
 def sigmoid(x: Tensor) -> Tensor:
@@ -95,10 +113,11 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
     if x.shape[1] != in_channels:
         raise ValueError(f"conv2d: input has {x.shape[1]} channels (shape {x.shape}), "
                          f"weight expects {in_channels} (shape {weight.shape})")
-    ph, pw = _pair(padding)
+    ph, pw = _sizes("conv2d", "padding", padding, minimum=0)
+    stride = _sizes("conv2d", "stride", stride)
     if ph or pw:
         x = x.pad(((0, 0), (0, 0), (ph, ph), (pw, pw)))
-    windows = Windows.apply(x, kernel=(kh, kw), stride=_pair(stride))  # (kh, kw, N, C, OH, OW)
+    windows = Windows.apply(x, kernel=(kh, kw), stride=stride)  # (kh, kw, N, C, OH, OW)
     n, oh, ow = windows.shape[2], windows.shape[4], windows.shape[5]
     rows = windows.transpose(2, 4, 5, 3, 0, 1).reshape(n * oh * ow, in_channels * kh * kw)
     out = rows @ weight.reshape(out_channels, -1).T  # (N·OH·OW, out_channels)
@@ -110,16 +129,19 @@ def conv2d(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride: Any = 
 def max_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     """The maximum of each kh×kw window (stride defaults to the kernel size). On ties the
     gradient is shared evenly (PyTorch gives it all to one element)."""
-    _check_image(x, "max_pool2d")
-    kernel = _pair(kernel_size)
-    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).max(axis=(0, 1))
+    return _windows(x, kernel_size, stride, "max_pool2d").max(axis=(0, 1))
 
 
 def avg_pool2d(x: Tensor, kernel_size: Any, stride: Any = None) -> Tensor:
     """The mean of each kh×kw window (stride defaults to the kernel size)."""
-    _check_image(x, "avg_pool2d")
-    kernel = _pair(kernel_size)
-    return Windows.apply(x, kernel=kernel, stride=_pair(stride or kernel)).mean(axis=(0, 1))
+    return _windows(x, kernel_size, stride, "avg_pool2d").mean(axis=(0, 1))
+
+
+def _windows(x: Tensor, kernel_size: Any, stride: Any, op: str) -> Tensor:
+    """The pooling windows of x, (kh, kw, N, C, OH, OW); stride None means the kernel size."""
+    _check_image(x, op)
+    kernel = _sizes(op, "kernel_size", kernel_size)
+    return Windows.apply(x, kernel=kernel, stride=kernel if stride is None else _sizes(op, "stride", stride))
 
 
 # ---- losses ------------------------------------------------------------------------------
@@ -169,36 +191,74 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(loss, reduction, "huber_loss")
 
 
-def _class_indices(target: Tensor, n: int, op: str) -> Tensor:
-    if target.dtype.kind not in "iu":
-        raise TypeError(f"{op}: target must hold integer class indices (int64), got {target.dtype}")
-    if target.shape != (n,):
-        raise ValueError(f"{op}: expected a target of shape ({n},), got {target.shape}")
-    return target
+def _min_max(t: Tensor) -> tuple | None:
+    """(min, max) of t's values, for the checks below that PyTorch also makes, on "cpu"
+    only, where the values are on the host already; None for an empty t, on a GPU (a
+    training step there never waits for the device; PyTorch checks on the device,
+    asynchronously, which this engine cannot), and while jit records (its tape must not
+    hold a host decision; the eager call has checked)."""
+    if backends.tracer is not None or t.numel() == 0 or t.device != "cpu":
+        return None
+    backend = t.backend
+    low, high = backend.to_host(backend.stack([t.data.min(), t.data.max()])).tolist()
+    return low, high
+
+
+def check_indices(indices: Tensor, n: int, op: str, what: str) -> None:
+    """Refuse indices that are not integers in [0, n) (`what` names them in the error), as
+    PyTorch: NumPy would read a negative index from the end (label −1 as the last class,
+    a silently wrong loss), and CuPy wraps every index around."""
+    if indices.dtype.kind not in "iu":
+        raise TypeError(f"{op}: {what} must have an integer dtype (int64), got {indices.dtype}")
+    bounds = _min_max(indices)
+    if bounds and (bounds[0] < 0 or bounds[1] >= n):
+        raise IndexError(f"{op}: {what} holds {bounds[0] if bounds[0] < 0 else bounds[1]}, "
+                         f"outside the range [0, {n - 1}]")
+
+
+def _class_axis(scores: Tensor) -> int:
+    """The axis of the classes, as PyTorch: 0 for one unbatched sample (C,), else 1 ((N, C),
+    or (N, C, d1, ...) with a label per position)."""
+    return 0 if scores.ndim == 1 else 1
 
 
 def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """−log_probs[i, target[i]]: the negative log-likelihood of the true classes, for
-    log-probabilities of shape (N, C) and int64 labels of shape (N,)."""
-    if log_probs.ndim != 2:
-        raise ValueError(f"nll_loss: expected (N, C) log-probabilities, got shape {log_probs.shape}")
-    n = log_probs.shape[0]
-    target = _class_indices(target, n, "nll_loss")
-    return _reduce(-log_probs[arange(n, device=log_probs.device), target], reduction, "nll_loss")
+    log-probabilities of shape (N, C) and int64 labels of shape (N,); as PyTorch, also
+    one sample (C,) with a 0-d label, and (N, C, d1, ...) with labels (N, d1, ...)."""
+    if log_probs.ndim == 0:
+        raise ValueError("nll_loss: expected (N, C) log-probabilities, got a 0-d tensor")
+    axis = _class_axis(log_probs)
+    classes = log_probs.shape[axis]
+    label_shape = log_probs.shape[:axis] + log_probs.shape[axis + 1:]
+    check_indices(target, classes, "nll_loss", "target (class labels)")
+    if target.shape != label_shape:
+        raise ValueError(f"nll_loss: log-probabilities of shape {log_probs.shape} need a target of shape "
+                         f"{label_shape}, got {target.shape}")
+    rows = log_probs.permute(0, *range(2, log_probs.ndim), 1) if log_probs.ndim > 2 else log_probs
+    rows = rows.reshape(-1, classes)  # one row of class scores per label
+    picked = rows[arange(rows.shape[0], device=log_probs.device), target.reshape(-1)]
+    return _reduce(-picked.reshape(label_shape), reduction, "nll_loss")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
-    """Softmax cross-entropy of (N, C) logits against int64 labels (N,), computed as
-    nll_loss(log_softmax(logits)) so that large logits cannot overflow."""
-    return nll_loss(logits.log_softmax(axis=1), target, reduction)
+    """Softmax cross-entropy of (N, C) logits against int64 labels (N,) (or the other
+    shapes nll_loss takes), computed as nll_loss(log_softmax(logits)) over the class
+    axis so that large logits cannot overflow."""
+    return nll_loss(logits.log_softmax(axis=_class_axis(logits)), target, reduction)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
     """−(y log p + (1 − y) log(1 − p)) for probabilities p; each log is at least −100, as
     PyTorch's, so p = 0 or 1 gives a large finite loss instead of inf. (The argument is
     clipped at e^−100 before the log, not the log after it: that way the gradient at p = 0
-    is 0 rather than 0/0.)"""
+    is 0 rather than 0/0.) A p outside [0, 1] raises ValueError, as PyTorch refuses it:
+    logits passed by mistake would give a finite, wrong loss."""
     _same_shape(input, target, "binary_cross_entropy")
+    bounds = _min_max(input)
+    if bounds and not 0 <= bounds[0] <= bounds[1] <= 1:  # NaN fails too
+        raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {bounds[0]} "
+                         f"to {bounds[1]} (logits? use binary_cross_entropy_with_logits)")
     log_p, log_not_p = input.clip(min=_E_MINUS_100).log(), (1 - input).clip(min=_E_MINUS_100).log()
     return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction, "binary_cross_entropy")
 

@@ -28,8 +28,11 @@ def _fans(t: Tensor, who: str) -> tuple:
 
 def calculate_gain(nonlinearity: str, param: float | None = None) -> float:
     """The gain that keeps activations' variance steady through a nonlinearity (PyTorch's table)."""
-    if nonlinearity in ("linear", "conv2d", "sigmoid", "identity"):
+    if nonlinearity in ("linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                        "conv_transpose2d", "conv_transpose3d"):
         return 1.0
+    if nonlinearity == "selu":
+        return 0.75
     if nonlinearity == "tanh":
         return 5.0 / 3
     if nonlinearity == "relu":
@@ -50,14 +53,19 @@ def normal_(t: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
     return _fill(t, "normal", std, mean)
 
 
+def constant_(t: Tensor, val: float) -> Tensor:
+    """Every element `val`."""
+    return t.copy_(val)
+
+
 def zeros_(t: Tensor) -> Tensor:
     """All zeros."""
-    return t.copy_(0)
+    return constant_(t, 0)
 
 
 def ones_(t: Tensor) -> Tensor:
     """All ones."""
-    return t.copy_(1)
+    return constant_(t, 1)
 
 
 def xavier_uniform_(t: Tensor, gain: float = 1.0) -> Tensor:
@@ -77,7 +85,8 @@ def _kaiming_std(t: Tensor, a: float, mode: str, nonlinearity: str, who: str) ->
     if mode not in ("fan_in", "fan_out"):
         raise ValueError(f"nn.init.{who}: mode must be 'fan_in' or 'fan_out', got {mode!r}")
     fan_in, fan_out = _fans(t, who)
-    return calculate_gain(nonlinearity, a) / math.sqrt(fan_in if mode == "fan_in" else fan_out)
+    fan = fan_in if mode == "fan_in" else fan_out
+    return calculate_gain(nonlinearity, a) / math.sqrt(fan) if fan else 0.0  # a weight with no elements: nothing to fill
 
 
 def kaiming_uniform_(t: Tensor, a: float = 0.0, mode: str = "fan_in", nonlinearity: str = "leaky_relu") -> Tensor:

@@ -24,7 +24,8 @@ def _default_init(weight: Parameter, bias: Parameter | None) -> None:
     bias uniform in ±1/√fan_in."""
     init.kaiming_uniform_(weight, a=math.sqrt(5))
     if bias is not None:
-        bound = 1 / math.sqrt(init._fans(weight, "kaiming_uniform_")[0])
+        fan_in = init._fans(weight, "kaiming_uniform_")[0]
+        bound = 1 / math.sqrt(fan_in) if fan_in else 0.0  # Linear(0, n): no inputs, bias 0 as PyTorch
         init.uniform_(bias, -bound, bound)
 
 
@@ -67,9 +68,10 @@ class Conv2d(Module):
     def __init__(self, in_channels: int, out_channels: int, kernel_size: Any, stride: Any = 1, padding: Any = 0,
                  bias: bool = True):
         super().__init__()
-        kh, kw = F._pair(kernel_size)
+        kh, kw = F._sizes("Conv2d", "kernel_size", kernel_size)
         self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = (kh, kw), F._pair(stride), F._pair(padding)
+        self.kernel_size = (kh, kw)
+        self.stride, self.padding = F._sizes("Conv2d", "stride", stride), F._sizes("Conv2d", "padding", padding, 0)
         self.weight = _zero_parameter(out_channels, in_channels, kh, kw)
         self.bias = _zero_parameter(out_channels) if bias else None
         _default_init(self.weight, self.bias)
@@ -90,6 +92,9 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size: Any, stride: Any = None):
         super().__init__()
+        F._sizes(type(self).__name__, "kernel_size", kernel_size)
+        if stride is not None:
+            F._sizes(type(self).__name__, "stride", stride)
         self.kernel_size, self.stride = kernel_size, stride
 
     def forward(self, x: Tensor) -> Tensor:
@@ -112,14 +117,21 @@ class AvgPool2d(_Pool2d):
 
 
 class Flatten(Module):
-    """All axes from start_dim on (default 1: all but the batch axis) merged into one."""
+    """The axes start_dim to end_dim merged into one (default 1 to −1: all but the batch axis)."""
 
-    def __init__(self, start_dim: int = 1):
+    def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
-        self.start_dim = start_dim
+        self.start_dim, self.end_dim = start_dim, end_dim
 
     def forward(self, x: Tensor) -> Tensor:
-        return x.flatten(self.start_dim)
+        start, end = (axis % x.ndim if x.ndim else 0 for axis in (self.start_dim, self.end_dim))
+        if start > end:
+            raise ValueError(f"Flatten: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                             f"for an input of shape {x.shape}")
+        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
+
+    def extra_repr(self) -> str:
+        return f"start_dim={self.start_dim}, end_dim={self.end_dim}"
 
 
 class Identity(Module):
@@ -167,8 +179,16 @@ class Sigmoid(Module):
 class GELU(Module):
     """GELU, tanh approximation (see nn.functional.gelu)."""
 
+    def __init__(self, approximate: str = "tanh"):
+        super().__init__()
+        F._check_gelu_approximate("GELU", approximate)
+        self.approximate = approximate
+
     def forward(self, x: Tensor) -> Tensor:
         return x.gelu()
+
+    def extra_repr(self) -> str:
+        return f"approximate={self.approximate!r}"
 
 
 class Softmax(Module):
@@ -228,10 +248,13 @@ class BatchNorm1d(Module):
         axes = (0,) if x.ndim == 2 else (0, 2)
         shape = (1, -1) if x.ndim == 2 else (1, -1, 1)
         if self.training:
+            n = x.numel() // self.num_features
+            if n < 2:  # one value per channel: its variance is 0, and the output would be all β
+                raise ValueError(f"BatchNorm1d: training needs more than 1 value per channel, got shape {x.shape} "
+                                 "(a batch of 1? use eval() or a larger batch)")
             mean, var = x.mean(axes), x.var(axes)
             with no_grad():
-                n = x.numel() // self.num_features
-                unbiased = var.detach() * (n / max(n - 1, 1))
+                unbiased = var.detach() * (n / (n - 1))
                 self.running_mean.copy_((1 - self.momentum) * self.running_mean + self.momentum * mean.detach())
                 self.running_var.copy_((1 - self.momentum) * self.running_var + self.momentum * unbiased)
                 self.num_batches_tracked.copy_(self.num_batches_tracked.data + 1)
@@ -278,6 +301,7 @@ class Embedding(Module):
         self.weight = init.normal_(_zero_parameter(num_embeddings, embedding_dim))
 
     def forward(self, indices: Tensor) -> Tensor:
+        F.check_indices(indices, self.num_embeddings, "Embedding", "indices")
         return self.weight[indices]
 
     def extra_repr(self) -> str:
@@ -297,8 +321,15 @@ class Sequential(Module):
             x = module(x)
         return x
 
-    def __getitem__(self, i: int) -> Module:
-        return self.children()[i]
+    def __getitem__(self, i: int | slice) -> Module:
+        """The i-th module; a slice gives a Sequential of those modules (the same objects,
+        under their names here: model[1:] holds "1", "2", ...), as PyTorch."""
+        if not isinstance(i, slice):
+            return self.children()[i]
+        part = Sequential()
+        for name, module in self.named_children()[i]:
+            setattr(part, name, module)
+        return part
 
     def __len__(self) -> int:
         return len(self.children())

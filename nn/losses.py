@@ -51,13 +51,15 @@ class HuberLoss(_Loss):
 
 
 class CrossEntropyLoss(_Loss):
-    """Softmax cross-entropy of (N, C) logits against int64 class labels (N,)."""
+    """Softmax cross-entropy of (N, C) logits against int64 class labels (N,) (other shapes:
+    nn.functional.nll_loss)."""
 
     function = staticmethod(F.cross_entropy)
 
 
 class NLLLoss(_Loss):
-    """Negative log-likelihood of (N, C) log-probabilities at int64 class labels (N,)."""
+    """Negative log-likelihood of (N, C) log-probabilities at int64 class labels (N,) (other
+    shapes: nn.functional.nll_loss)."""
 
     function = staticmethod(F.nll_loss)
 

@@ -14,6 +14,7 @@ from typing import Any, Iterator
 import numpy
 
 from tinygrad_edu import Tensor
+from tinygrad_edu.backend import get_backend
 
 
 def _saved_array(who: str, name: str, value: Any, t: Tensor) -> Any:
@@ -89,42 +90,55 @@ class Module:
         """The modules directly inside this one."""
         return [m for _, m in self.named_children()]
 
-    def named_modules(self, prefix: str = "") -> list:
-        """(name, module) for this module and every module inside it, depth first."""
+    def named_modules(self, prefix: str = "", seen: set | None = None) -> list:
+        """(name, module) for this module and every module inside it, depth first, each
+        once (a module used twice under its first name), as PyTorch."""
+        seen = set() if seen is None else seen
+        if id(self) in seen:
+            return []
+        seen.add(id(self))
         found = [(prefix, self)]
         for name, child in self.named_children():
-            found += child.named_modules(f"{prefix}.{name}" if prefix else name)
+            found += child.named_modules(f"{prefix}.{name}" if prefix else name, seen)
         return found
 
     def modules(self) -> list:
         """This module and every module inside it."""
         return [m for _, m in self.named_modules()]
 
-    def named_parameters(self) -> list:
-        """(dotted name, parameter) in registration order, each parameter once."""
+    def _named_tensors(self) -> list:
+        """(dotted name, tensor) for every parameter and buffer, each once, in PyTorch's
+        state-dict order: module by module, each one's parameters and then its buffers."""
         found, seen = [], set()
         for prefix, module in self.named_modules():
-            for name, value in module._named_members():
-                if isinstance(value, Parameter) and id(value) not in seen:
-                    seen.add(id(value))
-                    found.append((f"{prefix}.{name}" if prefix else name, value))
+            own = [(name, value) for name, value in module._named_members() if isinstance(value, Parameter)]
+            own += [(name, getattr(module, name)) for name in module.__dict__.get("_buffers", [])]
+            for name, t in own:
+                if id(t) not in seen:
+                    seen.add(id(t))
+                    found.append((f"{prefix}.{name}" if prefix else name, t))
         return found
+
+    def named_parameters(self) -> list:
+        """(dotted name, parameter) in registration order, each parameter once."""
+        return [(name, t) for name, t in self._named_tensors() if isinstance(t, Parameter)]
 
     def parameters(self) -> list:
         """Every parameter, in registration order, each once (shared ones too)."""
         return [p for _, p in self.named_parameters()]
 
     def named_buffers(self) -> list:
-        """(dotted name, buffer) for every registered buffer."""
-        return [(f"{prefix}.{name}" if prefix else name, getattr(module, name))
-                for prefix, module in self.named_modules() for name in module.__dict__.get("_buffers", [])]
+        """(dotted name, buffer) for every registered buffer, each once."""
+        return [(name, t) for name, t in self._named_tensors() if not isinstance(t, Parameter)]
 
     # ---- modes and devices ---------------------------------------------------------------
 
-    def zero_grad(self) -> None:
-        """Forget every parameter's gradient."""
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Forget every parameter's gradient: None, or with set_to_none=False zeros (for
+        the parameters that had a gradient), as Optimizer.zero_grad."""
         for p in self.parameters():
-            p.grad = None
+            if p.grad is not None:
+                p.grad = None if set_to_none else Tensor.wrap(p.backend.zeros_like(p.data), p.backend)
 
     def train(self, mode: bool = True) -> "Module":
         """Training mode (Dropout drops, BatchNorm uses batch statistics) for this module and
@@ -138,20 +152,26 @@ class Module:
         return self.train(False)
 
     def to(self, device: str) -> "Module":
-        """Move every parameter and buffer to `device` in place (optimizers keep working on
-        the same Parameter objects); returns self."""
-        for _, t in self.named_parameters() + self.named_buffers():
+        """Move every parameter and buffer, and its gradient, to `device` in place
+        (optimizers keep working on the same Parameter objects); returns self. Tensors
+        already there are left as they are, as PyTorch."""
+        backend = get_backend(device)
+        for _, t in self._named_tensors():
+            if t.backend is backend:
+                continue
             moved = t.detach().to(device)
             t.data, t.backend = moved.data, moved.backend
             t.bump_version()
-            t.grad = None
+            if t.grad is not None:
+                t.grad = t.grad.detach().to(device)
         return self
 
     # ---- state -----------------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        """name -> NumPy array (a copy) for every parameter and buffer."""
-        return {name: t.numpy().copy() for name, t in self.named_parameters() + self.named_buffers()}
+        """name -> NumPy array (a copy) for every parameter and buffer, in PyTorch's order
+        (module by module: its parameters, then its buffers)."""
+        return {name: t.numpy().copy() for name, t in self._named_tensors()}
 
     def load_state_dict(self, state_dict: dict, strict: bool = True) -> tuple:
         """Copy arrays from `state_dict` into the parameters and buffers of the same names.
@@ -160,7 +180,7 @@ class Module:
         mismatch always does. Returns (missing_keys, unexpected_keys).
         """
         who = f"{type(self).__name__}.load_state_dict"
-        own = dict(self.named_parameters() + self.named_buffers())
+        own = dict(self._named_tensors())
         missing = [k for k in own if k not in state_dict]
         unexpected = [k for k in state_dict if k not in own]
         if strict and (missing or unexpected):

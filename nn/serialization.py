@@ -4,7 +4,8 @@ What can be saved
 -----------------
 A tree made of
 
-- dicts whose keys are str or int (both kinds may sit side by side in one dict),
+- dicts whose keys are str or int (both kinds may sit side by side in one dict; a NumPy
+  integer key comes back as a Python int),
 - lists and tuples (each comes back as what it was),
 - NumPy arrays of a bool or numeric dtype, any shape (0-d and empty included), and
   NumPy scalars such as np.float32(1.5) (each comes back with its dtype and shape),
@@ -132,8 +133,8 @@ class _Encoder:
     def key(key: Any, path: str) -> list:
         if isinstance(key, str):
             return ["str", str(key)]
-        if isinstance(key, int) and not isinstance(key, bool):
-            return ["int", int(key)]
+        if isinstance(key, (int, np.integer)) and not isinstance(key, (bool, np.bool_)):
+            return ["int", int(key)]  # a NumPy integer key (from np.unique, say) comes back as int
         raise TypeError(f"nn.save: cannot save a dict key of type {type(key).__name__} ({key!r}) "
                         f"{_where(path)} (keys must be str or int)")
 

@@ -1,6 +1,7 @@
 """Gradient clipping: tame exploding gradients (機器學習中的優化器 第 2 篇) before the optimizer steps."""
 from __future__ import annotations
 
+import math
 from typing import Iterable
 
 from tinygrad_edu import Tensor
@@ -11,13 +12,24 @@ def _with_grads(parameters: Iterable[Tensor] | Tensor) -> list:
     return [p for p in parameters if p.grad is not None]
 
 
-def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float) -> Tensor:
-    """Scale all gradients together so that their joint L2 norm is at most max_norm
-    (direction kept); returns the norm before clipping, as a 0-d Tensor."""
+def clip_grad_norm_(parameters: Iterable[Tensor] | Tensor, max_norm: float, norm_type: float = 2.0) -> Tensor:
+    """Scale all gradients together so that their joint norm (L2 unless norm_type says
+    otherwise: any p > 0, or math.inf for the largest |g|) is at most max_norm (direction
+    kept); returns the norm before clipping, as a 0-d Tensor."""
     params = _with_grads(parameters)
+    if not norm_type > 0:
+        raise ValueError(f"clip_grad_norm_: norm_type must be > 0 (or math.inf), got {norm_type!r}")
     if not params:
         return Tensor(0.0)
-    total = sum((p.grad.detach() * p.grad.detach()).sum() for p in params).sqrt()
+    grads = [p.grad.detach() for p in params]
+    if norm_type == math.inf:
+        total = grads[0].abs().max()
+        for g in grads[1:]:
+            total = total.maximum(g.abs().max())
+    elif norm_type == 2:
+        total = sum((g * g).sum() for g in grads).sqrt()
+    else:
+        total = sum((g.abs() ** norm_type).sum() for g in grads) ** (1 / norm_type)
     # min(1, max_norm / ‖g‖) stays on the device: comparing on the host would make every
     # training step wait for the GPU; a factor of exactly 1 leaves small gradients as they are
     scale = (max_norm / (total + 1e-6)).clip(max=1.0)

@@ -45,8 +45,6 @@ class Adam(Optimizer):
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]
-        if group["decoupled_weight_decay"]:
-            theta *= 1 - lr * group["weight_decay"]
         state["m"] = m = beta1 * state.get("m", 0.0) + (1 - beta1) * g
         state["v"] = v = beta2 * state.get("v", 0.0) + (1 - beta2) * g * g
         if group["amsgrad"]:

@@ -20,16 +20,18 @@ class NAdam(Optimizer):
     ahead, μ_{t+1} m_t, plus the current gradient's share, each with its own bias
     correction by the product of the μ's. The warming schedule μ_t and its constant
     0.96 follow the paper and PyTorch; Keras's Nadam uses the same.
-    weight_decay λ adds λθ to g; maximize uses −g.
+    weight_decay λ adds λθ to g, or with decoupled_weight_decay=True shrinks θ by (1 − αλ)
+    first (as AdamW); maximize uses −g.
 
     PyTorch: torch.optim.NAdam, same arguments, defaults and update.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 2e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, momentum_decay: float = 4e-3, maximize: bool = False):
+                 weight_decay: float = 0, momentum_decay: float = 4e-3, maximize: bool = False,
+                 decoupled_weight_decay: bool = False):
         check(momentum_decay >= 0, "NAdam", "momentum_decay must be >= 0", momentum_decay)
         super().__init__(params, adam_defaults("NAdam", lr, betas, eps, weight_decay, momentum_decay=momentum_decay,
-                                               maximize=maximize))
+                                               maximize=maximize, decoupled_weight_decay=decoupled_weight_decay))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]

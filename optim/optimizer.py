@@ -9,7 +9,8 @@ moving θ in place. Everything the algorithms share lives here, once:
   step reads as 0, as the notes' m₀ = v₀ = 0), and its step counter t, which advances
   once per step for every parameter that has a gradient;
 - `maximize` (g ← −g) and PyTorch's L2 `weight_decay` (g ← g + λθ), applied to g before
-  `update` sees it (AdamW decouples the decay and handles it itself);
+  `update` sees it; with `decoupled_weight_decay` (AdamW's form) θ ← (1 − ηλ)θ instead,
+  leaving g alone;
 - a guard, inside `detect_anomaly()`: when an update turns finite parameters and
   gradients into NaN or inf, `step` raises FloatingPointError and leaves every parameter
   and all state unchanged. Outside it, `step` never waits for the device: asking whether
@@ -65,7 +66,9 @@ class Optimizer:
     """Base class: holds `param_groups` and `state` and runs the step loop.
 
     `params` is an iterable of Tensors, or of dicts (parameter groups) with a "params"
-    entry and any hyper-parameters that should differ from `defaults`.
+    entry and any hyper-parameters that should differ from `defaults`; as in PyTorch, the
+    Tensors may come as (name, Tensor) pairs (model.named_parameters()), and the group
+    then keeps their names as "param_names".
     """
 
     def __init__(self, params: Iterable[Any], defaults: dict):
@@ -74,6 +77,9 @@ class Optimizer:
         # parameter Tensor -> its state dict; self.state[p] of a parameter without state is a new
         # empty dict, as PyTorch's (an optimizer in its style: state = self.state[p]; state["n"] = 0)
         self.state: defaultdict = defaultdict(dict)
+        if isinstance(params, Tensor):  # list(params) would be its rows, non-leaf Tensors
+            raise TypeError(f"{type(self).__name__}: params must be an iterable of Tensors or of dicts, got a Tensor "
+                            f"of shape {params.shape} (wrap it in a list: [w])")
         groups = list(params)
         if not groups:
             raise ValueError(f"{type(self).__name__}: got an empty parameter list")
@@ -89,6 +95,13 @@ class Optimizer:
         params = [params] if isinstance(params, Tensor) else list(params or [])
         if not params:
             raise ValueError(f"{type(self).__name__}: a parameter group needs a non-empty 'params'")
+        named = [isinstance(p, tuple) for p in params]
+        if any(named):  # (name, Tensor) pairs, as model.named_parameters() gives: PyTorch keeps the names
+            if not all(named):
+                raise ValueError(f"{type(self).__name__}: give every parameter of a group with its name "
+                                 "(model.named_parameters()) or none of them")
+            group["param_names"] = [name for name, _ in params]
+            params = [p for _, p in params]
         seen = {id(p) for g in self.param_groups for p in g["params"]}
         for p in params:
             if not isinstance(p, Tensor):
@@ -146,11 +159,14 @@ class Optimizer:
                 g = p.grad.data
                 if group.get("maximize"):
                     g = -g
-                if group.get("weight_decay") and not group.get("decoupled_weight_decay"):
-                    g = g + group["weight_decay"] * p.data
+                decay, decoupled = group.get("weight_decay"), group.get("decoupled_weight_decay")
+                if decay and not decoupled:
+                    g = g + decay * p.data
                 new_state = dict(state_of(p, {}))
                 new_state["step"] = new_state.get("step", 0) + 1
                 theta = p.data.copy() if checking else p.data
+                if decay and decoupled:
+                    theta *= 1 - group["lr"] * decay
                 self.update(p.backend, theta, g, new_state, group)
                 staged.append((p, theta, new_state))
         if checking:

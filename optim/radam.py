@@ -21,14 +21,16 @@ class RAdam(Optimizer):
     (訓練卡住 ≠ 梯度過小 motivates warm-up by exactly this variance of σ early on). With the
     default β₂ = 0.999 the first 5 steps are plain momentum steps. The paper switches at
     ρ_t > 4; PyTorch (and this class) at ρ_t > 5.
-    weight_decay λ adds λθ to g; maximize uses −g.
+    weight_decay λ adds λθ to g, or with decoupled_weight_decay=True shrinks θ by (1 − αλ)
+    first (as AdamW); maximize uses −g.
 
     PyTorch: torch.optim.RAdam, same arguments, defaults and update.
     """
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, betas: tuple = (0.9, 0.999), eps: float = 1e-8,
-                 weight_decay: float = 0, maximize: bool = False):
-        super().__init__(params, adam_defaults("RAdam", lr, betas, eps, weight_decay, maximize=maximize))
+                 weight_decay: float = 0, maximize: bool = False, decoupled_weight_decay: bool = False):
+        super().__init__(params, adam_defaults("RAdam", lr, betas, eps, weight_decay, maximize=maximize,
+                                               decoupled_weight_decay=decoupled_weight_decay))
 
     def update(self, xp: Any, theta: Any, g: Any, state: dict, group: dict) -> None:
         lr, (beta1, beta2), eps, t = group["lr"], group["betas"], group["eps"], state["step"]

@@ -255,3 +255,14 @@ def test_detect_anomaly_ignores_nan_already_in_the_input(device):
     assert np.isnan(y.numpy())
     g = x.grad.numpy()
     assert np.isnan(g[0]) and g[1] == pytest.approx(0.5) and g[2] == 0.0
+
+
+@pytest.mark.parametrize("f, got", [(lambda x: 3.0, "float"), (lambda x: x > 1, "bool Tensor"),
+                                    (lambda x: None, "NoneType"), (lambda x: (x > 1, x.argmax()), "bool Tensor, int64 Tensor")])
+@pytest.mark.parametrize("check", [tg.gradcheck, tg.gradgradcheck])
+def test_a_function_without_a_float_output_is_refused_not_passed(check, f, got):
+    """gradcheck returned True for a function that returns no floating-point Tensor: a
+    check that cannot fail."""
+    x = tg.tensor([1.0, 2.0], dtype="float64", requires_grad=True)
+    with pytest.raises(ValueError, match=re.escape(f"{check.__name__}: f returned no floating-point Tensor (got {got})")):
+        check(f, (x,))

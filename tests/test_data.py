@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 from tinygrad_edu.data import DataLoader, load_digits, make_moons, make_regression, make_spirals
 
@@ -136,6 +137,22 @@ def test_shuffle_is_reproducible_with_a_seed():
     assert epochs_a == epochs_b
     assert _ids(c) != epochs_a[0]
 
+
+
+def test_shuffle_without_a_seed_follows_manual_seed_as_pytorch():
+    """A loader without a seed of its own drew its orders from fresh OS entropy, so
+    tg.manual_seed did not make a run repeatable (PyTorch's DataLoader draws from torch's
+    generator, which torch.manual_seed seeds)."""
+    X, y = _xy(50)
+    runs = []
+    for _ in range(2):
+        tg.manual_seed(7)
+        loader = DataLoader(X, y, batch_size=8, shuffle=True)
+        runs.append([_ids(loader) for _ in range(2)])
+    assert runs[0] == runs[1]
+    assert runs[0][0] != runs[0][1]  # each epoch a new order
+    tg.manual_seed(8)
+    assert _ids(DataLoader(X, y, batch_size=8, shuffle=True)) != runs[0][0]
 
 def test_shuffle_draws_a_new_permutation_each_epoch():
     X, y = _xy(50)
@@ -275,3 +292,18 @@ def test_digits_through_a_loader(device):
         assert xb.dtype == np.float32 and yb.dtype == np.int64 and xb.device == device
         seen += xb.shape[0]
     assert seen == 1797
+
+
+@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_batch_size_none_with_drop_last_shares_the_whole_data_set_among_processes(processes, shuffle):
+    """batch_size=None (plain GD) with drop_last=True gave every process zero batches: the
+    global batch was taken as P·n rows, so the n rows were a short last batch, dropped."""
+    data = np.arange(7)
+    whole = [b.tolist() for (b,) in DataLoader(data, shuffle=shuffle, seed=3, drop_last=True)]
+    loaders = [DataLoader(data, shuffle=shuffle, seed=3, drop_last=True, rank=r, world_size=processes)
+               for r in range(processes)]
+    assert [len(loader) for loader in loaders] == [1] * processes
+    shares = [[b.tolist() for (b,) in loader] for loader in loaders]
+    assert [sum((share[0] for share in shares), [])] == whole
+    assert len(whole[0]) == 7

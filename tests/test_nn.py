@@ -148,7 +148,7 @@ def test_registration_naming_and_sharing():
     assert len(net.parameters()) == len(names) == len({id(p) for p in net.parameters()})
     assert [type(m).__name__ for m in net.children()] == ["Linear", "Linear", "Sequential", "Linear", "Linear",
                                                          "Linear"]
-    assert len(net.modules()) == 9
+    assert len(net.modules()) == 8  # the tied fc1 once, as PyTorch
     assert all(p.requires_grad and p.is_leaf for p in net.parameters())
     assert net.fc1.weight.shape == (3, 2)  # (out, in) as PyTorch
 
@@ -261,6 +261,18 @@ def test_clip_grad_norm_and_value():
     nn.utils.clip_grad_value_([a, b], 0.5)
     np.testing.assert_allclose(a.grad.numpy(), [0.5, 0.0])
     np.testing.assert_allclose(b.grad.numpy(), [[-0.5]])
+
+
+@pytest.mark.parametrize("norm_type, total", [(math.inf, 4.0), (1, 7.0), (2, 5.0), (3, (27 + 64) ** (1 / 3))])
+def test_clip_grad_norm_takes_pytorchs_norm_type(device, norm_type, total):
+    a = nn.Parameter(tg.tensor([3.0, 0.0], dtype="float32", device=device))
+    b = nn.Parameter(tg.tensor([[-4.0]], dtype="float64", device=device))
+    a.grad, b.grad = tg.tensor([3.0, 0.0], dtype="float32", device=device), tg.tensor([[-4.0]], device=device)
+    assert nn.utils.clip_grad_norm_([a, b], max_norm=1.0, norm_type=norm_type).item() == pytest.approx(total)
+    np.testing.assert_allclose(a.grad.numpy(), [3.0 / total, 0.0], rtol=1e-5)
+    np.testing.assert_allclose(b.grad.numpy(), [[-4.0 / total]], rtol=1e-5)
+    with pytest.raises(ValueError, match="clip_grad_norm_: norm_type must be > 0"):
+        nn.utils.clip_grad_norm_([a, b], max_norm=1.0, norm_type=0)
 
 
 def test_clip_grad_norm_keeps_dtypes_and_never_reads_the_device(device, monkeypatch):
@@ -378,3 +390,195 @@ def test_a_layer_refuses_an_input_of_another_dtype_as_pytorch(make, shape):
                                         r"convert the input \(x.astype\('float32'\)\)"):
         layer(x)
     assert layer(x.astype("float32")).dtype == np.float32
+
+
+@pytest.mark.parametrize("loss", [nn.F.cross_entropy, nn.F.nll_loss, nn.CrossEntropyLoss(), nn.NLLLoss()])
+def test_class_labels_outside_the_classes_raise_instead_of_reading_from_the_end(loss):
+    """Label −1 once picked the last class through NumPy's negative indexing: a silently
+    wrong loss where PyTorch raises IndexError. Checked on "cpu", where the labels are on
+    the host already (a GPU training step never waits to read them back)."""
+    logits = tg.tensor(np.arange(12.0).reshape(4, 3) / 7)
+    for bad in (-1, 3):
+        with pytest.raises(IndexError, match=rf"nll_loss: target \(class labels\) holds {bad}, outside the range \[0, 2\]"):
+            loss(logits, tg.tensor([0, 1, 2, bad]))
+    with pytest.raises(TypeError, match="nll_loss: target.*integer dtype.*float64"):
+        loss(logits, tg.tensor(np.array([0.0, 1.0, 2.0, 1.0])))
+
+
+def test_embedding_refuses_indices_outside_its_rows():
+    emb = nn.Embedding(3, 2)
+    for bad in (-1, 3):
+        with pytest.raises(IndexError, match=rf"Embedding: indices holds {bad}, outside the range \[0, 2\]"):
+            emb(tg.tensor([[0, bad]]))
+    with pytest.raises(TypeError, match="Embedding: indices must have an integer dtype"):
+        emb(tg.tensor(np.array([1.0])))
+
+
+def test_batchnorm_refuses_one_value_per_channel_in_training_as_pytorch():
+    """A batch of one has variance 0: the output was all β, silently (PyTorch: ValueError)."""
+    bn = nn.BatchNorm1d(3)
+    for shape in [(1, 3), (1, 3, 1)]:
+        with pytest.raises(ValueError, match="BatchNorm1d: training needs more than 1 value per channel") as error:
+            bn(tg.ones(*shape))
+        assert f"got shape {shape}" in str(error.value)
+    np.testing.assert_array_equal(bn.running_mean.numpy(), [0, 0, 0])
+    assert bn.eval()(tg.ones(1, 3)).shape == (1, 3)
+    assert bn.train()(tg.ones(1, 3, 2)).shape == (1, 3, 2)  # two values per channel
+
+
+def test_module_zero_grad_set_to_none_false_gives_zeros():
+    lin = nn.Linear(2, 3)
+    lin(tg.ones(4, 2)).sum().backward()
+    lin.zero_grad(set_to_none=False)
+    np.testing.assert_array_equal(lin.weight.grad.numpy(), np.zeros((3, 2)))
+    lin.zero_grad()
+    assert lin.weight.grad is None and lin.bias.grad is None
+
+
+@pytest.mark.parametrize("loss", [nn.F.binary_cross_entropy, nn.BCELoss()])
+def test_binary_cross_entropy_refuses_values_that_are_not_probabilities(loss):
+    """Logits passed by mistake gave a finite loss (−0.405 for p = 1.5, y = 1), silently;
+    PyTorch refuses any p outside [0, 1]."""
+    y = tg.tensor([1.0, 0.0])
+    for p, low, high in [([1.5, 0.5], "0.5", "1.5"), ([-0.25, 0.5], "-0.25", "0.5"), ([math.nan, 0.5], "nan", "nan")]:
+        with pytest.raises(ValueError, match=rf"binary_cross_entropy: input must be probabilities in \[0, 1\], "
+                                             rf"got values from {low} to {high}"):
+            loss(tg.tensor(p), y)
+    assert loss(tg.tensor([1.0, 0.0]), y).item() == 0.0
+
+
+def test_calculate_gain_has_pytorchs_whole_table():
+    for name in ["linear", "identity", "sigmoid", "conv1d", "conv2d", "conv3d",
+                 "conv_transpose1d", "conv_transpose2d", "conv_transpose3d"]:
+        assert nn.init.calculate_gain(name) == 1.0
+    assert nn.init.calculate_gain("selu") == 0.75
+    assert nn.init.calculate_gain("tanh") == pytest.approx(5 / 3)
+    assert nn.init.calculate_gain("leaky_relu", 0.2) == pytest.approx(math.sqrt(2 / 1.04))
+    with pytest.raises(ValueError, match="calculate_gain: unsupported nonlinearity 'softplus'"):
+        nn.init.calculate_gain("softplus")
+
+
+def test_layers_without_inputs_initialise_as_pytorch():
+    """Linear(0, n) raised ZeroDivisionError (1/√fan_in with fan_in = 0); PyTorch makes it,
+    with a zero bias."""
+    lin = nn.Linear(0, 2)
+    assert lin.weight.shape == (2, 0)
+    np.testing.assert_array_equal(lin.bias.numpy(), [0.0, 0.0])
+    np.testing.assert_array_equal(lin(tg.ones(3, 0)).numpy(), np.zeros((3, 2)))
+    w = nn.Parameter(tg.zeros(3, 0))
+    assert nn.init.kaiming_normal_(w).shape == (3, 0)
+
+
+def test_window_sizes_are_checked_and_a_zero_stride_is_not_the_default():
+    """max_pool2d(x, 2, stride=0) pooled with stride 2 (0 read as "not given"), and conv2d
+    with stride 0 raised ZeroDivisionError; PyTorch refuses both with a message."""
+    x = tg.ones(1, 1, 4, 4)
+    for call, message in [
+        (lambda: nn.F.max_pool2d(x, 2, stride=0), "max_pool2d: stride must be an int >= 1 or a pair of them, got 0"),
+        (lambda: nn.F.avg_pool2d(x, (2, 0)), "avg_pool2d: kernel_size must be an int >= 1 or a pair of them, got (2, 0)"),
+        (lambda: nn.F.conv2d(x, tg.ones(1, 1, 2, 2), stride=0), "conv2d: stride must be an int >= 1"),
+        (lambda: nn.F.conv2d(x, tg.ones(1, 1, 2, 2), padding=-1), "conv2d: padding must be an int >= 0"),
+        (lambda: nn.Conv2d(1, 1, 3, stride=(1, 0)), "Conv2d: stride must be an int >= 1"),
+        (lambda: nn.MaxPool2d(2, stride=0), "MaxPool2d: stride must be an int >= 1"),
+        (lambda: nn.AvgPool2d(2.5), "AvgPool2d: kernel_size must be an int >= 1"),
+    ]:
+        with pytest.raises(ValueError, match=re.escape(message)):
+            call()
+    assert nn.F.max_pool2d(x, np.int64(2), stride=np.int64(1)).shape == (1, 1, 3, 3)
+
+
+def test_state_dict_orders_entries_module_by_module_as_pytorch():
+    """All parameters came first and then all buffers, so code that pairs the entries of
+    our state dict and PyTorch's in order (porting weights) paired running_mean with a
+    weight."""
+    model = nn.Sequential(nn.BatchNorm1d(2), nn.Linear(2, 3), nn.BatchNorm1d(3))
+    assert list(model.state_dict()) == [
+        "0.weight", "0.bias", "0.running_mean", "0.running_var", "0.num_batches_tracked",
+        "1.weight", "1.bias",
+        "2.weight", "2.bias", "2.running_mean", "2.running_var", "2.num_batches_tracked"]
+    assert [name for name, _ in model.named_parameters()] == ["0.weight", "0.bias", "1.weight", "1.bias",
+                                                             "2.weight", "2.bias"]
+    assert [name for name, _ in model.named_buffers()][:3] == ["0.running_mean", "0.running_var",
+                                                               "0.num_batches_tracked"]
+
+
+def test_gelu_takes_pytorchs_approximate_argument_and_refuses_the_exact_form():
+    """nn.GELU(approximate="tanh") raised TypeError; approximate="none" (PyTorch's exact
+    default) must not silently give the tanh form."""
+    x = tg.tensor([-1.0, 0.5, 2.0])
+    np.testing.assert_array_equal(nn.GELU(approximate="tanh")(x).numpy(), nn.F.gelu(x, approximate="tanh").numpy())
+    for make in (lambda: nn.GELU(approximate="none"), lambda: nn.F.gelu(x, approximate="none")):
+        with pytest.raises(ValueError, match="only approximate='tanh' is implemented.*got approximate='none'"):
+            make()
+
+
+def test_sequential_slice_is_a_sequential_of_the_same_layers():
+    """model[:2] gave a plain list, which cannot be called (PyTorch: a Sequential)."""
+    model = nn.Sequential(nn.Linear(2, 3), nn.ReLU(), nn.Linear(3, 1))
+    head = model[:2]
+    assert isinstance(head, nn.Sequential) and len(head) == 2 and head[0] is model[0]
+    x = tg.tensor([[1.0, -2.0]])
+    np.testing.assert_array_equal(head(x).numpy(), model[1](model[0](x)).numpy())
+    assert [name for name, _ in model[1:].named_parameters()] == ["2.weight", "2.bias"]  # names kept
+
+
+@pytest.mark.parametrize("shape, label_shape", [((4,), ()), ((2, 4, 3), (2, 3)), ((2, 4, 3, 2), (2, 3, 2))])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_takes_pytorchs_other_shapes(shape, label_shape, reduction):
+    """One sample (C,) and per-position labels (N, C, d1, ...) raised ValueError; the loss
+    is that of the same scores laid out as (rows, C), class axis 1 (0 for one sample)."""
+    rng = np.random.default_rng(1)
+    scores, labels = rng.standard_normal(shape), rng.integers(0, 4, label_shape)
+    x = tg.tensor(scores, requires_grad=True)
+    loss = nn.F.cross_entropy(x, tg.tensor(labels), reduction=reduction)
+    rows = np.moveaxis(scores, 0 if scores.ndim == 1 else 1, -1).reshape(-1, 4)
+    log_p = rows - np.log(np.exp(rows).sum(axis=1, keepdims=True))
+    expected = -log_p[np.arange(len(rows)), labels.reshape(-1)].reshape(label_shape)
+    expected = {"mean": expected.mean(), "sum": expected.sum(), "none": expected}[reduction]
+    np.testing.assert_allclose(loss.numpy(), expected, rtol=1e-12)
+    assert tg.gradcheck(lambda z: nn.F.cross_entropy(z, tg.tensor(labels), reduction="sum"), [x])
+
+
+def test_a_shared_layer_is_one_module_as_pytorch():
+    """modules() listed a layer used twice twice, so counting layers counted it twice."""
+    shared = nn.Linear(2, 2)
+    model = nn.Sequential(shared, nn.ReLU(), shared)
+    assert [name for name, _ in model.named_modules()] == ["", "0", "1"]
+    assert sum(isinstance(m, nn.Linear) for m in model.modules()) == 1
+    assert len(model) == 3 and len(model.parameters()) == 2
+    x = tg.tensor([[1.0, -1.0]])
+    np.testing.assert_array_equal(model(x).numpy(), shared(shared(x).relu()).numpy())  # still applied twice
+
+
+def test_init_constant_fills_in_place_as_pytorch():
+    w = nn.Parameter(tg.zeros(2, 3))
+    assert nn.init.constant_(w, 0.25) is w
+    np.testing.assert_array_equal(w.numpy(), np.full((2, 3), 0.25))
+
+
+def test_flatten_takes_end_dim_as_pytorch():
+    """nn.Flatten(1, 2) raised TypeError: it had no end_dim."""
+    x = tg.tensor(np.arange(120.0).reshape(2, 3, 4, 5), requires_grad=True)
+    assert nn.Flatten(1, 2)(x).shape == (2, 12, 5)
+    assert nn.Flatten(0, -2)(x).shape == (24, 5)
+    assert nn.Flatten()(x).shape == (2, 60) and nn.Flatten(-1, -1)(x).shape == (2, 3, 4, 5)
+    np.testing.assert_array_equal(nn.Flatten(1, 2)(x).numpy(), x.numpy().reshape(2, 12, 5))
+    nn.Flatten(1, 2)(x).sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), np.ones((2, 3, 4, 5)))
+    with pytest.raises(ValueError, match="Flatten: start_dim 2 comes after end_dim 1"):
+        nn.Flatten(2, 1)(x)
+
+
+def test_to_keeps_the_gradients_as_pytorch(device):
+    """model.to(device) dropped every .grad, even when the model was already there, so
+    backward, then .to, then optimizer.step silently did not step."""
+    model = nn.Linear(2, 1)
+    model(tg.ones(3, 2)).sum().backward()
+    version = model.weight.version
+    assert model.to("cpu") is model
+    np.testing.assert_array_equal(model.weight.grad.numpy(), [[3.0, 3.0]])
+    assert model.weight.version == version  # nothing moved, nothing changed
+    model.to(device)
+    assert model.weight.device == device and model.weight.grad.device == device
+    np.testing.assert_array_equal(model.weight.grad.numpy(), [[3.0, 3.0]])
+    np.testing.assert_array_equal(model.bias.grad.numpy(), [3.0])

@@ -21,6 +21,7 @@ import re
 import numpy as np
 import pytest
 
+import nn
 import optim
 import tinygrad_edu as tg
 
@@ -582,6 +583,32 @@ def test_non_leaf_parameter_raises(device):
         optim.Adam([x * 2.0])
 
 
+def test_a_tensor_as_params_raises_type_error_as_pytorch(device):
+    """optim.SGD(w) once iterated w's rows and complained about a non-leaf Tensor of
+    shape (): the mistake is the missing list."""
+    w = make_param(device)
+    for name in OPTIMIZERS:
+        with pytest.raises(TypeError, match=re.escape(f"{name}: params must be an iterable of Tensors or of dicts, "
+                                                      f"got a Tensor of shape {w.shape}")):
+            getattr(optim, name)(w)
+
+
+def test_named_parameters_are_taken_with_their_names_as_pytorch(device):
+    """optim.SGD(model.named_parameters()) raised TypeError (got tuple); torch.optim takes
+    the pairs and keeps the names in the group."""
+    model = nn.Linear(2, 1).to(device)
+    opt = optim.SGD(model.named_parameters(), lr=0.1)
+    assert opt.param_groups[0]["param_names"] == ["weight", "bias"]
+    assert opt.param_groups[0]["params"][0] is model.weight
+    assert opt.state_dict()["param_groups"][0]["param_names"] == ["weight", "bias"]
+    before = model.weight.numpy().copy()
+    model(tg.ones(3, 2, device=device, dtype=model.weight.dtype)).sum().backward()
+    opt.step()
+    np.testing.assert_allclose(model.weight.numpy(), before - 0.1 * 3, rtol=1e-6)
+    with pytest.raises(ValueError, match="SGD: give every parameter of a group with its name"):
+        optim.SGD([("w", make_param(device)), make_param(device)])
+
+
 def test_generator_of_parameters(device):
     xs = [make_param(device), make_param(device)]
     opt = optim.SGD((p for p in xs), lr=0.1)
@@ -1007,3 +1034,29 @@ def test_matches_torch_optim_100_steps(device):
     finally:
         torch.set_default_dtype(saved_dtype)
     assert {k: v for k, v in worst.items() if not v < 1e-12} == {}
+
+
+@pytest.mark.parametrize("name", ["NAdam", "RAdam"])
+def test_nadam_radam_take_decoupled_weight_decay_as_pytorch(device, name):
+    """torch.optim.NAdam and RAdam take decoupled_weight_decay (AdamW's form, θ ← (1 − αλ)θ
+    before the step); ours raised TypeError. Compared with torch over 30 steps."""
+    torch = pytest.importorskip("torch")
+    saved_dtype = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        kwargs = dict(lr=0.05, weight_decay=0.3, decoupled_weight_decay=True)
+        x = make_param(device)
+        ours = np.array(run_steps(getattr(optim, name)([x], **kwargs), x, device, 30))
+        w = torch.tensor(THETA0, dtype=torch.float64, requires_grad=True)
+        topt = getattr(torch.optim, name)([w], **kwargs)
+        theirs = []
+        for _ in range(30):
+            w.grad = torch.tensor(grad_f(w.tolist()), dtype=torch.float64)
+            topt.step()
+            theirs.append(w.detach().numpy().copy())
+    finally:
+        torch.set_default_dtype(saved_dtype)
+    np.testing.assert_allclose(ours, np.array(theirs), rtol=1e-12, atol=1e-14)
+    coupled = make_param(device)
+    assert not np.allclose(run_steps(getattr(optim, name)([coupled], lr=0.05, weight_decay=0.3), coupled, device, 30),
+                           ours)

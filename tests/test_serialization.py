@@ -153,6 +153,12 @@ def test_int_and_str_keys_side_by_side_keep_type_and_order(tmp_path):
     assert list(got) == [0, "0", -5, "", "b", 10**20, "a"]
 
 
+def test_numpy_integer_keys_come_back_as_ints(tmp_path):
+    """{np.int64(3): ...} (keys from np.unique, say) raised TypeError though API.md allows int keys."""
+    got = round_trip({np.int64(3): "a", np.uint8(4): "b", 5: "c"}, tmp_path)
+    assert got == {3: "a", 4: "b", 5: "c"} and all(type(k) is int for k in got)
+
+
 def test_tensors_are_saved_as_their_arrays(tmp_path):
     w = tg.tensor([[1.0, 2.0], [3.0, 4.0]], dtype="float32", requires_grad=True)
     got = round_trip({"w": w, "list": [w * 2]}, tmp_path)

@@ -240,12 +240,19 @@ _rng = numpy.random.default_rng()
 
 
 def manual_seed(seed: int) -> None:
-    """Seed every random factory (randn, rand, randint) and nn initialisation, on all devices."""
+    """Seed every random factory (randn, rand, randint), nn initialisation and dropout, on all
+    devices, and the order of a shuffling DataLoader made without a seed of its own."""
     global _rng
     if tracer is not None:
         raise RuntimeError("jit: manual_seed inside a jitted function would not run again at its replays; "
                            "seed before calling it")
     _rng = numpy.random.default_rng(seed)
+
+
+def random_permutation(n: int) -> numpy.ndarray:
+    """A permutation of range(n) on the host, from the shared generator (the order of a
+    DataLoader that has no seed of its own, so that manual_seed reproduces it)."""
+    return _rng.permutation(n)
 
 
 def random_array(backend: Backend, kind: str, shape: tuple, dtype: Any, low: int = 0, high: int = 1) -> Any:

@@ -24,6 +24,18 @@ def _float_outputs(value: Any) -> list:
     return [y for y in as_tuple(value) if isinstance(y, Tensor) and y.dtype.kind == "f"]
 
 
+def _checked_outputs(f: Callable, args: list, who: str) -> list:
+    """The floating-point Tensors among f(*args)'s outputs; none at all would make a check
+    that cannot fail, so that raises ValueError instead of returning True."""
+    with enable_grad():
+        result = f(*args)
+    outputs = _float_outputs(result)
+    if not outputs:
+        kinds = ", ".join(f"{y.dtype} Tensor" if isinstance(y, Tensor) else type(y).__name__ for y in as_tuple(result))
+        raise ValueError(f"{who}: f returned no floating-point Tensor (got {kinds}), so there is nothing to check")
+    return outputs
+
+
 def _float64(x: Any) -> Any:
     """A float64 input as it is (perturbed in place and restored, as PyTorch's gradcheck,
     so a layer's own parameters can be checked); another float input as a float64 copy."""
@@ -104,8 +116,7 @@ def gradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-5, r
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")
     diff_inputs = [args[i] for i in checked]
-    with enable_grad():
-        outputs = _float_outputs(f(*args))
+    outputs = _checked_outputs(f, args, "gradcheck")
     analytic = _analytic(outputs, diff_inputs)
     numerical = _numerical(f, args, diff_inputs, len(outputs), eps)
     worst = _worst_entry(analytic, numerical, atol, rtol)
@@ -149,8 +160,7 @@ def gradgradcheck(f: Callable, inputs: Any, eps: float = 1e-6, atol: float = 1e-
     checks that backward is linear in the incoming gradient.
     """
     args = [_float64(x) for x in as_tuple(inputs)]
-    with enable_grad():
-        outputs = _float_outputs(f(*args))
+    outputs = _checked_outputs(f, args, "gradgradcheck")
     rng = numpy.random.default_rng(0)
     us = [Tensor.wrap(y.backend.asarray(rng.standard_normal(y.shape)), y.backend).requires_grad_()
           for y in outputs]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy
+
 from .backend import Backend, get_backend, random_array
 from .dtypes import as_dtype, get_default_dtype, scalar_dtype
 from .tensor import Tensor, _shape_args
@@ -46,7 +48,9 @@ def empty(*shape: Any, dtype: Any = None, device: str | None = None, requires_gr
 def full(shape: Any, value: Any, dtype: Any = None, device: str | None = None, requires_grad: bool = False) -> Tensor:
     """A tensor filled with `value` (its dtype from value's Python type unless given)."""
     backend = get_backend(device)
-    dtype = scalar_dtype(value) if dtype is None else as_dtype(dtype)
+    if dtype is None:  # a NumPy scalar keeps its dtype, as in Tensor(value)
+        dtype = value.dtype if isinstance(value, numpy.generic) else scalar_dtype(value)
+    dtype = as_dtype(dtype)
     return _leaf(backend.full(_shape_args((shape,), "full"), value, dtype=dtype), backend, requires_grad)
 
 
@@ -85,14 +89,21 @@ def randint(low: int, high: int, shape: Any, dtype: Any = None, device: str | No
 
 def arange(start: float, stop: float | None = None, step: float = 1, dtype: Any = None, device: str | None = None,
            requires_grad: bool = False) -> Tensor:
-    """Evenly spaced values in [start, stop) (numpy.arange); int64 for int arguments."""
+    """Evenly spaced values start + i·step in [start, stop) (numpy.arange); int64 for
+    integer arguments (Python's or NumPy's), else the default float dtype.
+
+    Float values are computed in float64 and rounded once: numpy.arange in float32 adds
+    a float32 step again and again, and drifts by several units in the last place over
+    a long range (arange(-3.3, 1000.7, 0.37) ends 3.7e-4 away from start + i·step)."""
     if stop is None:
         start, stop = 0, start
     if dtype is None:
-        ints = all(isinstance(v, int) for v in (start, stop, step))
+        ints = all(isinstance(v, (int, numpy.integer)) for v in (start, stop, step))
         dtype = "int64" if ints else get_default_dtype()
+    dtype = as_dtype(dtype)
     backend = get_backend(device)
-    return _leaf(backend.arange(start, stop, step, dtype=as_dtype(dtype)), backend, requires_grad)
+    values = backend.arange(start, stop, step, dtype="float64" if dtype.kind == "f" else dtype)
+    return _leaf(values.astype(dtype, copy=False), backend, requires_grad)
 
 
 def linspace(start: float, stop: float, num: int = 50, dtype: Any = None, device: str | None = None,

@@ -30,7 +30,7 @@ from typing import Any, Iterator
 import numpy
 
 from . import distributed
-from .backend import backend_of, get_backend
+from .backend import backend_of, get_backend, random_permutation
 from .tensor import Tensor
 
 __all__ = ["DataLoader", "make_moons", "make_spirals", "make_regression", "load_digits"]
@@ -57,15 +57,18 @@ class DataLoader:
       drops it.
     - `shuffle=True`: each pass over the loader (an epoch) visits the samples in a new
       order, drawn from a `numpy.random.default_rng(seed)` that the loader owns, so two
-      loaders made with the same seed give the same sequence of epochs.
+      loaders made with the same seed give the same sequence of epochs; with seed=None,
+      from tinygrad_edu's shared generator, so that manual_seed reproduces the run (as
+      PyTorch's DataLoader draws from torch's).
 
     `len(loader)` is the number of batches in one epoch.
 
     Data parallelism (tinygrad_edu.distributed): process `rank` of `world_size` = P (None:
     the running job's, distributed.rank() and world_size()) iterates over its own share of
     every epoch. The epoch's order, the same in every process (so shuffling across
-    processes needs a seed), is cut into global batches of P·batch_size rows, as one
-    process with that batch size would cut it, and process r takes rows ⌊r·L/P⌋ to
+    processes needs a seed), is cut into global batches of P·batch_size rows (with
+    batch_size=None, one global batch of the whole data set), as one process with that
+    batch size would cut it, and process r takes rows ⌊r·L/P⌋ to
     ⌊(r+1)·L/P⌋ of each global batch of L rows. The shares are disjoint, together they are
     the one-process epoch, and every process gets the same number of batches, so none
     waits in an all-reduce that another never joins.
@@ -105,7 +108,7 @@ class DataLoader:
                            else _check_count("DataLoader: world_size", world_size))
         self.rank = distributed.rank() if rank is None else _check_count("DataLoader: rank", rank, minimum=0)
         self._check_shares()
-        self._rng = numpy.random.default_rng(seed)
+        self._rng = None if seed is None else numpy.random.default_rng(seed)
 
     def _check_shares(self) -> None:
         """Refuse a rank outside the world, and shares cut from orders that differ between processes."""
@@ -118,13 +121,15 @@ class DataLoader:
             raise ValueError(f"DataLoader: shuffle=True across {processes} processes needs a seed, so that every "
                              "process draws the same order")
 
-    def _batch_rows(self) -> int:
-        """Rows per batch: batch_size, or the whole data set when it is None."""
-        return self.num_samples if self.batch_size is None else self.batch_size
+    def _global_rows(self) -> int:
+        """Rows of a global batch, all processes together: world_size · batch_size, or the
+        whole data set when batch_size is None (one batch per epoch however many
+        processes share it)."""
+        return self.num_samples if self.batch_size is None else self.world_size * self.batch_size
 
     def __len__(self) -> int:
         """The number of batches in one epoch (the same in every process)."""
-        n, size = self.num_samples, self.world_size * self._batch_rows()
+        n, size = self.num_samples, self._global_rows()
         if n == 0:
             return 0
         return n // size if self.drop_last else math.ceil(n / size)
@@ -132,11 +137,13 @@ class DataLoader:
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         """One epoch: the batches in order, or in a newly drawn order when shuffling."""
         backend = get_backend(self.device)
-        order = self._rng.permutation(self.num_samples) if self.shuffle else None
+        order = None
+        if self.shuffle:
+            order = random_permutation(self.num_samples) if self._rng is None else self._rng.permutation(self.num_samples)
         return self._batches(backend, order)
 
     def _batches(self, backend: Any, order: numpy.ndarray | None) -> Iterator[tuple[Tensor, ...]]:
-        size = self.world_size * self._batch_rows()  # the rows of a global batch, all processes together
+        size = self._global_rows()
         sharded = self.world_size > 1
         try:
             for b in range(len(self)):
