@@ -142,3 +142,25 @@ def test_fuse_on_cuda_runs_cupy_kernels_or_is_refused_clearly():
         got = f(x)
     assert "fused" in [c.name for c in f.tape.calls]
     assert np.array_equal(got.numpy(), expected.numpy())
+
+
+def test_the_gradient_of_a_sliced_flat_vector_is_gathered_bit_for_bit(fuse_every_run):
+    x, y = Tensor(RNG.standard_normal((32, 5))), Tensor(RNG.standard_normal((32, 1)))
+    theta = Tensor(RNG.standard_normal(5 * 8 + 8 + 8 + 1 + 3) * 0.5, requires_grad=True)  # 3 unused at the end
+    direction = Tensor(RNG.standard_normal(theta.shape[0]))
+
+    def loss_of(t):
+        w1, b1, w2, b2 = t[:40].reshape(5, 8), t[40:48], t[48:56].reshape(8, 1), t[56:57]
+        return (((x @ w1 + b1).tanh() @ w2 + b2 - y) ** 2).mean()
+
+    def both(t, d):
+        return tg.grad(loss_of(t), t)[0], tg.hvp(loss_of, t, d)
+
+    plain, fused = tg.jit(both), tg.jit(both, fuse=True)
+    for _ in range(3):
+        expected, got = plain(theta, direction), fused(theta, direction)
+    for e, g in zip(expected, got):
+        assert np.array_equal(e.numpy(), g.numpy())
+    assert g.numpy()[-3:].tolist() == [0.0, 0.0, 0.0]  # what no slice covers is zeroed
+    names = [c.name for c in fused.tape.calls]
+    assert "zeros" in [c.name for c in plain.tape.calls] and "zeros" not in names and "empty" in names

@@ -20,10 +20,15 @@ from ..fusion import MISSING_NUMBA, numba_available
 from .fuse import fuse_elementwise
 from .guards import Installed, Output, capture, keep_facts, reach, tensor_write_backs
 from .interpret import STALE, failed_guard, interpret
-from .passes import PASSES
+from .gather import gather_slice_gradients
+from .passes import PASSES, drop_unread, generate, merge_repeats, reuse_buffers
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
 from .walk import tree_map
+
+
+# jit(fn, fuse=True): the passes, with the slices' gradients gathered and the elementwise runs fused
+FUSING = (merge_repeats, drop_unread, gather_slice_gradients, reuse_buffers, fuse_elementwise, generate)
 
 
 def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Tape, Any]:
@@ -124,7 +129,7 @@ class Jitted:
     def __init__(self, fn: Callable, optimize: bool = True, fuse: bool = False):
         functools.update_wrapper(self, fn)
         self.fn, self.optimize = fn, optimize
-        self.passes = PASSES[:-1] + (fuse_elementwise, PASSES[-1]) if fuse else PASSES  # fusion before generate
+        self.passes = FUSING if fuse else PASSES
         self.tapes: dict = {}
         self.tape: Tape | None = None
         self.recordings = 0
