@@ -182,6 +182,9 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
         chain = check_chain([i for _, i in inputs], steps, outputs)
     except ValueError:
         return None
+    if chain.flat and math.prod(chain.shape) >= MIN_ELEMENTS and not all(
+            tape.values[slot].flags.c_contiguous for slot, i in inputs if i.shape == chain.shape):
+        return None  # a flat kernel would copy a large strided array (a transposed view) first; NumPy reads it as is
     recorded = {name: tape.values[slot].dtype for slot, (name, _) in produced.items()}
     recorded.update({name: tape.values[slot].dtype for slot, name in written_slots.items()})
     if any(chain.dtypes[name] != dtype for name, dtype in recorded.items()):
