@@ -164,3 +164,14 @@ def test_the_gradient_of_a_sliced_flat_vector_is_gathered_bit_for_bit(fuse_every
     assert g.numpy()[-3:].tolist() == [0.0, 0.0, 0.0]  # what no slice covers is zeroed
     names = [c.name for c in fused.tape.calls]
     assert "zeros" in [c.name for c in plain.tape.calls] and "zeros" not in names and "empty" in names
+
+
+def test_a_kernel_reads_a_large_transposed_view_by_its_axes_bit_for_bit():
+    a, b = Tensor(RNG.standard_normal((64, 80))), Tensor(RNG.standard_normal((80, 64)))
+    f = lambda a, b: (a.T * 2.0 + b) * a.T - b / 3.0
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(a, b).numpy(), fused(a, b).numpy()
+    assert np.array_equal(expected, got)
+    (kernel,) = [c.func for c in fused.tape.calls if c.name == "fused"]
+    assert "for i1 in range(shape[1]):" in kernel.kernel.source  # a loop per axis, no flat copy of the view

@@ -145,6 +145,7 @@ class Chain:
     arg_dtypes: tuple  # per step: the dtypes its arguments are cast to
     dtypes: dict  # name -> dtype (or float/int/bool for a Python number input)
     shape: tuple
+    strided: bool = False  # an input may be a strided view (a transpose): index every array by its axes
 
     @cached_property
     def scalars(self) -> set:
@@ -153,8 +154,9 @@ class Chain:
 
     @cached_property
     def flat(self) -> bool:
-        """Whether every array has the full shape, so that one flat index reaches them all."""
-        return all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars) and not self.sums
+        """Whether every array has the full shape, so that one flat index reaches them all
+        (and none is strided: its flat view would be a copy)."""
+        return not self.strided and all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars) and not self.sums
 
     @cached_property
     def sums(self) -> dict:
@@ -162,9 +164,10 @@ class Chain:
         return {s.name: s.args[0] for s in self.steps if s.op == "sum"}
 
 
-def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str]) -> Chain:
+def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str],
+                strided: bool = False) -> Chain:
     """The chain with its dtypes and broadcast shape; ValueError naming the step where it is
-    not a chain of supported elementwise calls."""
+    not a chain of supported elementwise calls. `strided`: an input may be a strided view."""
     names = [i.name for i in inputs] + [s.name for s in steps]
     taken = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n in RESERVED or n in C_TYPES
              or n.startswith("out_") or re.fullmatch(r"i\d*", n)]
@@ -198,7 +201,7 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
     if partial:  # the loop runs over the full shape: a smaller output would be written many times over
         raise ValueError(f"fusion: every output must have the kernel's shape {shape}: {', '.join(partial)} "
                          "(fuse it in a chain of its own)")
-    return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape)
+    return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape, strided)
 
 
 def check_row_sum(step: Step, steps: Sequence[Step], outputs: Sequence[str], shapes: dict, dtypes: dict,

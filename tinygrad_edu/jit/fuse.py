@@ -178,13 +178,13 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
     read = [slot for slot, _ in inputs]
     if targets and (set(read) - set(targets)) & mutable:
         return None  # an input may be a view of a written array: the kernel would read what it wrote
+    # a flat kernel would copy a large strided array (a transposed view) first: index it by its axes instead
+    strided = any(is_device_array(tape.values[slot]) and tape.values[slot].size >= MIN_ELEMENTS
+                  and not tape.values[slot].flags.c_contiguous for slot in read)
     try:
-        chain = check_chain([i for _, i in inputs], steps, outputs)
+        chain = check_chain([i for _, i in inputs], steps, outputs, strided)
     except ValueError:
         return None
-    if chain.flat and math.prod(chain.shape) >= MIN_ELEMENTS and not all(
-            tape.values[slot].flags.c_contiguous for slot, i in inputs if i.shape == chain.shape):
-        return None  # a flat kernel would copy a large strided array (a transposed view) first; NumPy reads it as is
     recorded = {name: tape.values[slot].dtype for slot, (name, _) in produced.items()}
     recorded.update({name: tape.values[slot].dtype for slot, name in written_slots.items()})
     if any(chain.dtypes[name] != dtype for name, dtype in recorded.items()):
