@@ -339,16 +339,27 @@ class FusedKernel:
         if self.device != "cpu":
             self.compiled(*values, *out)
             return tuple(out)
-        # a one-element input goes in as a number; a flat kernel takes flat views (copies of strided arrays)
+        self.compiled(*self.arguments(values, out))
+        return tuple(out)
+
+    def arguments(self, values: Sequence[Any], out: Sequence[Any]) -> list:
+        """What the compiled Numba kernel takes for these values and outputs: a one-element
+        input as a number, flat views for a flat kernel (copies of strided inputs), the shape."""
+        chain = self.chain
         arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
                      else v.reshape(-1) if chain.flat else v for number, v in zip(self.one_element, values)]
         if not chain.flat:
-            self.compiled(*arguments, *out, chain.shape)
-        elif all(o.flags.c_contiguous for o in out):
-            self.compiled(*arguments, *(o.reshape(-1) for o in out), (math.prod(chain.shape),))
-        else:
+            return arguments + list(out) + [chain.shape]
+        if not all(o.flags.c_contiguous for o in out):
             raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
-        return tuple(out)
+        return arguments + [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]
+
+    def prepare(self, values: Sequence[Any], out: Sequence[Any]) -> None:
+        """Compile (or load from Numba's disk cache) the kernel for the types of these values
+        and outputs now, instead of at its first call; nothing is run or written."""
+        if self.device == "cpu":
+            import numba
+            self.compiled.compile(tuple(numba.typeof(a) for a in self.arguments(values, out)))
 
 
 def evaluate(steps: Sequence[Step], outputs: Sequence[str], values: dict) -> tuple:

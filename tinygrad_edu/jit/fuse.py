@@ -146,8 +146,8 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
             return arg
         if arg.n not in names:
             value = tape.values[arg.n]
-            names[arg.n] = f"v{arg.n}"
-            inputs.append((arg.n, Input(f"v{arg.n}", value.dtype if is_device_array(value) else type(value),
+            names[arg.n] = f"a{len(inputs)}"  # by position: the same chain elsewhere is the same kernel
+            inputs.append((arg.n, Input(names[arg.n], value.dtype if is_device_array(value) else type(value),
                                         value.shape if is_device_array(value) else ())))
         return names[arg.n]
 
@@ -155,7 +155,7 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
         call = tape.calls[i]
         args = tuple(argument(a) for a in (call.args[:1] if call.name == "astype" else call.args))
         written = call.kwargs.get("out")
-        name = f"v{call.out}" if call.out is not None else f"v{written.n}_{i}"
+        name = f"t{len(steps)}"
         steps.append(Step(name, call.name, args, call.args[1] if call.name == "astype" else None))
         if isinstance(written, Slot):
             names[written.n] = name
@@ -191,8 +191,13 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
         return None
     array = next(tape.values[s] for s in read + targets + out_slots if is_device_array(tape.values[s]))
     compiled = FusedKernel(chain, device_of(array))
+    written = [values[slot] for slot in out_slots + targets]  # in the plan's order
+    compiled.prepare([values[slot] for slot in read], [b if kind == "buffer" else written[k] for k, (kind, b) in
+                                                       enumerate(plan)])  # compiled while recording, not at a replay
+    given = [f"{i.name}=v{slot}" for slot, i in inputs] + \
+        [f"{name}->v{slot}" for name, slot in zip(outputs, out_slots + targets)]
     listing = ["replaces:"] + [f"  {tape.describe_call(tape.calls[i])}" for i in run] + \
-        ["kernel:"] + ["  " + line for line in compiled.source.splitlines()]
+        [f"kernel ({', '.join(given)}):"] + ["  " + line for line in compiled.source.splitlines()]
     kernel = FusedCall(compiled, len(inputs), plan, listing)
     last = tape.calls[run[-1]]
     arguments = tuple(Slot(slot) for slot in read + targets)
