@@ -344,10 +344,11 @@ class FusedKernel:
 
     def arguments(self, values: Sequence[Any], out: Sequence[Any]) -> list:
         """What the compiled Numba kernel takes for these values and outputs: a one-element
-        input as a number, flat views for a flat kernel (copies of strided inputs), the shape."""
+        input as a number, contiguous flat arrays for a flat kernel (copies of strided inputs, such
+        as a broadcast gradient seed: Numba's loop over a strided array ran 3x slower), the shape."""
         chain = self.chain
         arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
-                     else v.reshape(-1) if chain.flat else v for number, v in zip(self.one_element, values)]
+                     else v.ravel() if chain.flat else v for number, v in zip(self.one_element, values)]
         if not chain.flat:
             return arguments + list(out) + [chain.shape]
         if not all(o.flags.c_contiguous for o in out):
