@@ -11,7 +11,9 @@ replays instead of recording (a training step records twice: its first call find
 recording calls for the "first calls" figure, and puts back the weights the problem
 starts from, so that the check judges a replay's step, not the eager recording call's.
 A later call that records a new tape fails the workload. On "cuda" the column has W1, as
-the eager column.
+the eager column. The fused column (FUSED_CASES) runs the same functions under
+jit(fn, fuse=True), whose first calls include compiling the kernels; it has no rows
+without Numba.
 """
 from __future__ import annotations
 
