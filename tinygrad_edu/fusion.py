@@ -156,7 +156,8 @@ class Chain:
     def flat(self) -> bool:
         """Whether every array has the full shape, so that one flat index reaches them all
         (and none is strided: its flat view would be a copy)."""
-        return not self.strided and all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars) and not self.sums
+        full = all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars)
+        return full and not self.strided and not self.sums
 
     @cached_property
     def sums(self) -> dict:

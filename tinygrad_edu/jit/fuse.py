@@ -62,7 +62,8 @@ class FusedCall:
 
 def fuse_elementwise(tape: Tape) -> Tape:
     """The tape with each run of fusible calls of one shape replaced by a kernel, where it pays
-    (MIN_CALLS calls, or two on MIN_ELEMENTS elements) (see the module docstring); a run the generator cannot take stays as it was."""
+    (MIN_CALLS calls, or two on MIN_ELEMENTS elements; see the module docstring); a run the
+    generator cannot take stays as it was."""
     for value in tape.values:
         if is_device_array(value):
             device_of(value)  # refuses a device whose arrays no kernel can read, even where nothing fuses
@@ -70,6 +71,7 @@ def fuse_elementwise(tape: Tape) -> Tape:
     for i, call in enumerate(tape.calls):
         for slot in slots_in((call.args, call.kwargs)):
             readers.setdefault(slot, set()).add(i)
+    mutable, kept = mutable_slots(tape.calls), leaving(tape)
     runs, run, shape, made = [], [], None, set()  # made: the slots the open run computes or writes
     for i, call in enumerate(tape.calls):
         if call.early:
@@ -79,21 +81,28 @@ def fuse_elementwise(tape: Tape) -> Tape:
             run.append(i)
             made |= written_by(call)
             continue
-        if this is None and not call.effect and not slots_in((call.args, call.kwargs)) & made:
+        inputs = slots_in((call.args, call.kwargs))
+        in_place = any(tape.calls[j].effect for j in run)
+        if this is None and not call.effect and not inputs & made and not (in_place and inputs & mutable):
             continue  # a call the run does not feed (a reshape of a constant) runs before the kernel
         runs.append(run)
         run, shape = ([i], this) if this is not None else ([], None)
         made = written_by(call) if this is not None else set()
     runs.append(run)
-    values, replaced, mutable, kept = list(tape.values), {}, mutable_slots(tape.calls), leaving(tape)
+    values, replaced = list(tape.values), {}
     for run in runs:
-        if len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(fusible_shape(tape.calls[run[0]], tape)) >= MIN_ELEMENTS):
+        if len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(shape_of(tape, run[0])) >= MIN_ELEMENTS):
             fused = fused_calls(tape, run, readers, kept, mutable, values)
             if fused is not None:
                 replaced[run[-1]] = fused
                 replaced.update({i: [] for i in run[:-1]})
     calls = [c for i, call in enumerate(tape.calls) for c in replaced.get(i, [call])]
     return dataclasses.replace(tape, calls=calls, values=values, passes=tape.passes + ["fuse_elementwise"])
+
+
+def shape_of(tape: Tape, i: int) -> tuple:
+    """The shape of the array the fusible call at index i writes."""
+    return fusible_shape(tape.calls[i], tape)
 
 
 def written_by(call: Call) -> set:
@@ -186,7 +195,7 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
     except ValueError:
         return None
     if strided and len(chain.shape) > 2:
-        return None  # a nest of 3+ loops over a transposed view ran slower than NumPy (W6's ReLU mask: 59 against 25 µs)
+        return None  # a nest of 3+ loops over a transposed view: slower than NumPy (W6's ReLU mask: 59 µs against 25)
     recorded = {name: tape.values[slot].dtype for slot, (name, _) in produced.items()}
     recorded.update({name: tape.values[slot].dtype for slot, name in written_slots.items()})
     if any(chain.dtypes[name] != dtype for name, dtype in recorded.items()):

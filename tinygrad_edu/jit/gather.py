@@ -20,7 +20,7 @@ from typing import Any
 
 from ..backend import backend_of, is_device_array
 from .passes import leaving
-from .tape import Call, Slot, Tape, slots_in
+from .tape import Call, Slot, Tape, mutable_slots, slots_in
 from .traced import Method, is_ufunc
 
 GETITEM, SETITEM = Method.named("__getitem__"), Method.named("__setitem__")
@@ -41,7 +41,7 @@ def gather_slice_gradients(tape: Tape) -> Tape:
     for i, call in enumerate(tape.calls):
         for slot in slots_in((call.args, call.kwargs)):
             readers.setdefault(slot, set()).add(i)
-    kept = leaving(tape)
+    kept, mutable = leaving(tape), mutable_slots(tape.calls)
     scatters = {z: s for z, s in ((c.out, scatter_at(tape, i, readers)) for i, c in enumerate(tape.calls)) if s}
     sums: dict = {}  # the slot of a sum of scatters -> (its scatters' slots, the indices of its adds)
     partial: set = set()  # the sums that a longer sum adds to
@@ -57,7 +57,7 @@ def gather_slice_gradients(tape: Tape) -> Tape:
     for slot, (zs, adds) in sums.items():
         if slot in partial:
             continue
-        new = gathered(tape, slot, [scatters[z] for z in zs], values)
+        new = gathered(tape, slot, [scatters[z] for z in zs], values, mutable)
         if new is None:
             continue
         for i in adds[:-1] + [i for z in zs for i in scatters[z].calls]:
@@ -118,13 +118,13 @@ def part(arg: Any, i: int, scatters: dict, sums: dict, readers: dict, kept: set)
     return None
 
 
-def gathered(tape: Tape, slot: int, parts: list, values: list) -> list | None:
-    """The calls that write the scattered gradients into one new vector in `slot`, or None
-    when the slices overlap."""
+def gathered(tape: Tape, slot: int, parts: list, values: list, mutable: set) -> list | None:
+    """The calls that write the scattered gradients into one new vector in `slot` (made where
+    the sum was, so after every gradient), or None (see the checks)."""
     value = tape.values[slot]
     spans = sorted((p.start, p.stop) for p in parts)
-    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])):
-        return None
+    if any(a[1] > b[0] for a, b in zip(spans, spans[1:])) or {p.gradient for p in parts} & mutable:
+        return None  # overlapping slices; or a gradient written in place before the sum, which reads it later
     xp, section = backend_of(value)[0].xp, next(c.section for c in tape.calls if c.out == slot)
     calls = [Call(xp.empty, (value.shape,), {"dtype": value.dtype}, slot, False, False, section)]
     for p in parts:
