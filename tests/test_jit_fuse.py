@@ -11,7 +11,9 @@ import optim
 import tinygrad_edu as tg
 from tinygrad_edu import Tensor
 
-pytest.importorskip("numba")
+from tinygrad_edu.fusion import numba_available
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="fuse=True compiles with Numba (the jit extra)")
 FUSE = sys.modules["tinygrad_edu.jit.fuse"]
 JITTED = sys.modules["tinygrad_edu.jit.jitted"]
 RNG = np.random.default_rng(1)
@@ -57,6 +59,7 @@ def training(make, fuse, x, y, steps, lr_at=None):
 
 @pytest.mark.parametrize("make, x", [(mlp, RNG.standard_normal((16, 12)).astype(np.float32)),
                                      (cnn, RNG.standard_normal((8, 1, 8, 8)).astype(np.float32))])
+@needs_numba
 def test_fused_arithmetic_is_bit_for_bit_the_unfused_replay(fuse_every_run, make, x):
     y = Tensor(RNG.integers(0, 4, len(x)))
     lr_at = {12: 0.01}  # read at every replay: a changed lr needs no new kernel
@@ -81,6 +84,7 @@ def ulps(a, b):
     return np.abs(ia - ib)
 
 
+@needs_numba
 @pytest.mark.parametrize("function, bound", [("tanh", 6), ("exp", 4), ("log", 6)])  # the docs' bounds, float32
 def test_one_fused_libm_function_stays_within_its_documented_ulps(monkeypatch, function, bound):
     monkeypatch.setattr(FUSE, "MIN_CALLS", 2)
@@ -93,6 +97,7 @@ def test_one_fused_libm_function_stays_within_its_documented_ulps(monkeypatch, f
     assert ulps(expected, got).max() <= bound
 
 
+@needs_numba
 def test_a_fused_chain_forward_and_backward_stays_close_to_the_unfused_replay():
     x = Tensor(RNG.uniform(-2, 2, 16).astype(np.float32), requires_grad=True)
 
@@ -110,6 +115,7 @@ def test_a_fused_chain_forward_and_backward_stays_close_to_the_unfused_replay():
         np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5)
 
 
+@needs_numba
 def test_transcendental_functions_on_large_arrays_stay_numpy_calls():
     x = Tensor(RNG.standard_normal(FUSE.TRANSCENDENTAL_LIMIT + 1).astype(np.float32))
     f = tg.jit(lambda x: ((x * 2.0 + 1.0) * 3.0 - 1.0).exp() * 0.5, fuse=True)
@@ -128,6 +134,7 @@ def test_fuse_is_refused_without_numba(monkeypatch):
         tg.jit(lambda x: x + 1, optimize=False, fuse=True)
 
 
+@needs_numba
 @pytest.mark.cuda
 def test_fuse_on_cuda_runs_cupy_kernels_or_is_refused_clearly():
     backend = tg.backend.get_backend("cuda")
@@ -144,6 +151,7 @@ def test_fuse_on_cuda_runs_cupy_kernels_or_is_refused_clearly():
     assert np.array_equal(got.numpy(), expected.numpy())
 
 
+@needs_numba
 def test_the_gradient_of_a_sliced_flat_vector_is_gathered_bit_for_bit(fuse_every_run):
     x, y = Tensor(RNG.standard_normal((32, 5))), Tensor(RNG.standard_normal((32, 1)))
     theta = Tensor(RNG.standard_normal(5 * 8 + 8 + 8 + 1 + 3) * 0.5, requires_grad=True)  # 3 unused at the end
@@ -166,6 +174,7 @@ def test_the_gradient_of_a_sliced_flat_vector_is_gathered_bit_for_bit(fuse_every
     assert "zeros" in [c.name for c in plain.tape.calls] and "zeros" not in names and "empty" in names
 
 
+@needs_numba
 def test_a_kernel_reads_a_large_transposed_view_by_its_axes_bit_for_bit():
     a, b = Tensor(RNG.standard_normal((64, 80))), Tensor(RNG.standard_normal((80, 64)))
     f = lambda a, b: (a.T * 2.0 + b) * a.T - b / 3.0
