@@ -11,7 +11,9 @@ replays instead of recording (a training step records twice: its first call find
 recording calls for the "first calls" figure, and puts back the weights the problem
 starts from, so that the check judges a replay's step, not the eager recording call's.
 A later call that records a new tape fails the workload. On "cuda" the column has W1, as
-the eager column.
+the eager column. The fused column (FUSED_CASES) runs the same functions under
+jit(fn, fuse=True), whose first calls include compiling the kernels; it has no rows
+without Numba.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import optim
 import tinygrad_edu as tg
 from benchmarks.common import CHAIN_OPS, Case, TrainingProblem, chain, seeded_model, training_step
 from benchmarks.workloads import flat_hvp_tensors, hvp_tensors
+from tinygrad_edu.fusion import numba_available
 
 # The targets of the issue "jit: record a training step once, replay it at the speed of
 # hand-written NumPy", judged on the floor ratio (on H·v only in W3).
@@ -79,11 +82,11 @@ def replayed_case(replayed: Replayed, state: Callable[[], list] | None = None) -
     return Case(replayed.run, state, replayed.first_calls_s)
 
 
-def jit_step(problem: TrainingProblem) -> dict[str, Case]:
+def jit_step(problem: TrainingProblem, fuse: bool = False) -> dict[str, Case]:
     """W1 and W6: the eager column's SGD step, jitted; the loss as a Python number, as there."""
     model = seeded_model(problem.build, problem.device)
     x, y = tg.tensor(problem.x, device=problem.device), tg.tensor(problem.y, device=problem.device)
-    step = tg.jit(training_step(nn, optim, model, x, y))
+    step = tg.jit(training_step(nn, optim, model, x, y), fuse=fuse)
 
     def restart() -> None:
         for p, w in zip(model.parameters(), problem.initial):
@@ -93,27 +96,27 @@ def jit_step(problem: TrainingProblem) -> dict[str, Case]:
                               lambda: [p.numpy() for p in model.parameters()])}
 
 
-def jit_chain(x0: Any) -> dict[str, Case]:
+def jit_chain(x0: Any, fuse: bool = False) -> dict[str, Case]:
     """W2: the gradient of sum(chain(x)), jitted as a function of x."""
     x = tg.tensor(x0, requires_grad=True)
-    gradient = tg.jit(lambda x: tg.grad(chain(x, CHAIN_OPS).sum(), x)[0])
+    gradient = tg.jit(lambda x: tg.grad(chain(x, CHAIN_OPS).sum(), x)[0], fuse=fuse)
     return {"": replayed_case(Replayed(gradient, lambda: gradient(x)))}
 
 
-def jit_hvp(problem: Any) -> dict[str, Case]:
+def jit_hvp(problem: Any, fuse: bool = False) -> dict[str, Case]:
     """W3: the gradient, and tg.hvp, each jitted as a function of the parameters (and v)."""
     loss_of, leaves, v = hvp_tensors(problem)
-    gradient = tg.jit(lambda ws: tg.grad(loss_of(*ws), ws))
-    hvp = tg.jit(lambda ws, vs: tg.hvp(loss_of, ws, vs))
+    gradient = tg.jit(lambda ws: tg.grad(loss_of(*ws), ws), fuse=fuse)
+    hvp = tg.jit(lambda ws, vs: tg.hvp(loss_of, ws, vs), fuse=fuse)
     return {"gradient": replayed_case(Replayed(gradient, lambda: gradient(leaves))),
             "H·v, tg.hvp": replayed_case(Replayed(hvp, lambda: hvp(leaves, v)))}
 
 
-def jit_flat_hvp(problem: Any) -> dict[str, Case]:
+def jit_flat_hvp(problem: Any, fuse: bool = False) -> dict[str, Case]:
     """W3f: the gradient, and tg.hvp, each jitted as a function of the flat θ (and v)."""
     loss_of, theta, v = flat_hvp_tensors(problem)
-    gradient = tg.jit(lambda t: tg.grad(loss_of(t), t)[0])
-    hvp = tg.jit(lambda t, d: tg.hvp(loss_of, t, d))
+    gradient = tg.jit(lambda t: tg.grad(loss_of(t), t)[0], fuse=fuse)
+    hvp = tg.jit(lambda t, d: tg.hvp(loss_of, t, d), fuse=fuse)
     return {"gradient": replayed_case(Replayed(gradient, lambda: gradient(theta))),
             "H·v, tg.hvp": replayed_case(Replayed(hvp, lambda: hvp(theta, v)))}
 
@@ -121,3 +124,21 @@ def jit_flat_hvp(problem: Any) -> dict[str, Case]:
 # What the runner's jit column runs for each workload: problem -> {label: Case}.
 CASES: dict[str, Callable[[Any], dict[str, Case]]] = {"W1": jit_step, "W2": jit_chain, "W3": jit_hvp,
                                                        "W3f": jit_flat_hvp, "W6": jit_step}
+
+# The targets of the issue "jit, part 3: fusion" for jit(fn, fuse=True), on the floor ratio.
+FUSED_TARGETS: dict[str, Callable[[Any], list]] = {
+    "W1": lambda entry: [("floor", "<=", 0.9)],
+    "W2": lambda entry: [("floor", "<=", 0.1)],
+    "W3": lambda entry: [("floor", "<=", 1.0)] if entry.label.startswith("H·v") else [],
+    "W3f": lambda entry: [("floor", "<=", 1.0)] if entry.label.startswith("H·v") else [],
+    "W6": lambda entry: [("floor", "<=", 0.7)],
+}
+
+
+def fused(cases: Callable[..., dict[str, Case]]) -> Callable[[Any], dict[str, Case]]:
+    """A workload's jit cases under jit(fn, fuse=True); none (no row) without Numba."""
+    return lambda problem: cases(problem, fuse=True) if numba_available() else {}
+
+
+# The fused column: the same functions, jitted with fuse=True.
+FUSED_CASES: dict[str, Callable[[Any], dict[str, Case]]] = {name: fused(cases) for name, cases in CASES.items()}

@@ -80,6 +80,8 @@ class Column:
 COLUMNS = (
     Column("tinygrad_edu", "tinygrad_edu (cuda)", ENGINE, workloads.ENGINE_CASES),
     Column("tinygrad_edu jit", "tinygrad_edu jit (cuda)", ENGINE, jit_column.CASES, jit_column.TARGETS),
+    Column("tinygrad_edu jit (fused)", "tinygrad_edu jit (fused, cuda)", ENGINE, jit_column.FUSED_CASES,
+           jit_column.FUSED_TARGETS),
     Column("NumPy by hand (floor)", "CuPy by hand (floor)", FLOOR, floors.CASES),
     Column("PyTorch eager", "PyTorch CUDA", REFERENCE, reference.CASES),
 )

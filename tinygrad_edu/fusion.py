@@ -145,6 +145,7 @@ class Chain:
     arg_dtypes: tuple  # per step: the dtypes its arguments are cast to
     dtypes: dict  # name -> dtype (or float/int/bool for a Python number input)
     shape: tuple
+    strided: bool = False  # an input may be a strided view (a transpose): index every array by its axes
 
     @cached_property
     def scalars(self) -> set:
@@ -153,8 +154,10 @@ class Chain:
 
     @cached_property
     def flat(self) -> bool:
-        """Whether every array has the full shape, so that one flat index reaches them all."""
-        return all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars) and not self.sums
+        """Whether every array has the full shape, so that one flat index reaches them all
+        (and none is strided: its flat view would be a copy)."""
+        full = all(i.shape == self.shape for i in self.inputs if i.name not in self.scalars)
+        return full and not self.strided and not self.sums
 
     @cached_property
     def sums(self) -> dict:
@@ -162,9 +165,10 @@ class Chain:
         return {s.name: s.args[0] for s in self.steps if s.op == "sum"}
 
 
-def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str]) -> Chain:
+def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequence[str],
+                strided: bool = False) -> Chain:
     """The chain with its dtypes and broadcast shape; ValueError naming the step where it is
-    not a chain of supported elementwise calls."""
+    not a chain of supported elementwise calls. `strided`: an input may be a strided view."""
     names = [i.name for i in inputs] + [s.name for s in steps]
     taken = [n for n in names if not n.isidentifier() or keyword.iskeyword(n) or n in RESERVED or n in C_TYPES
              or n.startswith("out_") or re.fullmatch(r"i\d*", n)]
@@ -198,7 +202,7 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
     if partial:  # the loop runs over the full shape: a smaller output would be written many times over
         raise ValueError(f"fusion: every output must have the kernel's shape {shape}: {', '.join(partial)} "
                          "(fuse it in a chain of its own)")
-    return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape)
+    return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape, strided)
 
 
 def check_row_sum(step: Step, steps: Sequence[Step], outputs: Sequence[str], shapes: dict, dtypes: dict,
@@ -336,16 +340,28 @@ class FusedKernel:
         if self.device != "cpu":
             self.compiled(*values, *out)
             return tuple(out)
-        # a one-element input goes in as a number; a flat kernel takes flat views (copies of strided arrays)
-        arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
-                     else v.reshape(-1) if chain.flat else v for number, v in zip(self.one_element, values)]
-        if not chain.flat:
-            self.compiled(*arguments, *out, chain.shape)
-        elif all(o.flags.c_contiguous for o in out):
-            self.compiled(*arguments, *(o.reshape(-1) for o in out), (math.prod(chain.shape),))
-        else:
-            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
+        self.compiled(*self.arguments(values, out))
         return tuple(out)
+
+    def arguments(self, values: Sequence[Any], out: Sequence[Any]) -> list:
+        """What the compiled Numba kernel takes for these values and outputs: a one-element
+        input as a number, contiguous flat arrays for a flat kernel (copies of strided inputs, such
+        as a broadcast gradient seed: Numba's loop over a strided array ran 3x slower), the shape."""
+        chain = self.chain
+        arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
+                     else v.ravel() if chain.flat else v for number, v in zip(self.one_element, values)]
+        if not chain.flat:
+            return arguments + list(out) + [chain.shape]
+        if not all(o.flags.c_contiguous for o in out):
+            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
+        return arguments + [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]
+
+    def prepare(self, values: Sequence[Any], out: Sequence[Any]) -> None:
+        """Compile (or load from Numba's disk cache) the kernel for the types of these values
+        and outputs now, instead of at its first call; nothing is run or written."""
+        if self.device == "cpu":
+            import numba
+            self.compiled.compile(tuple(numba.typeof(a) for a in self.arguments(values, out)))
 
 
 def evaluate(steps: Sequence[Step], outputs: Sequence[str], values: dict) -> tuple:

@@ -16,12 +16,19 @@ from typing import Any, Callable
 
 from .. import backend as backend_module
 from ..tensor import Tensor
+from ..fusion import MISSING_NUMBA, numba_available
+from .fuse import fuse_elementwise
 from .guards import Installed, Output, capture, keep_facts, reach, tensor_write_backs
 from .interpret import STALE, failed_guard, interpret
-from .passes import PASSES
+from .gather import gather_slice_gradients
+from .passes import PASSES, drop_unread, generate, merge_repeats, reuse_buffers
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
 from .walk import tree_map
+
+
+# jit(fn, fuse=True): the passes, with the slices' gradients gathered and the elementwise runs fused
+FUSING = (merge_repeats, drop_unread, gather_slice_gradients, reuse_buffers, fuse_elementwise, generate)
 
 
 def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Tape, Any]:
@@ -119,9 +126,10 @@ class Jitted:
     max_variants = 4
     warn_after = 8
 
-    def __init__(self, fn: Callable, optimize: bool = True):
+    def __init__(self, fn: Callable, optimize: bool = True, fuse: bool = False):
         functools.update_wrapper(self, fn)
         self.fn, self.optimize = fn, optimize
+        self.passes = FUSING if fuse else PASSES
         self.tapes: dict = {}
         self.tape: Tape | None = None
         self.recordings = 0
@@ -141,7 +149,7 @@ class Jitted:
             self.warn(variants, arguments)
         tape, result = record(self.fn, args, kwargs, arguments)
         if self.optimize:
-            for optimization in PASSES:
+            for optimization in self.passes:
                 tape = optimization(tape)
         else:
             tape.replay = functools.partial(interpret, tape)
@@ -166,10 +174,13 @@ def jit(fn: Callable | None = None, *, optimize: bool = True, fuse: bool = False
     devices and requires_grad, and the other arguments' values) and replayed afterwards:
     the replay runs only fn's array calls, with hyper-parameters, optimizer state and
     random draws read afresh. `optimize=False` replays the raw tape with the plain
-    interpreter; `optimize=True` applies passes.PASSES first. Usable as `@jit` and
+    interpreter; `optimize=True` applies passes.PASSES first, and `fuse=True` adds the
+    fusion pass (fuse.py), which needs Numba (the `jit` extra). Usable as `@jit` and
     `@jit(optimize=False)`. See the package docstring and API.md's "Trace and replay"."""
-    if fuse:
-        raise NotImplementedError("jit: fuse=True (fusing elementwise calls into kernels) is not built yet")
+    if fuse and not optimize:
+        raise ValueError("jit: fuse=True is a pass over the optimized tape; it needs optimize=True")
+    if fuse and not numba_available():
+        raise RuntimeError(f"jit: {MISSING_NUMBA}")
     if fn is None:
         return functools.partial(jit, optimize=optimize, fuse=fuse)
-    return Jitted(fn, optimize)
+    return Jitted(fn, optimize, fuse)

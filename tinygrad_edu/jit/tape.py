@@ -234,11 +234,16 @@ class Tape:
             if call.section != section:
                 section = call.section
                 lines.append(f"-- {section}")
-            inputs = ", ".join([self.describe(a) for a in call.args] +
-                               [f"{k}={self.describe(v)}" for k, v in call.kwargs.items()])
-            out = "" if call.out is None else f" -> {self.describe(Slot(call.out))}"
-            lines.append(f"{i:4d}  {call.name}({inputs}){out}")
+            lines.append(f"{i:4d}  {self.describe_call(call)}")
+            lines += [f"        {line}" for line in getattr(call.func, "listing", ())]  # a fused kernel's
         return "\n".join(lines)
+
+    def describe_call(self, call: Call) -> str:
+        """One call as the printout shows it: name(inputs) -> output."""
+        inputs = ", ".join([self.describe(a) for a in call.args] +
+                           [f"{k}={self.describe(v)}" for k, v in call.kwargs.items()])
+        out = "" if call.out is None else f" -> {self.describe(Slot(call.out))}"
+        return f"{call.name}({inputs}){out}"
 
     def label(self, path: Path) -> str:
         """How the printout names a path (label_of)."""

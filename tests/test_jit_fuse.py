@@ -1,0 +1,186 @@
+"""jit(fn, fuse=True): runs of elementwise calls become generated kernels; arithmetic stays
+bit for bit the unfused replay, libm's functions stay within the ulps docs/performance.md
+gives ("Fusion accuracy"); without Numba, or on a device CuPy cannot read, it is refused."""
+import sys
+
+import numpy as np
+import pytest
+
+import nn
+import optim
+import tinygrad_edu as tg
+from tinygrad_edu import Tensor
+
+from tinygrad_edu.fusion import numba_available
+
+needs_numba = pytest.mark.skipif(not numba_available(), reason="fuse=True compiles with Numba (the jit extra)")
+FUSE = sys.modules["tinygrad_edu.jit.fuse"]
+JITTED = sys.modules["tinygrad_edu.jit.jitted"]
+RNG = np.random.default_rng(1)
+
+
+@pytest.fixture
+def fuse_every_run(monkeypatch):
+    """Every run of two or more calls is fused, of any size; no libm function joins a kernel."""
+    monkeypatch.setattr(FUSE, "MIN_CALLS", 2)
+    monkeypatch.setattr(FUSE, "MIN_ELEMENTS", 0)
+    monkeypatch.setattr(FUSE, "TRANSCENDENTAL_LIMIT", 0)
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Linear(32, 32), nn.ReLU(), nn.Linear(32, 4))
+
+
+def cnn():
+    return nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(36, 4))
+
+
+def training(make, fuse, x, y, steps, lr_at=None):
+    """The losses and final parameters of `steps` jitted SGD steps (lr_at: step -> a new lr)."""
+    tg.manual_seed(0)
+    model = make()
+    optimizer = optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+
+    @tg.jit(fuse=fuse)
+    def step(x, y):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    losses = []
+    for i in range(steps):
+        if lr_at and i in lr_at:
+            optimizer.param_groups[0]["lr"] = lr_at[i]
+        losses.append(step(x, y).numpy())
+    return losses, [p.numpy() for p in model.parameters()], step
+
+
+@pytest.mark.parametrize("make, x", [(mlp, RNG.standard_normal((16, 12)).astype(np.float32)),
+                                     (cnn, RNG.standard_normal((8, 1, 8, 8)).astype(np.float32))])
+@needs_numba
+def test_fused_arithmetic_is_bit_for_bit_the_unfused_replay(fuse_every_run, make, x):
+    y = Tensor(RNG.integers(0, 4, len(x)))
+    lr_at = {12: 0.01}  # read at every replay: a changed lr needs no new kernel
+    plain = training(make, False, Tensor(x), y, 25, lr_at)
+    fused = training(make, True, Tensor(x), y, 25, lr_at)
+    for a, b in zip(plain[0] + plain[1], fused[0] + fused[1]):
+        assert np.array_equal(a, b)
+    step = fused[2]
+    kernels = [c for c in step.tape.calls if c.name == "fused"]
+    assert kernels and len(step.tape) < len(plain[2].tape)
+    assert step.recordings == plain[2].recordings
+    text = str(step.tape)
+    assert "replaces:" in text and "def kernel(" in text and "subtract(" in text  # the update, fused in place
+
+
+def ulps(a, b):
+    """How many representable values lie between a and b, per element."""
+    kind = np.int32 if a.dtype == np.float32 else np.int64
+    ia, ib = a.view(kind).astype(np.int64), b.view(kind).astype(np.int64)
+    ia = np.where(ia < 0, np.iinfo(kind).min - ia, ia)  # order the negatives below the positives
+    ib = np.where(ib < 0, np.iinfo(kind).min - ib, ib)
+    return np.abs(ia - ib)
+
+
+@needs_numba
+@pytest.mark.parametrize("function, bound", [("tanh", 6), ("exp", 4), ("log", 6)])  # the docs' bounds, float32
+def test_one_fused_libm_function_stays_within_its_documented_ulps(monkeypatch, function, bound):
+    monkeypatch.setattr(FUSE, "MIN_CALLS", 2)
+    x = Tensor(RNG.uniform(0.01, 3, FUSE.TRANSCENDENTAL_LIMIT).astype(np.float32))
+    f = lambda x: getattr(x * 2.0 + 0.5, function)()
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(x).numpy(), fused(x).numpy()
+    assert [c.name for c in fused.tape.calls].count("fused") == 1 and function not in str(fused.tape).split("-- ")[1]
+    assert ulps(expected, got).max() <= bound
+
+
+@needs_numba
+def test_a_fused_chain_forward_and_backward_stays_close_to_the_unfused_replay():
+    x = Tensor(RNG.uniform(-2, 2, 16).astype(np.float32), requires_grad=True)
+
+    def chain(x):
+        h = x
+        for _ in range(3):
+            h = (h * -1.0 + 1.0).tanh().exp()
+        return tg.grad(h.sum(), x)[0], h
+
+    plain, fused = tg.jit(chain), tg.jit(chain, fuse=True)
+    for _ in range(3):
+        expected, got = plain(x), fused(x)
+    assert sum(c.name == "fused" for c in fused.tape.calls) == 1  # forward and backward, one kernel
+    for e, g in zip(expected, got):  # a few ulps per step, grown by the chain's cancellations
+        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5)
+
+
+@needs_numba
+def test_transcendental_functions_on_large_arrays_stay_numpy_calls():
+    x = Tensor(RNG.standard_normal(FUSE.TRANSCENDENTAL_LIMIT + 1).astype(np.float32))
+    f = tg.jit(lambda x: ((x * 2.0 + 1.0) * 3.0 - 1.0).exp() * 0.5, fuse=True)
+    for _ in range(2):
+        got = f(x)
+    names = [c.name for c in f.tape.calls]
+    assert "exp" in names and "fused" in names
+    assert np.array_equal(got.numpy(), tg.jit(f.fn)(x).numpy())  # the rest is arithmetic: bit for bit
+
+
+def test_fuse_is_refused_without_numba(monkeypatch):
+    monkeypatch.setattr(JITTED, "numba_available", lambda: False)
+    with pytest.raises(RuntimeError, match=r"jit extra"):
+        tg.jit(lambda x: x + 1, fuse=True)
+    with pytest.raises(ValueError, match="optimize=True"):
+        tg.jit(lambda x: x + 1, optimize=False, fuse=True)
+
+
+@needs_numba
+@pytest.mark.cuda
+def test_fuse_on_cuda_runs_cupy_kernels_or_is_refused_clearly():
+    backend = tg.backend.get_backend("cuda")
+    x = Tensor(RNG.standard_normal((64, 64)).astype(np.float32), device="cuda")
+    f = tg.jit(lambda x: (x * 2.0 + 1.0) * x - 3.0, fuse=True)
+    if type(backend.xp).__name__ != "module" or backend.xp.__name__ != "cupy":  # the stand-in device
+        with pytest.raises(RuntimeError, match="CuPy elementwise kernels"):
+            f(x)
+        return
+    expected = tg.jit(f.fn)(x)
+    for _ in range(2):
+        got = f(x)
+    assert "fused" in [c.name for c in f.tape.calls]
+    assert np.array_equal(got.numpy(), expected.numpy())
+
+
+@needs_numba
+def test_the_gradient_of_a_sliced_flat_vector_is_gathered_bit_for_bit(fuse_every_run):
+    x, y = Tensor(RNG.standard_normal((32, 5))), Tensor(RNG.standard_normal((32, 1)))
+    theta = Tensor(RNG.standard_normal(5 * 8 + 8 + 8 + 1 + 3) * 0.5, requires_grad=True)  # 3 unused at the end
+    direction = Tensor(RNG.standard_normal(theta.shape[0]))
+
+    def loss_of(t):
+        w1, b1, w2, b2 = t[:40].reshape(5, 8), t[40:48], t[48:56].reshape(8, 1), t[56:57]
+        return (((x @ w1 + b1).tanh() @ w2 + b2 - y) ** 2).mean()
+
+    def both(t, d):
+        return tg.grad(loss_of(t), t)[0], tg.hvp(loss_of, t, d)
+
+    plain, fused = tg.jit(both), tg.jit(both, fuse=True)
+    for _ in range(3):
+        expected, got = plain(theta, direction), fused(theta, direction)
+    for e, g in zip(expected, got):
+        assert np.array_equal(e.numpy(), g.numpy())
+    assert g.numpy()[-3:].tolist() == [0.0, 0.0, 0.0]  # what no slice covers is zeroed
+    names = [c.name for c in fused.tape.calls]
+    assert "zeros" in [c.name for c in plain.tape.calls] and "zeros" not in names and "empty" in names
+
+
+@needs_numba
+def test_a_kernel_reads_a_large_transposed_view_by_its_axes_bit_for_bit():
+    a, b = Tensor(RNG.standard_normal((64, 80))), Tensor(RNG.standard_normal((80, 64)))
+    f = lambda a, b: (a.T * 2.0 + b) * a.T - b / 3.0
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(a, b).numpy(), fused(a, b).numpy()
+    assert np.array_equal(expected, got)
+    (kernel,) = [c.func for c in fused.tape.calls if c.name == "fused"]
+    assert "for i1 in range(shape[1]):" in kernel.kernel.source  # a loop per axis, no flat copy of the view

@@ -1,0 +1,234 @@
+"""The fusion pass (`jit(fn, fuse=True)`): chains of elementwise calls become one kernel.
+
+After the other passes a tape still makes one array call per operation: `add(x, b)`, then
+`maximum(that, 0)`, each reading whole arrays from memory and writing a whole new one. This
+pass finds runs of elementwise calls (arithmetic, comparisons, where, casts) that follow
+one another on arrays of one shape, and hands each run to the code generator of
+tinygrad_edu/fusion.py as a chain: every element is then read once and goes through the
+whole run in registers; only what is read after the run (or returned, or written back,
+or written in place, as `subtract(p, s, out=p)`) is stored.
+
+A run replaced by its kernel becomes one call of the tape that returns the run's outputs
+as a tuple, and one `getitem` per output, in the slots the run's calls had: the passes
+before and the generated function (codegen.py) see an ordinary tape. `print(tape)` shows
+each kernel's source under the calls it replaced.
+
+What stays out of a kernel: calls that are not elementwise (matmul, sums, reshapes,
+indexing), calls on numbers only (the early calls), and exp, log, tanh and the other
+functions of libm on arrays larger than TRANSCENDENTAL_LIMIT elements: Numba calls the
+scalar libm for each element (11 to 53 ns an element here) where NumPy has SIMD loops (0.3
+to 1.5 ns), so fusing them pays only where the call's own cost dominates. Those
+functions are also the only source of differences: + − × ÷, comparisons, where and casts
+are the same IEEE operations in the same order, bit for bit (fusion.py's docstring).
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import operator
+from typing import Any
+
+from ..backend import backend_of, is_device_array
+from ..fusion import BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, Input, Step, check_chain, FusedKernel
+from .passes import leaving
+from .tape import Call, Slot, Tape, mutable_slots, slots_in
+from .traced import Method, is_ufunc
+
+# libm's functions (and a power with another exponent than POWER_SHORTCUTS): fused only on small arrays
+TRANSCENDENTAL = frozenset(UNARY) - {"negative", "absolute", "square", "reciprocal", "sqrt", "isfinite"}
+TRANSCENDENTAL_LIMIT = 256  # elements: about where NumPy's call overhead (~1 µs) meets libm's cost per element
+# A kernel's call costs about 5 µs here (Numba's dispatch on each argument's type, the flat views), a NumPy
+# call about 1 µs: a run pays when it replaces several calls, or when it saves passes over large arrays.
+MIN_CALLS, MIN_ELEMENTS = 4, 4096
+
+
+class FusedCall:
+    """The tape's function for one kernel: `fused(*values, *targets)` runs the kernel on the
+    values and returns its outputs as a tuple, each written into its kept buffer (the
+    reuse_buffers pass's), into a target (an array written in place), or into a new array.
+    `listing`: the calls it replaced and the kernel's source, for the printout."""
+
+    __name__ = "fused"
+
+    def __init__(self, kernel: FusedKernel, n_values: int, plan: list, listing: list):
+        self.kernel, self.n_values, self.plan, self.listing = kernel, n_values, plan, listing
+
+    def __call__(self, *args: Any) -> tuple:
+        values, targets = args[:self.n_values], args[self.n_values:]
+        out = [targets[where] if kind == "target" else where if kind == "buffer" else where[0].empty(*where[1:])
+               for kind, where in self.plan]
+        return self.kernel(*values, out=out)
+
+
+def fuse_elementwise(tape: Tape) -> Tape:
+    """The tape with each run of fusible calls of one shape replaced by a kernel, where it pays
+    (MIN_CALLS calls, or two on MIN_ELEMENTS elements; see the module docstring); a run the
+    generator cannot take stays as it was."""
+    for value in tape.values:
+        if is_device_array(value):
+            device_of(value)  # refuses a device whose arrays no kernel can read, even where nothing fuses
+    readers: dict = {}  # slot -> the indices of the calls that read it
+    for i, call in enumerate(tape.calls):
+        for slot in slots_in((call.args, call.kwargs)):
+            readers.setdefault(slot, set()).add(i)
+    mutable, kept = mutable_slots(tape.calls), leaving(tape)
+    runs, run, shape, made = [], [], None, set()  # made: the slots the open run computes or writes
+    for i, call in enumerate(tape.calls):
+        if call.early:
+            continue  # made before every other call: no run is cut by it
+        this = fusible_shape(call, tape)
+        if this is not None and this == shape:  # across sections too: a backward reads the forward's values
+            run.append(i)
+            made |= written_by(call)
+            continue
+        inputs = slots_in((call.args, call.kwargs))
+        in_place = any(tape.calls[j].effect for j in run)
+        if this is None and not call.effect and not inputs & made and not (in_place and inputs & mutable):
+            continue  # a call the run does not feed (a reshape of a constant) runs before the kernel
+        runs.append(run)
+        run, shape = ([i], this) if this is not None else ([], None)
+        made = written_by(call) if this is not None else set()
+    runs.append(run)
+    values, replaced = list(tape.values), {}
+    for run in runs:
+        if len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(shape_of(tape, run[0])) >= MIN_ELEMENTS):
+            fused = fused_calls(tape, run, readers, kept, mutable, values)
+            if fused is not None:
+                replaced[run[-1]] = fused
+                replaced.update({i: [] for i in run[:-1]})
+    calls = [c for i, call in enumerate(tape.calls) for c in replaced.get(i, [call])]
+    return dataclasses.replace(tape, calls=calls, values=values, passes=tape.passes + ["fuse_elementwise"])
+
+
+def shape_of(tape: Tape, i: int) -> tuple:
+    """The shape of the array the fusible call at index i writes."""
+    return fusible_shape(tape.calls[i], tape)
+
+
+def written_by(call: Call) -> set:
+    """The slots a call computes or writes in place."""
+    return slots_in(call.kwargs.get("out")) | ({call.out} if call.out is not None else set())
+
+
+def fusible_shape(call: Call, tape: Tape) -> tuple | None:
+    """The shape of the array a call writes, when the call can join a kernel; else None."""
+    name = call.name
+    if call.scalar or call.as_array or name not in ELEMENTWISE:
+        return None
+    if name == "astype":
+        source = tape.values[call.args[0].n] if isinstance(call.args[0], Slot) else None
+        if call.func is not Method.named("astype") or set(call.kwargs) - {"copy"} or len(call.args) != 2 \
+                or source is None or source.dtype == call.args[1]:  # the same dtype: astype gives its input back
+            return None
+    elif name == "where":
+        if is_ufunc(call.func) or isinstance(call.func, Method) or call.kwargs or len(call.args) != 3:
+            return None
+    elif not is_ufunc(call.func) or set(call.kwargs) - {"out"} or len(call.args) != (2 if name in BINARY else 1):
+        return None
+    written = call.kwargs.get("out")
+    target = tape.values[written.n] if isinstance(written, Slot) else written if written is not None \
+        else tape.values[call.out]
+    if not is_device_array(target) or target.ndim == 0:
+        return None
+    for arg in call.args[:1] if name == "astype" else call.args:
+        value = tape.values[arg.n] if isinstance(arg, Slot) else arg
+        if not (is_device_array(value) or type(value) in (float, int)):
+            return None  # a bool, a NumPy scalar, a dtype: left to NumPy
+    exponent = call.args[1] if name in ("power", "pow") else None
+    if (name in TRANSCENDENTAL or (exponent is not None and exponent not in POWER_SHORTCUTS)) \
+            and math.prod(target.shape) > TRANSCENDENTAL_LIMIT:
+        return None
+    return target.shape
+
+
+def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, values: list) -> list | None:
+    """The calls that replace the run (the kernel's call and one getitem per output slot), or
+    None where the run is left as it was: the generator refuses it, a dtype would differ from
+    the recorded one, or an array it writes in place may share memory with one it reads."""
+    inside = set(run)
+    names: dict = {}  # slot -> the kernel's name for its current value
+    inputs, steps, plan, targets, produced = [], [], [], [], {}
+    written_slots: dict = {}  # slot written in place -> the step that wrote it last
+
+    def argument(arg: Any) -> Any:
+        if not isinstance(arg, Slot):
+            return arg
+        if arg.n not in names:
+            value = tape.values[arg.n]
+            names[arg.n] = f"a{len(inputs)}"  # by position: the same chain elsewhere is the same kernel
+            inputs.append((arg.n, Input(names[arg.n], value.dtype if is_device_array(value) else type(value),
+                                        value.shape if is_device_array(value) else ())))
+        return names[arg.n]
+
+    for i in run:
+        call = tape.calls[i]
+        args = tuple(argument(a) for a in (call.args[:1] if call.name == "astype" else call.args))
+        written = call.kwargs.get("out")
+        name = f"t{len(steps)}"
+        steps.append(Step(name, call.name, args, call.args[1] if call.name == "astype" else None))
+        if isinstance(written, Slot):
+            names[written.n] = name
+            written_slots[written.n] = name
+        else:
+            names[call.out] = name
+            produced[call.out] = (name, written)
+    outputs, out_slots = [], []
+    for slot, (name, buffer) in produced.items():
+        if slot in kept or readers.get(slot, set()) - inside:
+            value = tape.values[slot]
+            xp = backend_of(value)[0].xp
+            plan.append(("buffer", buffer) if buffer is not None else ("new", (xp, value.shape, value.dtype)))
+            outputs.append(name)
+            out_slots.append(slot)
+    for slot, name in written_slots.items():
+        plan.append(("target", len(targets)))
+        targets.append(slot)
+        outputs.append(name)
+    read = [slot for slot, _ in inputs]
+    if targets and (set(read) - set(targets)) & mutable:
+        return None  # an input may be a view of a written array: the kernel would read what it wrote
+    # a flat kernel would copy a large strided array (a transposed view) first: index it by its axes instead
+    strided = any(is_device_array(tape.values[slot]) and tape.values[slot].size >= MIN_ELEMENTS
+                  and not tape.values[slot].flags.c_contiguous for slot in read)
+    try:
+        chain = check_chain([i for _, i in inputs], steps, outputs, strided)
+    except ValueError:
+        return None
+    if strided and len(chain.shape) > 2:
+        return None  # a nest of 3+ loops over a transposed view: slower than NumPy (W6's ReLU mask: 59 µs against 25)
+    recorded = {name: tape.values[slot].dtype for slot, (name, _) in produced.items()}
+    recorded.update({name: tape.values[slot].dtype for slot, name in written_slots.items()})
+    if any(chain.dtypes[name] != dtype for name, dtype in recorded.items()):
+        return None
+    array = next(tape.values[s] for s in read + targets + out_slots if is_device_array(tape.values[s]))
+    compiled = FusedKernel(chain, device_of(array))
+    written = [values[slot] for slot in out_slots + targets]  # in the plan's order
+    compiled.prepare([values[slot] for slot in read], [b if kind == "buffer" else written[k] for k, (kind, b) in
+                                                       enumerate(plan)])  # compiled while recording, not at a replay
+    given = [f"{i.name}=v{slot}" for slot, i in inputs] + \
+        [f"{name}->v{slot}" for name, slot in zip(outputs, out_slots + targets)]
+    listing = ["replaces:"] + [f"  {tape.describe_call(tape.calls[i])}" for i in run] + \
+        [f"kernel ({', '.join(given)}):"] + ["  " + line for line in compiled.source.splitlines()]
+    kernel = FusedCall(compiled, len(inputs), plan, listing)
+    last = tape.calls[run[-1]]
+    arguments = tuple(Slot(slot) for slot in read + targets)
+    if not out_slots:
+        return [Call(kernel, arguments, {}, None, True, False, last.section)]
+    whole = len(values)
+    values.append(tuple(values[s] for s in out_slots))
+    return [Call(kernel, arguments, {}, whole, bool(targets), False, last.section)] + \
+        [Call(operator.getitem, (Slot(whole), k), {}, slot, False, False, last.section)
+         for k, slot in enumerate(out_slots)]
+
+
+def device_of(array: Any) -> str:
+    """The fusion generator's device for an array: "cpu", or "cuda" for CuPy's own arrays;
+    RuntimeError for another device's (a CuPy kernel cannot read them)."""
+    backend = backend_of(array)[0]
+    if backend.name == "cpu":
+        return "cpu"
+    if type(array).__module__.partition(".")[0] != "cupy":
+        raise RuntimeError(f"jit: fuse=True on {backend.name!r} generates CuPy elementwise kernels, which read "
+                           f"CuPy's arrays only, not {type(array).__module__}.{type(array).__name__}; "
+                           "use jit(fn) without fuse=True on this device")
+    return "cuda"
