@@ -11,7 +11,6 @@ import numbers
 from typing import Any
 
 from tinygrad_edu import Tensor, arange, where
-from tinygrad_edu import backend as backends
 from tinygrad_edu.backend import random_array
 from tinygrad_edu.ops import Windows
 
@@ -191,26 +190,13 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(loss, reduction, "huber_loss")
 
 
-def _min_max(t: Tensor) -> tuple | None:
-    """(min, max) of t's values, for the checks below that PyTorch also makes, on "cpu"
-    only, where the values are on the host already; None for an empty t, on a GPU (a
-    training step there never waits for the device; PyTorch checks on the device,
-    asynchronously, which this engine cannot), and while jit records (its tape must not
-    hold a host decision; the eager call has checked)."""
-    if backends.tracer is not None or t.numel() == 0 or t.device != "cpu":
-        return None
-    backend = t.backend
-    low, high = backend.to_host(backend.stack([t.data.min(), t.data.max()])).tolist()
-    return low, high
-
-
 def check_indices(indices: Tensor, n: int, op: str, what: str) -> None:
     """Refuse indices that are not integers in [0, n) (`what` names them in the error), as
     PyTorch: NumPy would read a negative index from the end (label −1 as the last class,
     a silently wrong loss), and CuPy wraps every index around."""
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must have an integer dtype (int64), got {indices.dtype}")
-    bounds = _min_max(indices)
+    bounds = indices.backend.bounds_if_on_host(indices.data)
     if bounds and (bounds[0] < 0 or bounds[1] >= n):
         raise IndexError(f"{op}: {what} holds {bounds[0] if bounds[0] < 0 else bounds[1]}, "
                          f"outside the range [0, {n - 1}]")
@@ -255,7 +241,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
     is 0 rather than 0/0.) A p outside [0, 1] raises ValueError, as PyTorch refuses it:
     logits passed by mistake would give a finite, wrong loss."""
     _same_shape(input, target, "binary_cross_entropy")
-    bounds = _min_max(input)
+    bounds = input.backend.bounds_if_on_host(input.data)
     if bounds and not 0 <= bounds[0] <= bounds[1] <= 1:  # NaN fails too
         raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {bounds[0]} "
                          f"to {bounds[1]} (logits? use binary_cross_entropy_with_logits)")

@@ -70,6 +70,14 @@ class Backend:
         _host_read(array)
         return array
 
+    def bounds_if_on_host(self, array: Any) -> tuple | None:
+        """(min, max) of the array's values where the host has them at no cost: on "cpu",
+        and not while jit records (a tape must hold no decision taken on the host; the eager
+        call has made it). None elsewhere: a step on a GPU never waits for the device."""
+        if self.name != "cpu" or tracer is not None or array.size == 0:
+            return None
+        return array.min().item(), array.max().item()
+
     def constant(self, value: Any, partner_dtype: Any) -> Any:
         """A 0-d array holding the Python number `value` for an op with an array of
         `partner_dtype` (its dtype by dtypes.scalar_dtype), made once per (type, value,
