@@ -221,6 +221,9 @@ def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tens
     if target.shape != label_shape:
         raise ValueError(f"nll_loss: log-probabilities of shape {log_probs.shape} need a target of shape "
                          f"{label_shape}, got {target.shape}")
+    if log_probs.ndim == 2:  # the usual (N, C): the rows are there already
+        return _reduce(-log_probs[arange(log_probs.shape[0], device=log_probs.device), target],
+                       reduction, "nll_loss")
     rows = log_probs.permute(0, *range(2, log_probs.ndim), 1) if log_probs.ndim > 2 else log_probs
     rows = rows.reshape(-1, classes)  # one row of class scores per label
     picked = rows[arange(rows.shape[0], device=log_probs.device), target.reshape(-1)]
