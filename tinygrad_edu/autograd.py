@@ -190,6 +190,7 @@ def backpropagate(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], ret
         order = nodes_towards(towards, order)
     wanted_grads: dict = {}
     freed: dict = {}  # what the freed nodes of this pass remember of their data leaves
+    retained = retained_grads if len(retained_grads) else ()  # () when none: the cheap `in`
     with differentiating(order, create_graph) as clock:
         for node in reversed(order):
             g = grads.pop(node, None)
@@ -208,7 +209,7 @@ def backpropagate(outputs: Sequence[Tensor], grad_outputs: Sequence[Tensor], ret
                     raise wrong_gradient(node, t, gi)  # here, at the op that made it, not steps later
                 add_gradient(grads, t, gi)
             if not retain_graph:
-                free(node, freed, retained_grads or ())  # () when empty: the cheap `in`
+                free(node, freed, retained)
     leaf_grads = {t: g for t, g in grads.items() if isinstance(t, Tensor)}  # and not nodes that towards left out
     return leaf_grads, wanted_grads
 
