@@ -267,10 +267,13 @@ def test_tape_prints_its_sections():
     print(text)
     lines = text.splitlines()
     assert lines[0] == "-- read at every replay" and "optimizer.param_groups[0]['lr']" in text and "v0:(2,) float32 = a[0].data" in text
-    calls = lines[lines.index("-- forward"):]
+    calls = lines[lines.index("-- forward"):lines.index("-- written back after each replay")]
     assert "multiply(" in calls[1] and "-> v" in calls[1] and "(2,) float32" in calls[1]
     assert "-- backward (differentiation order 1)" in calls and "-- update" in calls
     assert len(step.tape) == sum(1 for line in calls if not line.startswith("--"))
+    written = lines[lines.index("-- written back after each replay") + 1:]
+    assert any(line.strip().startswith("w.grad = v") for line in written), written  # where each new value goes
+    assert any(line.strip().startswith("optimizer.state[w] = {'step': v") for line in written), written
     expected = np.array([1.0, 2.0], dtype=np.float32)
     for _ in range(3):
         expected -= 0.1 * np.array([3.0, 4.0], dtype=np.float32)

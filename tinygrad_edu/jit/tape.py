@@ -236,7 +236,18 @@ class Tape:
                 lines.append(f"-- {section}")
             lines.append(f"{i:4d}  {self.describe_call(call)}")
             lines += [f"        {line}" for line in getattr(call.func, "listing", ())]  # a fused kernel's
+        if self.write_backs:
+            lines.append("-- written back after each replay")
+            lines += [f"      {self.describe_write_back(w)}" for w in self.write_backs]
         return "\n".join(lines)
+
+    def describe_write_back(self, write: Assign | Bump) -> str:
+        """One write-back as the printout shows it: where the value goes, and which value."""
+        if isinstance(write, Bump):
+            return f"{self.label(write.target)}: version += {write.times}"
+        target = write.target.attr(write.key) if write.attribute else write.target.item(write.key)
+        value = tree_map(lambda t: Slot(t.slot) if isinstance(t, TensorOut) else t, write.value)
+        return f"{self.label(target)} = {self.describe(value)}"
 
     def describe_call(self, call: Call) -> str:
         """One call as the printout shows it: name(inputs) -> output."""
