@@ -28,15 +28,20 @@ from benchmarks.common import CHAIN_OPS, Case, TrainingProblem, chain, seeded_mo
 from benchmarks.workloads import flat_hvp_tensors, hvp_tensors
 from tinygrad_edu.fusion import numba_available
 
+
+def floor_targets(step: float, chain: float, hvp: float, cnn: float) -> dict[str, Callable[[Any], list]]:
+    """The most each workload's jit rows may take, as a ratio to the floor (on H·v only in W3, W3f)."""
+    def on_hvp(entry: Any) -> list:
+        return [("floor", "<=", hvp)] if entry.label.startswith("H·v") else []
+
+    return {"W1": lambda entry: [("floor", "<=", step)], "W2": lambda entry: [("floor", "<=", chain)],
+            "W3": on_hvp, "W3f": on_hvp, "W6": lambda entry: [("floor", "<=", cnn)]}
+
+
 # The targets of the issue "jit: record a training step once, replay it at the speed of
-# hand-written NumPy", judged on the floor ratio (on H·v only in W3).
-TARGETS: dict[str, Callable[[Any], list]] = {
-    "W1": lambda entry: [("floor", "<=", 1.0)],
-    "W2": lambda entry: [("floor", "<=", 1.0)],
-    "W3": lambda entry: [("floor", "<=", 1.2)] if entry.label.startswith("H·v") else [],
-    "W3f": lambda entry: [("floor", "<=", 1.2)] if entry.label.startswith("H·v") else [],
-    "W6": lambda entry: [("floor", "<=", 1.0)],
-}
+# hand-written NumPy", and of "jit, part 3: fusion" for jit(fn, fuse=True).
+TARGETS = floor_targets(step=1.0, chain=1.0, hvp=1.2, cnn=1.0)
+FUSED_TARGETS = floor_targets(step=0.9, chain=0.1, hvp=1.0, cnn=0.7)
 
 
 class Replayed:
@@ -124,16 +129,6 @@ def jit_flat_hvp(problem: Any, fuse: bool = False) -> dict[str, Case]:
 # What the runner's jit column runs for each workload: problem -> {label: Case}.
 CASES: dict[str, Callable[[Any], dict[str, Case]]] = {"W1": jit_step, "W2": jit_chain, "W3": jit_hvp,
                                                        "W3f": jit_flat_hvp, "W6": jit_step}
-
-# The targets of the issue "jit, part 3: fusion" for jit(fn, fuse=True), on the floor ratio.
-FUSED_TARGETS: dict[str, Callable[[Any], list]] = {
-    "W1": lambda entry: [("floor", "<=", 0.9)],
-    "W2": lambda entry: [("floor", "<=", 0.1)],
-    "W3": lambda entry: [("floor", "<=", 1.0)] if entry.label.startswith("H·v") else [],
-    "W3f": lambda entry: [("floor", "<=", 1.0)] if entry.label.startswith("H·v") else [],
-    "W6": lambda entry: [("floor", "<=", 0.7)],
-}
-
 
 def fused(cases: Callable[..., dict[str, Case]]) -> Callable[[Any], dict[str, Case]]:
     """A workload's jit cases under jit(fn, fuse=True); none (no row) without Numba."""
