@@ -139,20 +139,9 @@ class Optimizer:
         if closure is not None:
             with enable_grad():
                 loss = closure()
-        self._step(self.param_groups, self.state.get)
-        return loss
-
-    def step_state(self) -> dict:
-        """What a step reads and writes besides the parameters (tinygrad_edu.jit's Stateful
-        protocol): the hyper-parameters and the per-parameter state."""
-        return {"param_groups": self.param_groups, "state": self.state}
-
-    def _step(self, groups: list, state_of: Callable) -> None:
-        """The update of every parameter with a gradient, with each group's hyper-parameters
-        from `groups` and each parameter's state from `state_of(p, default)`."""
         checking = is_anomaly_enabled()  # detect_anomaly(): update copies, commit only finite ones
         staged = []
-        for group in groups:
+        for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -162,7 +151,7 @@ class Optimizer:
                 decay, decoupled = group.get("weight_decay"), group.get("decoupled_weight_decay")
                 if decay and not decoupled:
                     g = g + decay * p.data
-                new_state = dict(state_of(p, {}))
+                new_state = dict(self.state.get(p, {}))  # get: no empty entry for a parameter left alone
                 new_state["step"] = new_state.get("step", 0) + 1
                 theta = p.data.copy() if checking else p.data
                 if decay and decoupled:
@@ -177,6 +166,12 @@ class Optimizer:
                 p.data[...] = theta
             p.bump_version()
             self.state[p] = new_state
+        return loss
+
+    def step_state(self) -> dict:
+        """What a step reads and writes besides the parameters (tinygrad_edu.jit's Stateful
+        protocol): the hyper-parameters and the per-parameter state."""
+        return {"param_groups": self.param_groups, "state": self.state}
 
     def _check_finite(self, p: Tensor, new_theta: Any) -> None:
         xp = p.backend
