@@ -8,6 +8,7 @@ import pytest
 
 import nn
 import tinygrad_edu as tg
+from tinygrad_edu.fusion import numba_available
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("tqdm")
@@ -53,13 +54,19 @@ def test_resuming_half_way_gives_the_same_weights_as_an_uninterrupted_run(tmp_pa
     assert_same_training(a, b)
 
 
+def recorded_steps(monkeypatch) -> list:
+    """The jitted steps that train_digits.main makes from now on (tg.jit's, with the demo's options)."""
+    steps = []
+    monkeypatch.setattr(train_digits, "jit", lambda fn, **options: steps.append(tg.jit(fn, **options)) or steps[-1])
+    return steps
+
+
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
 def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypatch, capsys, model):
     # Adam's state and dropout's draws through the replays; 1437 = 11 batches of 128 and one of 29: two keys
     common = ["--model", model, "--epochs", "2", "--batch-size", "128"]
     eager = train_digits.main(common + ["--out", str(tmp_path / "eager")])
-    steps = []
-    monkeypatch.setattr(train_digits, "jit", lambda fn: steps.append(tg.jit(fn)) or steps[-1])
+    steps = recorded_steps(monkeypatch)
     jitted = train_digits.main(common + ["--jit", "--out", str(tmp_path / "jit")])
     assert len(steps) == 1 and steps[0].recordings == 3  # batches of 128: no Adam state yet, then some; of 29: once
     assert_same_training(nn.load(eager["checkpoint"]), nn.load(jitted["checkpoint"]))
@@ -69,18 +76,68 @@ def test_the_jitted_step_trains_bit_for_bit_as_the_eager_one(tmp_path, monkeypat
     assert "jit: the later epochs, replays only, took" in printed and "(3 tapes recorded in all)" in printed
 
 
-def test_the_jit_check_stops_when_the_jitted_epoch_differs():
+@pytest.mark.skipif(not numba_available(), reason="--fuse compiles its kernels with Numba (the jit extra)")
+@pytest.mark.parametrize("model", ["mlp", "cnn"])
+def test_the_fused_step_trains_to_the_eager_accuracy_and_weights(tmp_path, monkeypatch, capsys, model):
+    common = ["--model", model, "--quick"]  # 3 epochs of 45 batches: dropout's draws, Adam's state, a last batch of 29
+    eager = train_digits.main(common + ["--out", str(tmp_path / "eager")])
+    steps = recorded_steps(monkeypatch)
+    fused = train_digits.main(common + ["--fuse", "--out", str(tmp_path / "fused")])
+    assert len(steps) == 1 and "fused" in [call.name for call in steps[0].tape.calls]  # it did fuse something
+    assert eager["test_accuracy"] > 0.85
+    # fused + - * / are the unfused replay's bits; a kernel's exp or log may not be: within one test image
+    assert abs(fused["test_accuracy"] - eager["test_accuracy"]) * 360 < 1.5
+    a, b = nn.load(fused["checkpoint"]), nn.load(eager["checkpoint"])
+    for name in a["model"]:
+        np.testing.assert_allclose(a["model"][name], b["model"][name], rtol=1e-4,
+                                   atol=1e-4 * np.abs(b["model"][name]).max(), err_msg=name)
+    assert "jit check: the first epoch, jitted with fusion and eagerly from the same state, gives the same loss, " \
+           "weights and optimizer state" in capsys.readouterr().out
+
+
+def test_without_numba_fuse_stops_in_one_line_that_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setattr(sys.modules["tinygrad_edu.jit.jitted"], "numba_available", lambda: False)
+    with pytest.raises(SystemExit, match=r"^--fuse: jit: .*Numba: install the jit extra \(pip install -e '\.\[jit\]'\)$"):
+        train_digits.main(["--quick", "--fuse", "--out", str(tmp_path)])
+    assert not (tmp_path / "digits_mlp.npz").exists()
+
+
+@pytest.fixture
+def digits_check():
+    """An MLP and Adam after an eager epoch on 64 images, the twin it started from, the epoch's
+    (loss, accuracy), and a function that makes that epoch's loader afresh (with its dropout seed)."""
     tg.manual_seed(0)
     model = train_digits.build_model("mlp")
     opt = train_digits.OPTIMIZERS["adam"][0](model.parameters(), lr=1e-3)
-    run = {"model": "mlp", "optimizer": "adam", "lr": 1e-3}
-    twin = train_digits.eager_twin(model, opt, run, "cpu")
+    twin = train_digits.eager_twin(model, opt, {"model": "mlp", "optimizer": "adam", "lr": 1e-3}, "cpu")
+    x, y, _, _ = train_digits.split_digits()
+    loader = lambda: train_digits.epoch_loader(x[:64], y[:64], 32, 0, 0)  # noqa: E731
+    trained = train_digits.train_epoch(model, opt, loader())
+    return model, opt, twin, trained, loader
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_jit_check_stops_when_the_jitted_epoch_differs(digits_check, fused):
+    model, opt, twin, trained, loader = digits_check
     with tg.no_grad():
         model[-1].bias.data[0] += 1.0  # as if the jitted epoch had computed something else
-    x, y, _, _ = train_digits.split_digits()
-    loader = train_digits.epoch_loader(x[:64], y[:64], 32, 0, 0)
-    with pytest.raises(SystemExit, match="jit check failed: .*weights .*bias"):
-        train_digits.check_jit(twin, model, opt, (0.0, 0.0), 0.0, tg.jit(lambda: None), loader)
+    with pytest.raises(SystemExit, match="jit check failed: .*weights and optimizer state: .*bias"):
+        train_digits.check_jit(twin, model, opt, trained, 0.0, tg.jit(lambda: None), loader(), fused=fused)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_the_jit_check_lets_a_fused_epoch_differ_in_the_last_bits_and_says_so(digits_check, fused):
+    model, opt, twin, trained, loader = digits_check
+    bias = model[-1].bias.data
+    with tg.no_grad():
+        bias[0] += 1e-6 * np.abs(bias).max()  # what a kernel's exp might leave after an epoch
+    if not fused:  # --jit promises every bit
+        with pytest.raises(SystemExit, match="jit check failed: the jitted epoch .*optimizer state: 7\\.bias\\)$"):
+            train_digits.check_jit(twin, model, opt, trained, 0.0, tg.jit(lambda: None), loader())
+        return
+    message = train_digits.check_jit(twin, model, opt, trained, 0.0, tg.jit(lambda: None), loader(), fused=True)
+    assert "same loss, weights and optimizer state, not bit for bit but within 0.0001 of each array's largest " \
+           "value" in message
 
 
 @pytest.mark.cuda
