@@ -184,3 +184,23 @@ def test_a_kernel_reads_a_large_transposed_view_by_its_axes_bit_for_bit():
     assert np.array_equal(expected, got)
     (kernel,) = [c.func for c in fused.tape.calls if c.name == "fused"]
     assert "for i1 in range(shape[1]):" in kernel.kernel.source  # a loop per axis, no flat copy of the view
+
+
+@needs_numba
+def test_an_outer_product_becomes_a_multiply_with_the_same_values():
+    h, w = Tensor(RNG.standard_normal((40, 6)), requires_grad=True), Tensor(RNG.standard_normal((6, 1)))
+    w.data[2, 0] = 0.0  # a zero column of the outer product: ±0.0 only
+
+    def head_gradient(h, w):  # the backward of h @ w multiplies the (40, 1) gradient by wᵀ, (1, 6)
+        return tg.grad(((h @ w).tanh() ** 2).sum(), h)[0]
+
+    plain, fused = tg.jit(head_gradient), tg.jit(head_gradient, fuse=True)
+    for _ in range(2):
+        expected, got = plain(h, w).numpy(), fused(h, w).numpy()
+    assert np.array_equal(expected, got) and (got[:, 2] == 0.0).all()
+    outer = [c for c in plain.tape.calls if c.name == "matmul" and
+             [plain.tape.values[a.n].shape for a in c.args] == [(40, 1), (1, 6)]]
+    assert len(outer) == 1  # the unfused replay has it as a matrix product; the fused one has none
+    assert not [c for c in fused.tape.calls if c.name == "matmul" and
+                [fused.tape.values[a.n].shape for a in c.args] == [(40, 1), (1, 6)]]
+    assert "outer_products" in fused.tape.passes
