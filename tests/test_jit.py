@@ -564,10 +564,11 @@ def test_a_changed_optimizer_attribute_records_again(device):
     step()  # 1 - 0.25·2 = 0.5
     assert_same(w.numpy(), np.full(2, 0.5, dtype=np.float32))
     w.data[...] = 1
-    optimizer.param_groups[0]["eps"] = 1e-3  # a new hyper-parameter: read at every replay, no new tape
+    optimizer.param_groups[0]["eps"] = 1e-3  # a new key of the group: the step might read it, so it records again
     recordings = step.recordings
     step()
     assert_same(w.numpy(), np.full(2, 0.5, dtype=np.float32))
+    assert step.recordings == recordings + 1
 
 
 def test_a_mask_whose_count_changes_records_again(device):
@@ -614,9 +615,30 @@ def test_the_optimized_tape_is_the_raw_tape_after_named_passes():
         results[optimize] = [run(x).numpy() for _ in range(4)] + [w.numpy().copy()]
     assert_same(results[False], results[True])
     raw, optimized = runs[False].tape, runs[True].tape
-    assert raw.passes == [] and optimized.passes == ["merge_repeats", "drop_unread", "reuse_buffers", "generate"]
+    assert raw.passes == [] and optimized.passes == ["merge_repeats", "drop_unread", "fold_constants", "reuse_buffers",
+                                                   "generate"]
     assert len(optimized) < len(raw) and str(raw).count("tanh(") == 2 and str(optimized).count("tanh(") == 1
     assert raw.source == "" and optimized.source.startswith("def replay(a):")
+
+
+def test_calls_on_constants_only_are_made_once_while_recording():
+    x = Tensor(np.array([0.5, -1.0, 2.0]), requires_grad=True)
+    gradient = lambda x: tg.grad((x * x).sum(), x)[0]  # backward's seed: ones, reshape, broadcast_to
+    plain, optimized = tg.jit(gradient, optimize=False), tg.jit(gradient)
+    for _ in range(2):
+        assert_same([plain(x).numpy()], [optimized(x).numpy()])
+    assert "broadcast_to(" in str(plain.tape)
+    assert "broadcast_to" not in [call.name for call in optimized.tape.calls]
+    assert "constant, folded: broadcast_to(" in str(optimized.tape)
+
+
+def test_a_result_made_of_constants_only_is_not_folded_into_a_shared_array():
+    f = tg.jit(lambda x: (x + 1.0, tg.ones(3) * 2.0))
+    x = Tensor(np.zeros(3))
+    for _ in range(3):
+        shifted, twos = f(x)
+        assert twos.numpy().tolist() == [2.0, 2.0, 2.0]
+        twos.data[...] = -1.0  # the caller's array: the next replay must not hand it out again
 
 
 class EMA:

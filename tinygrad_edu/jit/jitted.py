@@ -22,7 +22,7 @@ from .guards import Installed, Output, capture, keep_facts, reach, tensor_write_
 from .gather import gather_slice_gradients
 from .interpret import STALE, failed_guard, interpret
 from .outer import outer_products
-from .passes import PASSES, drop_unread, generate, merge_repeats, reuse_buffers
+from .passes import PASSES, drop_unread, fold_constants, generate, merge_repeats, reuse_buffers
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
 from .walk import tree_map
@@ -30,8 +30,8 @@ from .walk import tree_map
 
 # jit(fn, fuse=True): the passes, with the slices' gradients gathered, outer products made elementwise and
 # the elementwise runs fused
-FUSING = (merge_repeats, drop_unread, gather_slice_gradients, outer_products, reuse_buffers, fuse_elementwise,
-          generate)
+FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, outer_products, reuse_buffers,
+          fuse_elementwise, generate)
 
 
 def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Tape, Any]:

@@ -9,9 +9,12 @@ same either way.
    (common-subexpression elimination: a second backward recomputes much of the first).
 2. drop_unread: calls whose results nobody reads are dropped (dead-code elimination),
    and the sources only they read.
-3. reuse_buffers: elementwise results that do not outlive the replay are written into
+3. fold_constants: calls on constants only (the seed of a backward, ones then a
+   reshape and a broadcast) are made once, while recording: their results become
+   constants of the tape (constant folding).
+4. reuse_buffers: elementwise results that do not outlive the replay are written into
    arrays kept with the tape (`out=`), so a replay allocates only what it hands back.
-4. generate (codegen.py): one straight-line Python function, one line per call, which
+5. generate (codegen.py): one straight-line Python function, one line per call, which
    replaces the interpreter.
 """
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Any
 
 from ..backend import backend_of, is_device_array
 from .codegen import generate
-from .tape import Assign, Slot, Tape, mutable_slots, slots_in
+from .tape import Assign, Path, Slot, Source, Tape, mutable_slots, slots_in
 from .traced import is_ufunc
 from .walk import tree_map
 
@@ -88,16 +91,50 @@ def drop_unread(tape: Tape) -> Tape:
     return dataclasses.replace(tape, calls=calls, sources=sources, passes=tape.passes + ["drop_unread"])
 
 
+def outliving(tape: Tape) -> set:
+    """The slots whose arrays outlive the replay: those that leave it, and those that a call
+    which may give a view of its inputs (reshape, transpose, indexing...) turns into one."""
+    outlive = leaving(tape)
+    for call in reversed(tape.calls):
+        if call.out in outlive and not is_ufunc(call.func):
+            outlive |= slots_in((call.args, call.kwargs))
+    return outlive
+
+
+def fold_constants(tape: Tape) -> Tape:
+    """The tape with each call on constants only made once: its recorded result becomes a
+    constant of the tape. Not a call with an effect (a random draw), nor one whose result is
+    written in place or outlives the replay (the caller could change a shared constant)."""
+    constants = {slot for slot, source in tape.sources.items() if is_constant(source)}
+    kept_apart, mutable = outliving(tape), mutable_slots(tape.calls)
+    sources, labels, calls = dict(tape.sources), dict(tape.labels), []
+    for call in tape.calls:
+        value = tape.values[call.out] if call.out is not None else None
+        if (not call.effect and is_device_array(value) and call.out not in kept_apart and call.out not in mutable
+                and slots_in((call.args, call.kwargs)) <= constants):
+            sources[call.out] = Source(Path(value))
+            labels[id(value)] = f"constant, folded: {tape.describe_call(call)}"
+            constants.add(call.out)
+        else:
+            calls.append(call)
+    read = slots_in([(call.args, call.kwargs) for call in calls]) | leaving(tape)
+    sources = {slot: source for slot, source in sources.items() if slot in tape.sources or slot in read}
+    return dataclasses.replace(tape, calls=calls, sources=sources, labels=labels,
+                               passes=tape.passes + ["fold_constants"])
+
+
+def is_constant(source: Source) -> bool:
+    """True for a constant of the tape (an array the library made, the same at every replay)."""
+    return not source.path.steps and is_device_array(source.path.root)
+
+
 def reuse_buffers(tape: Tape) -> Tape:
     """The tape with an output buffer (`out=`) for each elementwise call whose result no
     returned tensor, .grad or state keeps past the replay: a fresh array per call would
     cost an allocation (and, for large arrays, page faults) each time. A slot escapes
     when it leaves the replay, or when a call that may give a view of its inputs
     (reshape, transpose, indexing...) has an escaping output."""
-    escaping = leaving(tape)
-    for call in reversed(tape.calls):
-        if call.out in escaping and not is_ufunc(call.func):
-            escaping |= slots_in((call.args, call.kwargs))
+    escaping = outliving(tape)
     calls = []
     for call in tape.calls:
         value = tape.values[call.out] if call.out is not None else None
@@ -109,4 +146,4 @@ def reuse_buffers(tape: Tape) -> Tape:
     return dataclasses.replace(tape, calls=calls, passes=tape.passes + ["reuse_buffers"])
 
 
-PASSES = (merge_repeats, drop_unread, reuse_buffers, generate)
+PASSES = (merge_repeats, drop_unread, fold_constants, reuse_buffers, generate)
