@@ -204,3 +204,15 @@ def test_an_outer_product_becomes_a_multiply_with_the_same_values():
     assert not [c for c in fused.tape.calls if c.name == "matmul" and
                 [fused.tape.values[a.n].shape for a in c.args] == [(40, 1), (1, 6)]]
     assert "outer_products" in fused.tape.passes
+
+
+@needs_numba
+def test_a_transpose_of_an_elementwise_result_of_transposes_is_computed_untransposed():
+    a, b = Tensor(RNG.standard_normal((30, 20))), Tensor(RNG.standard_normal((30, 20)))
+    f = lambda a, b: (a.T * 0.5 + b.T).T - a  # the backward of x @ Wᵀ makes such transposes
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(a, b).numpy(), fused(a, b).numpy()
+    assert np.array_equal(expected, got)
+    assert str(plain.tape).count("transpose(") == 3
+    assert "transpose(" not in str(fused.tape) and "sink_transposes" in fused.tape.passes
