@@ -216,3 +216,34 @@ def test_a_transpose_of_an_elementwise_result_of_transposes_is_computed_untransp
     assert np.array_equal(expected, got)
     assert str(plain.tape).count("transpose(") == 3
     assert "transpose(" not in str(fused.tape) and "sink_transposes" in fused.tape.passes
+
+
+@needs_numba
+@pytest.mark.parametrize("rows, columns", [(2048, 8), (40, 24), (3, 2)])
+def test_a_sum_over_the_first_axis_is_added_in_a_kernel_as_numpy_adds_it(fuse_every_run, rows, columns):
+    x = Tensor(RNG.standard_normal((rows, columns)).astype(np.float32), requires_grad=True)
+    b = Tensor(RNG.standard_normal(columns).astype(np.float32), requires_grad=True)
+
+    def step(x, b):  # the bias gradient ends the ReLU backward's run; x's gradient is a sum of its own
+        h = (x * 3.0 + b).relu()
+        return tg.grad((h * h).sum() + (x.T @ x).sum(), [x, b])
+
+    plain, fused = tg.jit(step), tg.jit(step, fuse=True)
+    for _ in range(2):
+        expected, got = plain(x, b), fused(x, b)
+    for e, g in zip(expected, got):
+        assert np.array_equal(e.numpy(), g.numpy())
+    kernels = [c.func.kernel for c in fused.tape.calls if c.name == "fused"]
+    assert any(k.chain.sums for k in kernels)
+    assert [c.name for c in plain.tape.calls].count("sum") > [c.name for c in fused.tape.calls].count("sum")
+
+
+@needs_numba
+def test_a_sum_of_many_short_rows_alone_becomes_a_kernel():
+    x = Tensor(RNG.standard_normal((256, 64)).astype(np.float32))
+    f = lambda x: x.reshape(2048, 8).sum(axis=0)  # NumPy calls its inner loop once per row of 8
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(x).numpy(), fused(x).numpy()
+    assert np.array_equal(expected, got)
+    assert "sum" in [c.name for c in plain.tape.calls] and "sum" not in [c.name for c in fused.tape.calls]

@@ -350,8 +350,9 @@ class FusedKernel:
         chain = self.chain
         arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
                      else v.ravel() if chain.flat else v for number, v in zip(self.one_element, values)]
-        if not chain.flat:
-            return arguments + list(out) + [chain.shape]
+        if not chain.flat:  # a sum's output may keep its summed axis (keepdims): the kernel writes its rows
+            return arguments + [o.reshape(chain.shape[1:]) if name in chain.sums else o
+                                for name, o in zip(chain.outputs, out)] + [chain.shape]
         if not all(o.flags.c_contiguous for o in out):
             raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
         return arguments + [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]

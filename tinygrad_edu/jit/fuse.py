@@ -13,7 +13,13 @@ as a tuple, and one `getitem` per output, in the slots the run's calls had: the 
 before and the generated function (codegen.py) see an ordinary tape. `print(tape)` shows
 each kernel's source under the calls it replaced.
 
-What stays out of a kernel: calls that are not elementwise (matmul, sums, reshapes,
+A sum over the first axis of a run's value (a bias gradient) ends the run inside its
+kernel, row after row as NumPy adds them (fusion.check_row_sum), so the value need not be
+stored and read again; on its own, such a sum becomes a kernel where NumPy is slow at it:
+over many short rows (a convolution's bias gradient, 2304 rows of 8: about 35 µs in NumPy,
+one call of its inner loop per row).
+
+What stays out of a kernel: calls that are not elementwise (matmul, other sums, reshapes,
 indexing), calls on numbers only (the early calls), and exp, log, tanh and the other
 functions of libm on arrays larger than TRANSCENDENTAL_LIMIT elements: Numba calls the
 scalar libm for each element (11 to 53 ns an element here) where NumPy has SIMD loops (0.3
@@ -40,6 +46,9 @@ TRANSCENDENTAL_LIMIT = 256  # elements: about where NumPy's call overhead (~1 µ
 # A kernel's call costs about 5 µs here (Numba's dispatch on each argument's type, the flat views), a NumPy
 # call about 1 µs: a run pays when it replaces several calls, or when it saves passes over large arrays.
 MIN_CALLS, MIN_ELEMENTS = 4, 4096
+# a sum over the first axis alone pays as a kernel over this many rows of at most SHORT_ROW elements
+MANY_ROWS, SHORT_ROW = 1024, 32
+SUM = Method.named("sum")
 
 
 class FusedCall:
@@ -76,22 +85,29 @@ def fuse_elementwise(tape: Tape) -> Tape:
     for i, call in enumerate(tape.calls):
         if call.early:
             continue  # made before every other call: no run is cut by it
-        this = fusible_shape(call, tape)
+        this, summed = fusible_shape(call, tape), row_sum_shape(call, tape)
         if this is not None and this == shape:  # across sections too: a backward reads the forward's values
             run.append(i)
             made |= written_by(call)
             continue
+        if summed is not None and summed == shape and call.args[0].n in made:
+            runs.append(run + [i])  # a sum ends its run: nothing in the kernel reads it
+            run, shape, made = [], None, set()
+            continue
         inputs = slots_in((call.args, call.kwargs))
         in_place = any(tape.calls[j].effect for j in run)
-        if this is None and not call.effect and not inputs & made and not (in_place and inputs & mutable):
+        if this is None and summed is None and not call.effect and not inputs & made \
+                and not (in_place and inputs & mutable):
             continue  # a call the run does not feed (a reshape of a constant) runs before the kernel
         runs.append(run)
         run, shape = ([i], this) if this is not None else ([], None)
         made = written_by(call) if this is not None else set()
+        if summed is not None:
+            runs.append([i])  # a sum of its own (it pays on many short rows only)
     runs.append(run)
     values, replaced = list(tape.values), {}
     for run in runs:
-        if len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(shape_of(tape, run[0])) >= MIN_ELEMENTS):
+        if pays(tape, run):
             fused = fused_calls(tape, run, readers, kept, mutable, values)
             if fused is not None:
                 replaced[run[-1]] = fused
@@ -100,9 +116,30 @@ def fuse_elementwise(tape: Tape) -> Tape:
     return dataclasses.replace(tape, calls=calls, values=values, passes=tape.passes + ["fuse_elementwise"])
 
 
-def shape_of(tape: Tape, i: int) -> tuple:
-    """The shape of the array the fusible call at index i writes."""
-    return fusible_shape(tape.calls[i], tape)
+def pays(tape: Tape, run: list) -> bool:
+    """Whether a run is worth a kernel: MIN_CALLS calls, or two on MIN_ELEMENTS elements, or
+    a sum over the first axis of many short rows (see the module docstring)."""
+    if len(run) == 1:
+        summed = row_sum_shape(tape.calls[run[0]], tape)
+        return summed is not None and summed[0] >= MANY_ROWS and math.prod(summed[1:]) <= SHORT_ROW
+    return len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(fusible_shape(tape.calls[run[0]], tape))
+                                     >= MIN_ELEMENTS)
+
+
+def row_sum_shape(call: Call, tape: Tape) -> tuple | None:
+    """The shape a sum over the first axis adds up, when a kernel adds it as NumPy does
+    (fusion.check_row_sum: a float array of two or more axes, two or more elements in the
+    others, C-contiguous, made by a call of the tape so that it stays so); else None. On
+    "cpu" only: a CuPy elementwise kernel does not sum."""
+    if call.func is not SUM or len(call.args) != 1 or not isinstance(call.args[0], Slot) \
+            or set(call.kwargs) - {"axis", "keepdims"} or tuple(call.kwargs.get("axis", ())) != (0,) \
+            or call.args[0].n in tape.sources:
+        return None
+    x = tape.values[call.args[0].n]
+    if not (is_device_array(x) and backend_of(x)[0].name == "cpu" and x.dtype.kind == "f" and x.ndim >= 2
+            and math.prod(x.shape[1:]) >= 2 and x.flags.c_contiguous):
+        return None
+    return x.shape
 
 
 def written_by(call: Call) -> set:
