@@ -247,3 +247,14 @@ def test_a_sum_of_many_short_rows_alone_becomes_a_kernel():
         expected, got = plain(x).numpy(), fused(x).numpy()
     assert np.array_equal(expected, got)
     assert "sum" in [c.name for c in plain.tape.calls] and "sum" not in [c.name for c in fused.tape.calls]
+
+
+@needs_numba
+def test_a_row_broadcast_over_many_short_rows_alone_becomes_a_kernel():
+    x, b = Tensor(RNG.standard_normal((2048, 8)).astype(np.float32)), Tensor(RNG.standard_normal(8).astype(np.float32))
+    f = lambda x, b: (x @ x.T[:, :8] + b).sum()  # the add of b: one inner-loop call of NumPy's per row of 8
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(x, b).numpy(), fused(x, b).numpy()
+    assert np.array_equal(expected, got)
+    assert "add" in [c.name for c in plain.tape.calls] and "add" not in [c.name for c in fused.tape.calls]

@@ -17,7 +17,8 @@ A sum over the first axis of a run's value (a bias gradient) ends the run inside
 kernel, row after row as NumPy adds them (fusion.check_row_sum), so the value need not be
 stored and read again; on its own, such a sum becomes a kernel where NumPy is slow at it:
 over many short rows (a convolution's bias gradient, 2304 rows of 8: about 35 µs in NumPy,
-one call of its inner loop per row).
+one call of its inner loop per row, 7 µs as a kernel). So does a single elementwise call
+that broadcasts a row over many short rows (the convolution's bias added).
 
 What stays out of a kernel: calls that are not elementwise (matmul, other sums, reshapes,
 indexing), calls on numbers only (the early calls), and exp, log, tanh and the other
@@ -46,7 +47,8 @@ TRANSCENDENTAL_LIMIT = 256  # elements: about where NumPy's call overhead (~1 µ
 # A kernel's call costs about 5 µs here (Numba's dispatch on each argument's type, the flat views), a NumPy
 # call about 1 µs: a run pays when it replaces several calls, or when it saves passes over large arrays.
 MIN_CALLS, MIN_ELEMENTS = 4, 4096
-# a sum over the first axis alone pays as a kernel over this many rows of at most SHORT_ROW elements
+# a sum over the first axis, or a call broadcasting a row, alone pays as a kernel over this many rows of
+# at most SHORT_ROW elements
 MANY_ROWS, SHORT_ROW = 1024, 32
 SUM = Method.named("sum")
 
@@ -118,12 +120,23 @@ def fuse_elementwise(tape: Tape) -> Tape:
 
 def pays(tape: Tape, run: list) -> bool:
     """Whether a run is worth a kernel: MIN_CALLS calls, or two on MIN_ELEMENTS elements, or
-    a sum over the first axis of many short rows (see the module docstring)."""
+    one call over many short rows (a sum over the first axis, a broadcast row; see the module
+    docstring)."""
     if len(run) == 1:
-        summed = row_sum_shape(tape.calls[run[0]], tape)
-        return summed is not None and summed[0] >= MANY_ROWS and math.prod(summed[1:]) <= SHORT_ROW
+        call = tape.calls[run[0]]
+        rows = row_sum_shape(call, tape) or (fusible_shape(call, tape) if broadcasts(call, tape) else None)
+        return rows is not None and len(rows) >= 2 and math.prod(rows[:-1]) >= MANY_ROWS and rows[-1] <= SHORT_ROW
     return len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(fusible_shape(tape.calls[run[0]], tape))
                                      >= MIN_ELEMENTS)
+
+
+def broadcasts(call: Call, tape: Tape) -> bool:
+    """Whether an array argument of an elementwise call is broadcast along leading axes (a
+    bias row added to every row): NumPy then calls its inner loop once per row."""
+    shape = fusible_shape(call, tape)
+    return shape is not None and any(
+        isinstance(a, Slot) and is_device_array(tape.values[a.n]) and 1 < tape.values[a.n].size < math.prod(shape)
+        for a in call.args)
 
 
 def row_sum_shape(call: Call, tape: Tape) -> tuple | None:
