@@ -107,11 +107,13 @@ def fold_constants(tape: Tape) -> Tape:
     written in place or outlives the replay (the caller could change a shared constant)."""
     constants = {slot for slot, source in tape.sources.items() if is_constant(source)}
     kept_apart, mutable = outliving(tape), mutable_slots(tape.calls)
-    sources, labels, calls = dict(tape.sources), dict(tape.labels), []
+    sources, labels, values, calls = dict(tape.sources), dict(tape.labels), list(tape.values), []
     for call in tape.calls:
         value = tape.values[call.out] if call.out is not None else None
         if (not call.effect and is_device_array(value) and call.out not in kept_apart and call.out not in mutable
                 and slots_in((call.args, call.kwargs)) <= constants):
+            # contiguous: a broadcast seed would otherwise be copied by each kernel that reads it flat
+            value = values[call.out] = backend_of(value)[0].xp.ascontiguousarray(value)
             sources[call.out] = Source(Path(value))
             labels[id(value)] = f"constant, folded: {tape.describe_call(call)}"
             constants.add(call.out)
@@ -119,7 +121,7 @@ def fold_constants(tape: Tape) -> Tape:
             calls.append(call)
     read = slots_in([(call.args, call.kwargs) for call in calls]) | leaving(tape)
     sources = {slot: source for slot, source in sources.items() if slot in tape.sources or slot in read}
-    return dataclasses.replace(tape, calls=calls, sources=sources, labels=labels,
+    return dataclasses.replace(tape, calls=calls, sources=sources, labels=labels, values=values,
                                passes=tape.passes + ["fold_constants"])
 
 
