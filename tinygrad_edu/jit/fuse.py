@@ -123,20 +123,31 @@ def pays(tape: Tape, run: list) -> bool:
     one call over many short rows (a sum over the first axis, a broadcast row; see the module
     docstring)."""
     if len(run) == 1:
-        call = tape.calls[run[0]]
-        rows = row_sum_shape(call, tape) or (fusible_shape(call, tape) if broadcasts(call, tape) else None)
-        return rows is not None and len(rows) >= 2 and math.prod(rows[:-1]) >= MANY_ROWS and rows[-1] <= SHORT_ROW
+        rows = numpy_rows(tape.calls[run[0]], tape)
+        return rows is not None and rows[0] >= MANY_ROWS and rows[1] <= SHORT_ROW
     return len(run) >= MIN_CALLS or (len(run) >= 2 and math.prod(fusible_shape(tape.calls[run[0]], tape))
                                      >= MIN_ELEMENTS)
 
 
-def broadcasts(call: Call, tape: Tape) -> bool:
-    """Whether an array argument of an elementwise call is broadcast along leading axes (a
-    bias row added to every row): NumPy then calls its inner loop once per row."""
+def numpy_rows(call: Call, tape: Tape) -> tuple[int, int] | None:
+    """(rows, elements a row) of NumPy's loop over a call a kernel can make alone: a sum over
+    the first axis adds row after row; an elementwise call runs its inner loop over the
+    trailing axes along which no array argument is broadcast (a bias row added to a matrix:
+    once per row). None for other calls."""
+    summed = row_sum_shape(call, tape)
+    if summed is not None:
+        return summed[0], math.prod(summed[1:])
     shape = fusible_shape(call, tape)
-    return shape is not None and any(
-        isinstance(a, Slot) and is_device_array(tape.values[a.n]) and 1 < tape.values[a.n].size < math.prod(shape)
-        for a in call.args)
+    if shape is None:
+        return None
+    shapes = [tape.values[a.n].shape for a in call.args
+              if isinstance(a, Slot) and is_device_array(tape.values[a.n]) and tape.values[a.n].size > 1]
+    length = 1
+    for axis in range(1, len(shape) + 1):
+        if any(len(s) < axis or s[-axis] != shape[-axis] for s in shapes):
+            break
+        length *= shape[-axis]
+    return math.prod(shape) // length, length
 
 
 def row_sum_shape(call: Call, tape: Tape) -> tuple | None:
