@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import tinygrad_edu as tg
-from benchmarks import THREAD_VARIABLES, floors, jit_column, reference, runner, workloads
+from benchmarks import THREAD_VARIABLES, floors, fusion_removed, jit_column, reference, runner, workloads
 from benchmarks.common import ENGINE
 from tinygrad_edu.fusion import numba_available
 
@@ -138,3 +138,31 @@ def test_an_unknown_workload_is_refused():
     run = subprocess.run([sys.executable, "-m", "benchmarks", "--workloads", "W9"], capture_output=True,
                          text=True, timeout=60, cwd=ROOT)
     assert run.returncode == 2 and "W9: not a workload on cpu" in run.stderr
+
+
+BLOCK = 64 * 64 * 4  # the bytes of a (64, 64) float32 array
+
+
+@pytest.mark.skipif(not numba_available(), reason="fusion needs Numba")
+@pytest.mark.parametrize("fn, shape, replaced, replaced_bytes, kernel_bytes", [
+    # multiply, add, multiply by the constant 2.0 (a 0-d float32 array): each reads and writes whole arrays
+    (lambda x, y: (x * y + x) * 2.0, (64, 64), 3, 3 * BLOCK + 3 * BLOCK + (2 * BLOCK + 4), 3 * BLOCK + 4),
+    # a product summed over the rows: the sum ends the kernel, which writes 8 numbers only
+    (lambda x, y: (x * y).sum(axis=0), (512, 8), 2, 3 * BLOCK + (BLOCK + 32), 2 * BLOCK + 32),
+])
+def test_fusion_removed_counts_a_kernel_its_calls_and_their_bytes(fn, shape, replaced, replaced_bytes,
+                                                                  kernel_bytes):
+    x, y = tg.tensor(np.ones(shape, np.float32)), tg.tensor(np.full(shape, 2.0, np.float32))
+    plain, fused = tg.jit(fn), tg.jit(fn, fuse=True)
+    plain(x, y), fused(x, y)
+    assert len(plain.tape) == replaced and len(fused.tape) == 2  # the kernel's call and its output's getitem
+    assert fusion_removed.fusion_counts(plain.tape, fused.tape) == {
+        "kernels": 1, "replaced": replaced, "kernel calls": 2, "replaced bytes": replaced_bytes,
+        "kernel bytes": kernel_bytes}
+
+
+@pytest.mark.skipif(not numba_available(), reason="fusion needs Numba")
+def test_fusion_removed_reports_w2_as_one_kernel_for_its_whole_tape():
+    # 200 ops and their backward (tanh's takes three calls: 9 calls per 4 ops), all in one kernel, which
+    # reads x, the seed of ones (a constant of the tape) and three numbers and writes the gradient: 16 float32 each
+    assert fusion_removed.row("W2") == "| W2 | 450 → 450 → 2 | 1 | 450 → 2 | 64.8 kB → 204 B |"
