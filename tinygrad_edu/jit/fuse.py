@@ -131,22 +131,23 @@ def pays(tape: Tape, run: list) -> bool:
 
 def numpy_rows(call: Call, tape: Tape) -> tuple[int, int] | None:
     """(rows, elements a row) of NumPy's loop over a call a kernel can make alone: a sum over
-    the first axis adds row after row; an elementwise call runs its inner loop over the
-    trailing axes along which no array argument is broadcast (a bias row added to a matrix:
-    once per row). None for other calls."""
+    the first axis adds row after row; an elementwise call runs its inner loop over the last
+    axis and the axes before it along which every argument is broadcast as along the last
+    (a bias row added to a matrix breaks that at once: one inner loop a row). None for other calls."""
     summed = row_sum_shape(call, tape)
     if summed is not None:
         return summed[0], math.prod(summed[1:])
     shape = fusible_shape(call, tape)
     if shape is None:
         return None
-    shapes = [tape.values[a.n].shape for a in call.args
-              if isinstance(a, Slot) and is_device_array(tape.values[a.n]) and tape.values[a.n].size > 1]
-    length = 1
-    for axis in range(1, len(shape) + 1):
-        if any(len(s) < axis or s[-axis] != shape[-axis] for s in shapes):
+    broadcast = [[a < len(shape) - len(s) or s[a - len(shape) + len(s)] != shape[a] for a in range(len(shape))]
+                 for s in (tape.values[a.n].shape for a in call.args
+                           if isinstance(a, Slot) and is_device_array(tape.values[a.n]) and tape.values[a.n].size > 1)]
+    length = shape[-1]
+    for axis in range(len(shape) - 2, -1, -1):
+        if any(b[axis] != b[axis + 1] for b in broadcast):
             break
-        length *= shape[-axis]
+        length *= shape[axis]
     return math.prod(shape) // length, length
 
 
