@@ -6,7 +6,7 @@ W1, W2, W3 (H·v, tg.hvp), W3f (H·v, tg.hvp) and W6 run as the jit column runs 
 (benchmarks/jit_column.py), three times: under jit(fn), under jit(fn, fuse=True), and under
 fuse=True's passes less the fusion pass (fuse_elementwise). The last shows what the
 passes fuse=True adds before fusing (gather_slice_gradients, outer_products,
-sink_transposes) removed; fold_constants is in jit(fn)'s passes too, so what it folds is
+views_last) removed; fold_constants is in jit(fn)'s passes too, so what it folds is
 folded in every column.
 
 Everything is counted on the tapes the replays run. A kernel's chain (fusion.Chain) has

@@ -215,7 +215,24 @@ def test_a_transpose_of_an_elementwise_result_of_transposes_is_computed_untransp
         expected, got = plain(a, b).numpy(), fused(a, b).numpy()
     assert np.array_equal(expected, got)
     assert str(plain.tape).count("transpose(") == 3
-    assert "transpose(" not in str(fused.tape) and "sink_transposes" in fused.tape.passes
+    assert "transpose(" not in str(fused.tape) and "views_last" in fused.tape.passes
+
+
+@needs_numba
+def test_an_elementwise_call_on_views_runs_on_the_viewed_array_bit_for_bit():
+    rows, b = Tensor(RNG.standard_normal((2304, 8)).astype(np.float32)), Tensor(RNG.standard_normal(8).astype(np.float32))
+
+    def conv_output(rows, b):  # nn.functional.conv2d's layout: channels last, then an NCHW view, then ReLU
+        return ((rows + b).reshape(64, 6, 6, 8).transpose(0, 3, 1, 2).relu() * 2.0).sum(axis=(2, 3))
+
+    plain, fused = tg.jit(conv_output), tg.jit(conv_output, fuse=True)
+    for _ in range(2):
+        expected, got = plain(rows, b).numpy(), fused(rows, b).numpy()
+    assert np.array_equal(expected, got)
+    maximum = [c for c in plain.tape.calls if c.name == "maximum"]
+    assert plain.tape.values[maximum[0].args[0].n].shape == (64, 8, 6, 6)
+    (kernel,) = [c.func.kernel for c in fused.tape.calls if c.name == "fused"]  # the add, ReLU and * 2.0
+    assert kernel.chain.shape == (2304, 8) and [s.op for s in kernel.chain.steps] == ["add", "maximum", "multiply"]
 
 
 @needs_numba

@@ -21,7 +21,7 @@ from .fuse import fuse_elementwise
 from .guards import Installed, Output, capture, keep_facts, reach, tensor_write_backs
 from .gather import gather_slice_gradients
 from .interpret import STALE, failed_guard, interpret
-from .layout import outer_products, sink_transposes
+from .layout import outer_products, views_last
 from .passes import PASSES, drop_unread, fold_constants, generate, merge_repeats, reuse_buffers
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
@@ -29,9 +29,9 @@ from .walk import tree_map
 
 
 # jit(fn, fuse=True): the passes, with the slices' gradients gathered, outer products made elementwise,
-# transposes sunk into the elementwise calls they transpose (then the transposes left unread dropped) and
-# the elementwise runs fused
-FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, outer_products, sink_transposes,
+# elementwise calls made before the views they read (then the views left unread dropped) and the
+# elementwise runs fused
+FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, outer_products, views_last,
           drop_unread, reuse_buffers, fuse_elementwise, generate)
 
 

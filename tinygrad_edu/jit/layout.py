@@ -15,11 +15,14 @@ an accumulator that starts at +0.0, so where a[i, 0] · b[0, j] is −0.0 the ma
 gives +0.0 and the elementwise product −0.0. The two compare equal (and only a division
 by that zero, or copysign, can tell them apart).
 
-sink_transposes: the transpose of an elementwise result of transposes is that elementwise
-result on the untransposed arrays, (f(aᵀ, bᵀ))ᵀ = f(a, b). The backward of x @ Wᵀ makes
-such transposes: computed as recorded, the result is a strided view that the next call
-reads across its rows (an add of two (512, 64) arrays took 62 µs with one of them
-transposed, against about 20 µs); computed on a and b, it is contiguous. Bit for bit: each
+views_last: an elementwise call on views of arrays (transposes with one order of axes,
+or reshapes of arrays of one shape) is made on the arrays themselves, and the view taken
+of its result: f(aᵀ, bᵀ) = f(a, b)ᵀ. The elementwise call then reads and writes contiguous
+memory, a view is free, and a transpose of such a result transposes it back: the two
+cancel, and the calls that read them read the contiguous result. The backward of x @ Wᵀ
+and a convolution's layouts make such views: in W3 an add read a transposed (512, 64)
+view (62 µs, against about 20 µs contiguous); in W6 ReLU ran on a transposed 4-D view of
+the convolution's (2304, 8) output, which it now joins in its kernel. Bit for bit: each
 element goes through the same operations.
 """
 from __future__ import annotations
@@ -28,10 +31,11 @@ import dataclasses
 
 from ..backend import backend_of, is_device_array
 from .passes import leaving
-from .tape import Call, Slot, Tape, slots_in
+from .tape import Call, Slot, Tape, mutable_slots
+from .walk import tree_map
 from .traced import Method, is_ufunc
 
-TRANSPOSE = Method.named("transpose")
+TRANSPOSE, RESHAPE, ASTYPE = Method.named("transpose"), Method.named("reshape"), Method.named("astype")
 
 
 def outer_products(tape: Tape) -> Tape:
@@ -55,65 +59,94 @@ def is_outer_product(call: Call, tape: Tape) -> bool:
             and a.dtype == b.dtype == tape.values[call.out].dtype)
 
 
-def sink_transposes(tape: Tape) -> Tape:
-    """The tape with each transpose of an elementwise result of 2-D transposes (and numbers,
-    and other such results read only there) replaced by those elementwise calls on the
-    untransposed arrays, the last one writing the transpose's slot."""
-    producer = {call.out: i for i, call in enumerate(tape.calls) if call.out is not None}
-    readers: dict = {}
-    for call in tape.calls:
-        for slot in slots_in((call.args, call.kwargs)):
-            readers[slot] = readers.get(slot, 0) + 1
-    calls, values, kept = list(tape.calls), list(tape.values), leaving(tape)
-
-    def sunk(slot: int, out: int | None) -> dict | None:
-        """The calls (index -> call) that compute the transpose of `slot` without transposes,
-        into `out` (a new slot when None); None where it cannot be done."""
-        i = producer.get(slot)
-        call = calls[i] if i is not None else None
-        if call is None or readers[slot] != 1 or slot in kept or not is_elementwise(call):
-            return None
-        if out is None:
-            out = len(values)
-            values.append(None)
-        values[out] = backend_of(values[slot])[0].xp.ascontiguousarray(values[slot].T)  # as it is now computed
-        changes, args = {}, []
-        for arg in call.args:
-            value = values[arg.n] if isinstance(arg, Slot) else arg
-            if not isinstance(arg, Slot):
-                args.append(arg if type(arg) in (int, float) else None)
-            elif is_device_array(value) and value.ndim == 0:
-                args.append(arg)
-            elif producer.get(arg.n) is not None and transposed(calls[producer[arg.n]], tape) is not None:
-                args.append(Slot(transposed(calls[producer[arg.n]], tape)))
-            else:
-                inner = sunk(arg.n, None) if is_device_array(value) and value.ndim == 2 else None
-                args.append(None if inner is None else Slot(inner[producer[arg.n]].out))
-                changes.update(inner or {})
-            if args[-1] is None:
-                return None
-        changes[i] = dataclasses.replace(call, args=tuple(args), out=out)
-        return changes
-
-    for k, call in enumerate(tape.calls):
-        source = transposed(call, tape)
-        changes = sunk(source, call.out) if source is not None else None
-        if changes:
-            for i, changed in changes.items():
-                calls[i] = changed
-            calls[k] = None
-    return dataclasses.replace(tape, calls=[c for c in calls if c is not None], values=values,
-                               passes=tape.passes + ["sink_transposes"])
+def views_last(tape: Tape) -> Tape:
+    """The tape with each elementwise call on views made on the viewed arrays, the view taken
+    of its result (repeatedly: a chain of views moves past a chain of calls), then each
+    transpose of a transpose that undoes it read as the array itself."""
+    calls, values, mutable = list(tape.calls), list(tape.values), mutable_slots(tape.calls)
+    moved = True
+    while moved:
+        producer = {call.out: call for call in calls if call.out is not None}
+        moved, rewritten = False, []
+        for call in calls:
+            view = common_view(call, producer, values)
+            if view is None or call.out in mutable:
+                rewritten.append(call)
+                continue
+            func, parameter, sources = view
+            shape = values[sources[0].n].shape
+            y = len(values)  # the result, laid out as the viewed arrays
+            values.append(backend_of(values[call.out])[0].xp.ascontiguousarray(
+                values[call.out].transpose(inverse(parameter)) if func is TRANSPOSE else values[call.out]
+            ).reshape(shape))
+            values[call.out] = values[y].transpose(parameter) if func is TRANSPOSE else values[y].reshape(parameter)
+            args = iter(sources)
+            rewritten.append(dataclasses.replace(call, args=tuple(next(args) if viewed(a, values) else a
+                                                                  for a in call.args), out=y))
+            rewritten.append(Call(func, (Slot(y), parameter), {}, call.out, False, False, call.section))
+            moved = True
+        calls = rewritten
+    return dataclasses.replace(tape, calls=undo_double_transposes(calls, leaving(tape)), values=values,
+                               passes=tape.passes + ["views_last"])
 
 
-def is_elementwise(call: Call) -> bool:
-    """A ufunc call (not matmul, which is one too) with no out= and no effect."""
-    return is_ufunc(call.func) and call.name != "matmul" and not call.kwargs and not call.effect
+def viewed(arg: object, values: list) -> bool:
+    """Whether an argument of an elementwise call is an array of more than one element (the
+    ones a view is moved past; numbers and 0-d arrays stay as they are)."""
+    return isinstance(arg, Slot) and is_device_array(values[arg.n]) and values[arg.n].ndim > 0
 
 
-def transposed(call: Call, tape: Tape) -> int | None:
-    """The slot a call transposes, when it is the transpose of a 2-D array; else None."""
-    if call is not None and call.func is TRANSPOSE and len(call.args) == 2 and isinstance(call.args[0], Slot) \
-            and tuple(call.args[1]) == (1, 0) and not call.kwargs:
-        return call.args[0].n if tape.values[call.args[0].n].ndim == 2 else None
-    return None
+def common_view(call: Call, producer: dict, values: list) -> tuple | None:
+    """(view, its parameter, the viewed arrays' slots) when every array argument of an
+    elementwise call (a ufunc, or astype) has the call's full shape and is the same view (a transpose by the same
+    axes, a reshape from the same shape) of an array; else None."""
+    cast = call.func is ASTYPE and len(call.args) == 2 and set(call.kwargs) <= {"copy"}  # astype(x, dtype)
+    if not ((cast or is_ufunc(call.func) and call.name != "matmul" and not call.kwargs) and not call.effect
+            and call.out is not None and is_device_array(values[call.out])):
+        return None
+    arrays = [a for a in call.args if viewed(a, values)]
+    numbers = call.args[:1] if cast else call.args
+    if not arrays or any(not isinstance(a, Slot) and type(a) not in (int, float) for a in numbers):
+        return None
+    views = [producer.get(a.n) for a in arrays]
+    if any(v is None or v.func not in (TRANSPOSE, RESHAPE) or not isinstance(v.args[0], Slot) or v.kwargs
+           or values[a.n].shape != values[call.out].shape for v, a in zip(views, arrays)):
+        return None
+    parameters = {view_parameter(v, values) for v in views}
+    shapes = {values[v.args[0].n].shape for v in views}
+    if len({v.func for v in views}) != 1 or len(parameters) != 1 or len(shapes) != 1:
+        return None
+    return views[0].func, parameters.pop(), [v.args[0] for v in views]
+
+
+def view_parameter(view: Call, values: list) -> tuple:
+    """A transpose's axes, or the shape a reshape gives (as recorded: no −1 left)."""
+    if view.func is RESHAPE:
+        return values[view.out].shape
+    axes = view.args[1:]
+    axes = tuple(axes[0]) if len(axes) == 1 and axes[0] is not None else tuple(axes)
+    return axes or tuple(reversed(range(values[view.args[0].n].ndim)))
+
+
+def inverse(axes: tuple) -> tuple:
+    """The axes that undo a transpose by `axes`."""
+    return tuple(sorted(range(len(axes)), key=axes.__getitem__))
+
+
+def undo_double_transposes(calls: list, kept: set) -> list:
+    """The calls with each read of a transpose of a transpose that undoes it made a read of
+    the array itself (the two transposes are left to drop_unread); not for a slot that
+    leaves the replay, which keeps its own array object."""
+    same: dict = {}
+    producer = {call.out: call for call in calls if call.out is not None}
+    for call in calls:
+        if call.func is TRANSPOSE and call.out not in kept and isinstance(call.args[0], Slot):
+            inner = producer.get(call.args[0].n)
+            if inner is not None and inner.func is TRANSPOSE and isinstance(inner.args[0], Slot) and \
+                    len(call.args) == len(inner.args) == 2 and tuple(call.args[1]) == inverse(tuple(inner.args[1])):
+                same[call.out] = same.get(inner.args[0].n, inner.args[0].n)
+    if not same:
+        return calls
+    renamed = lambda template: tree_map(lambda t: Slot(same[t.n]) if isinstance(t, Slot) and t.n in same else t,
+                                        template)
+    return [dataclasses.replace(call, args=renamed(call.args), kwargs=renamed(call.kwargs)) for call in calls]
