@@ -179,6 +179,24 @@ def test_cuda_source_casts_as_numpy_and_is_generated_without_a_gpu():
     assert "float m = (y >= (float)(0) || y != y) ? y : (float)(0);" in operation
 
 
+def test_an_array_updated_in_place_is_read_through_its_output_bit_for_bit():
+    inputs = [Input("lr", float), Input("g", "float32", (300, 7)), Input("p", "float32", (300, 7))]
+    steps = [Step("s", "multiply", ("lr", "g")), Step("q", "subtract", ("p", "s"))]
+    chain = fusion.check_chain(inputs, steps, ["q"], in_place={"p": "q"})
+    kernel = fusion.FusedKernel(chain, "cpu")
+    g, p = (np.random.default_rng(2).standard_normal((300, 7)).astype(np.float32) for _ in range(2))
+    expected = p - np.float32(0.01) * g
+    (q,) = kernel(0.01, g, p, out=[p])
+    assert q is p and np.array_equal(p, expected)  # one array read, then written: SGD's p -= lr·g
+    assert "def kernel(lr, g_array, out_q, shape):" in kernel.source and "p = out_q[i]" in kernel.source
+    (q,) = kernel(0.01, g, p)  # no out given: the array updated in place is the output
+    assert q is p
+    in_params, _, operation = fusion.cuda_source(chain)
+    assert in_params == "double lr, float g" and operation.startswith("float p = out_q;")
+    with pytest.raises(ValueError, match="updated in place"):
+        fusion.check_chain(inputs, steps, ["q"], in_place={"g": "s"})
+
+
 def test_a_chain_it_cannot_fuse_is_refused_naming_the_step():
     with pytest.raises(ValueError, match="matmul"):
         fuse([Input("x", "float32", (2, 2))], [Step("y", "matmul", ("x", "x"))], ["y"])

@@ -253,7 +253,8 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
     strided = any(is_device_array(tape.values[slot]) and tape.values[slot].size >= MIN_ELEMENTS
                   and not tape.values[slot].flags.c_contiguous for slot in read)
     try:
-        chain = check_chain([i for _, i in inputs], steps, outputs, strided)
+        in_place = {i.name: written_slots[slot] for slot, i in inputs if slot in written_slots}
+        chain = check_chain([i for _, i in inputs], steps, outputs, strided, in_place)
     except ValueError:
         return None
     if strided and len(chain.shape) > 2:
