@@ -15,7 +15,10 @@ from __future__ import annotations
 import os
 from typing import Callable
 
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before NumPy loads, as `python -m benchmarks`
+from benchmarks import THREAD_VARIABLES
+
+for _variable in THREAD_VARIABLES:  # before NumPy loads: one BLAS thread, as `python -m benchmarks`
+    os.environ.setdefault(_variable, "1")
 
 import numpy as np  # noqa: E402
 
