@@ -275,3 +275,16 @@ def test_a_row_broadcast_over_many_short_rows_alone_becomes_a_kernel():
         expected, got = plain(x, b).numpy(), fused(x, b).numpy()
     assert np.array_equal(expected, got)
     assert "add" in [c.name for c in plain.tape.calls] and "add" not in [c.name for c in fused.tape.calls]
+
+
+@needs_numba
+def test_a_transpose_moves_past_a_broadcasting_call():
+    column, row, m = (Tensor(RNG.standard_normal(shape)) for shape in [(50, 1), (1, 6), (50, 6)])
+    f = lambda column, row, m: (row.T * column.T).T + m  # a (6, 1) by (1, 50) product, transposed back
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        expected, got = plain(column, row, m).numpy(), fused(column, row, m).numpy()
+    assert np.array_equal(expected, got)
+    assert "transpose(" not in str(fused.tape)
+    (multiply,) = [c for c in fused.tape.calls if c.name == "multiply"]
+    assert [fused.tape.values[a.n].shape for a in multiply.args] == [(1, 6), (50, 1)]

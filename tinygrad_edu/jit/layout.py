@@ -74,11 +74,10 @@ def views_last(tape: Tape) -> Tape:
                 rewritten.append(call)
                 continue
             func, parameter, sources = view
-            shape = values[sources[0].n].shape
             y = len(values)  # the result, laid out as the viewed arrays
-            values.append(backend_of(values[call.out])[0].xp.ascontiguousarray(
-                values[call.out].transpose(inverse(parameter)) if func is TRANSPOSE else values[call.out]
-            ).reshape(shape))
+            contiguous = backend_of(values[call.out])[0].xp.ascontiguousarray
+            values.append(contiguous(values[call.out].transpose(inverse(parameter))) if func is TRANSPOSE
+                          else contiguous(values[call.out]).reshape(values[sources[0].n].shape))
             values[call.out] = values[y].transpose(parameter) if func is TRANSPOSE else values[y].reshape(parameter)
             args = iter(sources)
             rewritten.append(dataclasses.replace(call, args=tuple(next(args) if viewed(a, values) else a
@@ -98,8 +97,9 @@ def viewed(arg: object, values: list) -> bool:
 
 def common_view(call: Call, producer: dict, values: list) -> tuple | None:
     """(view, its parameter, the viewed arrays' slots) when every array argument of an
-    elementwise call (a ufunc, or astype) has the call's full shape and is the same view (a transpose by the same
-    axes, a reshape from the same shape) of an array; else None."""
+    elementwise call (a ufunc, or astype) is the same view of an array: a transpose by the
+    same axes (of arrays that broadcast to the call's shape with its number of axes), or a
+    reshape from one shape to the call's; else None."""
     cast = call.func is ASTYPE and len(call.args) == 2 and set(call.kwargs) <= {"copy"}  # astype(x, dtype)
     if not ((cast or is_ufunc(call.func) and call.name != "matmul" and not call.kwargs) and not call.effect
             and call.out is not None and is_device_array(values[call.out])):
@@ -110,11 +110,16 @@ def common_view(call: Call, producer: dict, values: list) -> tuple | None:
         return None
     views = [producer.get(a.n) for a in arrays]
     if any(v is None or v.func not in (TRANSPOSE, RESHAPE) or not isinstance(v.args[0], Slot) or v.kwargs
-           or values[a.n].shape != values[call.out].shape for v, a in zip(views, arrays)):
+           for v in views) or len({v.func for v in views}) != 1:
+        return None
+    out = values[call.out]
+    if views[0].func is TRANSPOSE:  # broadcasting commutes with a transpose of arrays of the output's ndim
+        if any(values[a.n].ndim != out.ndim for a in arrays):
+            return None
+    elif any(values[a.n].shape != out.shape for a in arrays) or len({values[v.args[0].n].shape for v in views}) != 1:
         return None
     parameters = {view_parameter(v, values) for v in views}
-    shapes = {values[v.args[0].n].shape for v in views}
-    if len({v.func for v in views}) != 1 or len(parameters) != 1 or len(shapes) != 1:
+    if len(parameters) != 1:
         return None
     return views[0].func, parameters.pop(), [v.args[0] for v in views]
 
