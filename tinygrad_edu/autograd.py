@@ -461,15 +461,17 @@ retained_grads: "weakref.WeakKeyDictionary[Function, weakref.ref]" = weakref.Wea
 
 
 class _State:
-    """Global switches of the engine."""
+    """Global switches of the engine. Every op reads several, so they are attributes of
+    the instance, which Python reads faster than a class's."""
 
-    grad_enabled = True  # record graphs for ops on tensors that require grad
-    anomaly = False  # detect_anomaly(): check every op's output for NaN/inf
-    order = 0  # differentiation order of the nodes being made (0 outside backward)
-    backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
-    backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
-    in_place_writes = 0  # a clock: how many in-place writes (Tensor.bump_version) so far
-    retain_grads = False  # retain_grads(): every op's output calls retain_grad()
+    def __init__(self) -> None:
+        self.grad_enabled = True  # record graphs for ops on tensors that require grad
+        self.anomaly = False  # detect_anomaly(): check every op's output for NaN/inf
+        self.order = 0  # differentiation order of the nodes being made (0 outside backward)
+        self.backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
+        self.backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
+        self.in_place_writes = 0  # a clock: how many in-place writes (Tensor.bump_version) so far
+        self.retain_grads = False  # retain_grads(): every op's output calls retain_grad()
 
 
 state = _State()
