@@ -102,12 +102,12 @@ class Function:
             node.inputs, node.output_array = inputs, out
             node.order, node.recorded_at = state.order, state.in_place_writes
             result = Tensor.wrap(out, backend, node)
+            if state.retain_grads:
+                result.retain_grad()
         else:
             result = Tensor.wrap(out, backend)
         if node.is_view:  # a write into either array changes both: one version counter for the two
             result.version_counter = node.output_version = inputs[0].shared_counter()
-        if state.retain_grads and result.grad_fn is not None:
-            result.retain_grad()
         return result
 
     def error_with_shapes(self, error: Exception, inputs: Sequence[Tensor]) -> Exception:
