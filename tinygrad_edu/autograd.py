@@ -234,8 +234,10 @@ def nodes_towards(targets: Sequence[Tensor], order: list) -> list:
     leaves = {t for t in targets if t.grad_fn is None}
     needed = {t.grad_fn for t in targets if t.grad_fn is not None}
     for node in order:
-        if any(t in leaves or t.grad_fn in needed for t in node.inputs if t.requires_grad):
-            needed.add(node)
+        for t in node.inputs:  # a plain loop: any(<generator>) makes a generator per node, dearer than the test
+            if t.requires_grad and (t in leaves or t.grad_fn in needed):
+                needed.add(node)
+                break
     return [node for node in order if node in needed]
 
 
