@@ -102,12 +102,12 @@ class Function:
             node.inputs, node.output_array = inputs, out
             node.order, node.recorded_at = state.order, state.in_place_writes
             result = Tensor.wrap(out, backend, node)
+            if state.retain_grads:
+                result.retain_grad()
         else:
             result = Tensor.wrap(out, backend)
         if node.is_view:  # a write into either array changes both: one version counter for the two
             result.version_counter = node.output_version = inputs[0].shared_counter()
-        if state.retain_grads and result.grad_fn is not None:
-            result.retain_grad()
         return result
 
     def error_with_shapes(self, error: Exception, inputs: Sequence[Tensor]) -> Exception:
@@ -234,8 +234,10 @@ def nodes_towards(targets: Sequence[Tensor], order: list) -> list:
     leaves = {t for t in targets if t.grad_fn is None}
     needed = {t.grad_fn for t in targets if t.grad_fn is not None}
     for node in order:
-        if any(t in leaves or t.grad_fn in needed for t in node.inputs if t.requires_grad):
-            needed.add(node)
+        for t in node.inputs:  # a plain loop: any(<generator>) makes a generator per node, dearer than the test
+            if t.requires_grad and (t in leaves or t.grad_fn in needed):
+                needed.add(node)
+                break
     return [node for node in order if node in needed]
 
 
@@ -461,15 +463,17 @@ retained_grads: "weakref.WeakKeyDictionary[Function, weakref.ref]" = weakref.Wea
 
 
 class _State:
-    """Global switches of the engine."""
+    """Global switches of the engine. Every op reads several, so they are attributes of
+    the instance, which Python reads faster than a class's."""
 
-    grad_enabled = True  # record graphs for ops on tensors that require grad
-    anomaly = False  # detect_anomaly(): check every op's output for NaN/inf
-    order = 0  # differentiation order of the nodes being made (0 outside backward)
-    backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
-    backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
-    in_place_writes = 0  # a clock: how many in-place writes (Tensor.bump_version) so far
-    retain_grads = False  # retain_grads(): every op's output calls retain_grad()
+    def __init__(self) -> None:
+        self.grad_enabled = True  # record graphs for ops on tensors that require grad
+        self.anomaly = False  # detect_anomaly(): check every op's output for NaN/inf
+        self.order = 0  # differentiation order of the nodes being made (0 outside backward)
+        self.backward_of: "Function | None" = None  # whose backward is running (for anomaly messages)
+        self.backward_creates_graph = False  # backward_creates_graph(): every backward() as create_graph=True
+        self.in_place_writes = 0  # a clock: how many in-place writes (Tensor.bump_version) so far
+        self.retain_grads = False  # retain_grads(): every op's output calls retain_grad()
 
 
 state = _State()
