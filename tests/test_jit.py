@@ -780,3 +780,12 @@ def test_a_method_named_like_the_jitted_global_is_not_read_as_that_global():
         assert loss.item() == eager_loss.item()
     assert namespace["step"].recordings == 2  # once more when the optimizer has state, then replays
     np.testing.assert_array_equal(model.weight.numpy(), eager_model.weight.numpy())
+
+
+def test_a_folded_number_keeps_its_shape():
+    w = Tensor(np.array([1.0, -2.0, 3.0]), requires_grad=True)
+    f = tg.jit(lambda w: tg.grad((w * w).sum(), w)[0].sum() * tg.tensor(2.0).exp())  # exp of a 0-d constant: folded
+    for _ in range(3):
+        result = f(w)
+        assert result.shape == () and result.item() == pytest.approx(2 * 2.0 * np.exp(2.0))
+    assert "constant, folded: exp(" in str(f.tape)

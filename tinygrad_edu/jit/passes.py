@@ -112,8 +112,8 @@ def fold_constants(tape: Tape) -> Tape:
         value = tape.values[call.out] if call.out is not None else None
         if (not call.effect and is_device_array(value) and call.out not in kept_apart and call.out not in mutable
                 and slots_in((call.args, call.kwargs)) <= constants):
-            # contiguous: a broadcast seed would otherwise be copied by each kernel that reads it flat
-            value = values[call.out] = backend_of(value)[0].xp.ascontiguousarray(value)
+            if not value.flags.c_contiguous:  # a broadcast seed would be copied by each kernel that reads it flat
+                value = values[call.out] = backend_of(value)[0].xp.ascontiguousarray(value)  # (0-d ones are not)
             sources[call.out] = Source(Path(value))
             labels[id(value)] = f"constant, folded: {tape.describe_call(call)}"
             constants.add(call.out)
