@@ -9,11 +9,10 @@ element; here it took 50–60 µs where NumPy's broadcasting `multiply` takes a 
 that. As a `multiply` it is also elementwise, so the fusion pass after this one can take
 it into a kernel with the calls around it.
 
-Values: each element of the product is the one product a[i, 0] · b[0, j], rounded once,
-as in the matrix product. Only the sign of a zero may differ: BLAS adds the product to
-an accumulator that starts at +0.0, so where a[i, 0] · b[0, j] is −0.0 the matrix product
-gives +0.0 and the elementwise product −0.0. The two compare equal (and only a division
-by that zero, or copysign, can tell them apart).
+Bit for bit: each element of the matrix product is the one product a[i, 0] · b[0, j],
+rounded once, added to an accumulator that starts at +0.0; so the pass writes
+`multiply(a, b) + 0.0`, the same product and the same addition (which only turns a −0.0
+into +0.0, as BLAS's accumulator does). In a kernel the addition costs nothing.
 
 views_last: an elementwise call on views of arrays (transposes with one order of axes,
 or reshapes of arrays of one shape) is made on the arrays themselves, and the view taken
@@ -39,14 +38,19 @@ TRANSPOSE, RESHAPE, ASTYPE = Method.named("transpose"), Method.named("reshape"),
 
 
 def outer_products(tape: Tape) -> Tape:
-    """The tape with each matmul of an (n, 1) and a (1, m) array made a broadcasting multiply."""
-    calls = []
+    """The tape with each matmul of an (n, 1) and a (1, m) array made a broadcasting multiply
+    and the addition of +0.0 that the matrix product makes."""
+    calls, values = [], list(tape.values)
     for call in tape.calls:
-        if is_outer_product(call, tape):
-            xp = backend_of(tape.values[call.out])[0].xp
-            call = dataclasses.replace(call, func=xp.multiply)
-        calls.append(call)
-    return dataclasses.replace(tape, calls=calls, passes=tape.passes + ["outer_products"])
+        if not is_outer_product(call, tape):
+            calls.append(call)
+            continue
+        xp = backend_of(tape.values[call.out])[0].xp
+        product = len(values)
+        values.append(xp.multiply(*(tape.values[a.n] for a in call.args)))
+        calls += [Call(xp.multiply, call.args, {}, product, False, False, call.section),
+                  dataclasses.replace(call, func=xp.add, args=(Slot(product), 0.0))]
+    return dataclasses.replace(tape, calls=calls, values=values, passes=tape.passes + ["outer_products"])
 
 
 def is_outer_product(call: Call, tape: Tape) -> bool:
