@@ -355,31 +355,36 @@ class FusedKernel:
         if self.device != "cpu":
             self.compiled(*[v for v, passed in zip(values, self.passed) if passed], *out)
             return tuple(out)
-        self.compiled(*self.arguments(values, out))
+        self.compiled(*self.input_arguments(values), *self.output_arguments(out))
         return tuple(out)
 
-    def arguments(self, values: Sequence[Any], out: Sequence[Any]) -> list:
-        """What the compiled Numba kernel takes for these values and outputs: none for an input
-        updated in place (the kernel reads it through its output), a one-element
-        input as a number, contiguous flat arrays for a flat kernel (copies of strided inputs, such
-        as a broadcast gradient seed: Numba's loop over a strided array ran 3x slower), the shape."""
+    def input_arguments(self, values: Sequence[Any]) -> list:
+        """What the compiled Numba kernel takes for these values: none for an input updated in
+        place (the kernel reads it through its output), a one-element input as a number,
+        contiguous flat arrays for a flat kernel (copies of strided inputs, such as a broadcast
+        gradient seed: Numba's loop over a strided array ran 3x slower)."""
+        flat = self.chain.flat
+        return [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number else v.ravel() if flat else v
+                for number, v in zip(self.one_element, (v for v, passed in zip(values, self.passed) if passed))]
+
+    def output_arguments(self, out: Sequence[Any]) -> list:
+        """What the compiled Numba kernel takes for these outputs, then the loops' shape: flat
+        views for a flat kernel; a sum's output without its summed axis (keepdims)."""
         chain = self.chain
-        values = [v for v, passed in zip(values, self.passed) if passed]
-        arguments = [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number
-                     else v.ravel() if chain.flat else v for number, v in zip(self.one_element, values)]
-        if not chain.flat:  # a sum's output may keep its summed axis (keepdims): the kernel writes its rows
-            return arguments + [o.reshape(chain.shape[1:]) if name in chain.sums else o
-                                for name, o in zip(chain.outputs, out)] + [chain.shape]
+        if not chain.flat:
+            return [o.reshape(chain.shape[1:]) if name in chain.sums else o
+                    for name, o in zip(chain.outputs, out)] + [chain.shape]
         if not all(o.flags.c_contiguous for o in out):
             raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
-        return arguments + [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]
+        return [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]
 
     def prepare(self, values: Sequence[Any], out: Sequence[Any]) -> None:
         """Compile (or load from Numba's disk cache) the kernel for the types of these values
         and outputs now, instead of at its first call; nothing is run or written."""
         if self.device == "cpu":
             import numba
-            self.compiled.compile(tuple(numba.typeof(a) for a in self.arguments(values, out)))
+            arguments = self.input_arguments(values) + self.output_arguments(out)
+            self.compiled.compile(tuple(numba.typeof(a) for a in arguments))
 
 
 def evaluate(steps: Sequence[Step], outputs: Sequence[str], values: dict) -> tuple:

@@ -37,7 +37,7 @@ from typing import Any
 
 from ..backend import backend_of, is_device_array
 from ..fusion import BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, Input, Step, check_chain, FusedKernel
-from .passes import leaving
+from .passes import leaving, outliving
 from .tape import Call, Slot, Tape, mutable_slots, slots_in
 from .traced import Method, is_ufunc
 
@@ -63,8 +63,15 @@ class FusedCall:
 
     def __init__(self, kernel: FusedKernel, n_values: int, plan: list, listing: list):
         self.kernel, self.n_values, self.plan, self.listing = kernel, n_values, plan, listing
+        # every output a kept buffer (the usual case on "cpu"): their arguments are made once, here
+        kept = kernel.device == "cpu" and all(kind == "buffer" for kind, _ in plan)
+        self.buffers = tuple(buffer for _, buffer in plan) if kept else None
+        self.buffer_arguments = kernel.output_arguments(self.buffers) if kept else None
 
     def __call__(self, *args: Any) -> tuple:
+        if self.buffers is not None:
+            self.kernel.compiled(*self.kernel.input_arguments(args), *self.buffer_arguments)
+            return self.buffers
         values, targets = args[:self.n_values], args[self.n_values:]
         out = [targets[where] if kind == "target" else where if kind == "buffer" else where[0].empty(*where[1:])
                for kind, where in self.plan]
@@ -82,7 +89,7 @@ def fuse_elementwise(tape: Tape) -> Tape:
     for i, call in enumerate(tape.calls):
         for slot in slots_in((call.args, call.kwargs)):
             readers.setdefault(slot, set()).add(i)
-    mutable, kept = mutable_slots(tape.calls), leaving(tape)
+    mutable, kept, outlive = mutable_slots(tape.calls), leaving(tape), outliving(tape)
     runs, run, shape, made = [], [], None, set()  # made: the slots the open run computes or writes
     for i, call in enumerate(tape.calls):
         if call.early:
@@ -110,7 +117,7 @@ def fuse_elementwise(tape: Tape) -> Tape:
     values, replaced = list(tape.values), {}
     for run in runs:
         if pays(tape, run):
-            fused = fused_calls(tape, run, readers, kept, mutable, values)
+            fused = fused_calls(tape, run, readers, kept, outlive, mutable, values)
             if fused is not None:
                 replaced[run[-1]] = fused
                 replaced.update({i: [] for i in run[:-1]})
@@ -203,7 +210,8 @@ def fusible_shape(call: Call, tape: Tape) -> tuple | None:
     return target.shape
 
 
-def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, values: list) -> list | None:
+def fused_calls(tape: Tape, run: list, readers: dict, kept: set, outlive: set, mutable: set,
+                values: list) -> list | None:
     """The calls that replace the run (the kernel's call and one getitem per output slot), or
     None where the run is left as it was: the generator refuses it, a dtype would differ from
     the recorded one, or an array it writes in place may share memory with one it reads."""
@@ -239,6 +247,8 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, mutable: set, v
         if slot in kept or readers.get(slot, set()) - inside:
             value = tape.values[slot]
             xp = backend_of(value)[0].xp
+            if buffer is None and slot not in outlive:  # a sum's or a cast's, which reuse_buffers leaves out
+                buffer = xp.empty(value.shape, value.dtype)
             plan.append(("buffer", buffer) if buffer is not None else ("new", (xp, value.shape, value.dtype)))
             outputs.append(name)
             out_slots.append(slot)
