@@ -349,7 +349,8 @@ class FusedKernel:
         chain = self.chain
         if out is None:
             xp = numpy if self.device == "cpu" else cupy_module()
-            updated = {o: values[[i.name for i in chain.inputs].index(i)] for i, o in chain.in_place.items()}
+            given = dict(zip((i.name for i in chain.inputs), values))
+            updated = {o: given[i] for i, o in chain.in_place.items()}
             out = [updated[o] if o in updated else xp.empty(chain.shape[1:] if o in chain.sums else chain.shape, dtype)
                    for o, dtype in zip(chain.outputs, self.out_dtypes)]
         if self.device != "cpu":

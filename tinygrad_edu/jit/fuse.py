@@ -44,8 +44,9 @@ from .traced import Method, is_ufunc
 # libm's functions (and a power with another exponent than POWER_SHORTCUTS): fused only on small arrays
 TRANSCENDENTAL = frozenset(UNARY) - {"negative", "absolute", "square", "reciprocal", "sqrt", "isfinite"}
 TRANSCENDENTAL_LIMIT = 256  # elements: about where NumPy's call overhead (~1 µs) meets libm's cost per element
-# A kernel's call costs about 5 µs here (Numba's dispatch on each argument's type, the flat views), a NumPy
-# call about 1 µs: a run pays when it replaces several calls, or when it saves passes over large arrays.
+# A kernel's call costs 1.5 µs to 6 µs of Python here (Numba's dispatch on each argument's type, the flat views;
+# the least when its outputs are kept buffers), a NumPy call about 1 µs: a run pays when it replaces several
+# calls, or when it saves passes over large arrays.
 MIN_CALLS, MIN_ELEMENTS = 4, 4096
 # a sum over the first axis, or a call broadcasting a row, alone pays as a kernel over this many rows of
 # at most SHORT_ROW elements
@@ -80,8 +81,7 @@ class FusedCall:
 
 def fuse_elementwise(tape: Tape) -> Tape:
     """The tape with each run of fusible calls of one shape replaced by a kernel, where it pays
-    (MIN_CALLS calls, or two on MIN_ELEMENTS elements; see the module docstring); a run the
-    generator cannot take stays as it was."""
+    (see `pays`); a run the generator cannot take stays as it was."""
     for value in tape.values:
         if is_device_array(value):
             device_of(value)  # refuses a device whose arrays no kernel can read, even where nothing fuses
