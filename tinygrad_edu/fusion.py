@@ -354,7 +354,7 @@ class FusedKernel:
             out = [updated[o] if o in updated else xp.empty(chain.shape[1:] if o in chain.sums else chain.shape, dtype)
                    for o, dtype in zip(chain.outputs, self.out_dtypes)]
         if self.device != "cpu":
-            self.compiled(*[v for v, passed in zip(values, self.passed) if passed], *out)
+            self.compiled(*self.passed_values(values), *out)
             return tuple(out)
         self.compiled(*self.input_arguments(values), *self.output_arguments(out))
         return tuple(out)
@@ -366,7 +366,11 @@ class FusedKernel:
         gradient seed: Numba's loop over a strided array ran 3x slower)."""
         flat = self.chain.flat
         return [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number else v.ravel() if flat else v
-                for number, v in zip(self.one_element, (v for v, passed in zip(values, self.passed) if passed))]
+                for number, v in zip(self.one_element, self.passed_values(values))]
+
+    def passed_values(self, values: Sequence[Any]) -> list:
+        """The values the kernel takes as inputs: all but those of the inputs it updates in place."""
+        return [v for v, passed in zip(values, self.passed) if passed]
 
     def output_arguments(self, out: Sequence[Any]) -> list:
         """What the compiled Numba kernel takes for these outputs, then the loops' shape: flat
