@@ -728,6 +728,20 @@ def test_getitem_int_tensor_values(device):
     np.testing.assert_array_equal(arr(y), [40, 0])
 
 
+@pytest.mark.parametrize("kind", ["tensor", "array"])
+def test_getitem_index_changed_after_forward_keeps_its_gradient(device, kind):
+    # the backward scatters through the index of the forward, not what its owner wrote there since
+    x = Tensor([1.0, 2.0, 3.0], device=device, requires_grad=True)
+    index = Tensor([0, 0], device=device)
+    y = (x[index if kind == "tensor" else index.data] * Tensor([1.0, 10.0], device=device)).sum()
+    if kind == "tensor":
+        index.copy_(Tensor([2, 1], device=device))
+    else:
+        index.data[:] = 2
+    y.backward()
+    np.testing.assert_array_equal(arr(x.grad), [11.0, 0.0, 0.0])
+
+
 def test_getitem_0d_bool_index(device):
     x = Tensor(np.arange(4.0), device=device)
     np.testing.assert_array_equal(arr(x[np.True_]), np.arange(4.0)[np.True_])

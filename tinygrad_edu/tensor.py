@@ -334,8 +334,10 @@ class Tensor:
         return ops.Getitem.apply(self, index=self._index(index))
 
     def _index(self, index: Any) -> Any:
-        """An index with Tensors and lists turned into arrays of this device, and boolean
-        masks into the integer arrays of their True positions (NumPy's own equivalence)."""
+        """An index with Tensors and lists turned into arrays of this device, boolean masks
+        into the integer arrays of their True positions (NumPy's own equivalence) and integer
+        arrays copied (a write into the index between forward and backward would move the
+        gradient, as PyTorch's copy of a NumPy index avoids)."""
         parts = index if isinstance(index, tuple) else (index,)
         normalized: list = []
         for p in parts:
@@ -349,6 +351,8 @@ class Tensor:
                 p = self.backend.asarray(p)
             if isinstance(p, self.backend.array_type) and p.dtype == bool and p.ndim:
                 normalized.extend(p.nonzero())
+            elif hasattr(p, "dtype") and p.dtype != bool:  # integers (traced while jit records): copied, as the
+                normalized.append(self.backend.asarray(p, copy=True))  # backward scatters through them later
             else:
                 normalized.append(p)
         return tuple(normalized) if isinstance(index, tuple) or len(normalized) > 1 else normalized[0]
