@@ -2,7 +2,6 @@
 the ranks' lines in rank order under `mpiexec -n 3`, and why P processes can be slower."""
 import importlib
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -216,6 +216,13 @@ def check_chain(inputs: Sequence[Input], steps: Sequence[Step], outputs: Sequenc
     return Chain(tuple(inputs), tuple(steps), tuple(outputs), tuple(arg_dtypes), dtypes, shape, strided, in_place)
 
 
+def rows_added_in_order(shape: tuple, dtype: Any) -> bool:
+    """Whether NumPy sums an array of this shape and dtype (C-contiguous) over its first axis
+    row after row, as a kernel does: a float array of two or more axes with two or more
+    elements in the others (a (n, 1) column it sums pairwise)."""
+    return len(shape) >= 2 and math.prod(shape[1:]) >= 2 and numpy_dtype(dtype).kind == "f"
+
+
 def check_row_sum(step: Step, steps: Sequence[Step], outputs: Sequence[str], shapes: dict, dtypes: dict,
                   shape: tuple) -> None:
     """A `sum` step adds up its argument over the first axis (the rows: a bias gradient). Its
@@ -224,8 +231,7 @@ def check_row_sum(step: Step, steps: Sequence[Step], outputs: Sequence[str], sha
     So the sum must end the chain (an output nobody else reads) over a full-shape float value."""
     (arg,) = step.args
     read = any(step.name in s.args for s in steps)
-    if read or step.name not in outputs or shapes[arg] != shape or len(shape) < 2 or math.prod(shape[1:]) < 2 \
-            or numpy_dtype(dtypes[arg]).kind != "f":
+    if read or step.name not in outputs or shapes[arg] != shape or not rows_added_in_order(shape, dtypes[arg]):
         raise ValueError(f"fusion: {step.name} = sum({arg}) over {shape} {numpy_dtype(dtypes[arg])}: a kernel sums "
                          "a float value of its full shape over the first axis, of two or more axes with two or more "
                          "elements in the others, as an output that no step reads")

@@ -36,7 +36,8 @@ import operator
 from typing import Any
 
 from ..backend import backend_of, is_device_array
-from ..fusion import BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, Input, Step, check_chain, FusedKernel
+from ..fusion import (BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, FusedKernel, Input, Step, check_chain,
+                      rows_added_in_order)
 from .passes import leaving, outliving
 from .tape import Call, Slot, Tape, mutable_slots, slots_in
 from .traced import Method, is_ufunc
@@ -160,16 +161,15 @@ def numpy_rows(call: Call, tape: Tape) -> tuple[int, int] | None:
 
 def row_sum_shape(call: Call, tape: Tape) -> tuple | None:
     """The shape a sum over the first axis adds up, when a kernel adds it as NumPy does
-    (fusion.check_row_sum: a float array of two or more axes, two or more elements in the
-    others, C-contiguous, made by a call of the tape so that it stays so); else None. On
-    "cpu" only: a CuPy elementwise kernel does not sum."""
+    (fusion.rows_added_in_order, on a C-contiguous array made by a call of the tape so that
+    it stays so); else None. On "cpu" only: a CuPy elementwise kernel does not sum."""
     if call.func is not SUM or len(call.args) != 1 or not isinstance(call.args[0], Slot) \
             or set(call.kwargs) - {"axis", "keepdims"} or tuple(call.kwargs.get("axis", ())) != (0,) \
             or call.args[0].n in tape.sources:
         return None
     x = tape.values[call.args[0].n]
-    if not (is_device_array(x) and backend_of(x)[0].name == "cpu" and x.dtype.kind == "f" and x.ndim >= 2
-            and math.prod(x.shape[1:]) >= 2 and x.flags.c_contiguous):
+    if not (is_device_array(x) and backend_of(x)[0].name == "cpu" and rows_added_in_order(x.shape, x.dtype)
+            and x.flags.c_contiguous):
         return None
     return x.shape
 
