@@ -166,3 +166,39 @@ def test_fusion_removed_reports_w2_as_one_kernel_for_its_whole_tape():
     # 200 ops and their backward (tanh's takes three calls: 9 calls per 4 ops), all in one kernel, which
     # reads x, the seed of ones (a constant of the tape) and three numbers and writes the gradient: 16 float32 each
     assert fusion_removed.row("W2") == "| W2 | 450 → 450 → 2 | 1 | 450 → 2 | 64.8 kB → 204 B |"
+
+
+class CountedProducts(np.ndarray):
+    """An array that notes the shapes of every matrix product it takes part in."""
+    products: list = []
+
+    def __array_ufunc__(self, ufunc, method, *inputs, out=None, **kwargs):
+        def plain(a):
+            return a.view(np.ndarray) if isinstance(a, CountedProducts) else a
+
+        if ufunc is np.matmul:
+            CountedProducts.products.append(tuple(a.shape for a in inputs))
+        if out is not None:
+            kwargs["out"] = tuple(plain(o) for o in out)
+        result = getattr(ufunc, method)(*map(plain, inputs), **kwargs)
+        if out is not None:
+            return out[0]  # an in-place operator (the floor's p -= LR * g) keeps its array
+        return result.view(CountedProducts) if isinstance(result, np.ndarray) else result
+
+
+def test_matmul_bound_times_the_products_of_the_w1_floor(monkeypatch):
+    # the bound is only a bound if its products are those the floor step makes, no more, no fewer
+    from benchmarks import matmul_bound
+    problem = workloads.mlp_problem("cpu", sizes=(12, 8, 6, 4), batch=5)
+    weights = [w.view(CountedProducts) for w in problem.initial]
+    floor_params = [w.copy() for w in weights]
+    monkeypatch.setattr(CountedProducts, "products", [])
+    floors.numpy_mlp_step(np, floor_params, problem.x.view(CountedProducts), problem.y)
+    floor_products = sorted(CountedProducts.products)
+    rng = np.random.default_rng(0)
+    inputs = [problem.x] + [rng.standard_normal((5, n)).astype(np.float32) for n in (8, 6)]
+    deltas = [rng.standard_normal((5, n)).astype(np.float32) for n in (8, 6, 4)]
+    monkeypatch.setattr(CountedProducts, "products", [])
+    matmul_bound.eight_products([w for w in weights if w.ndim == 2],
+                                [a.view(CountedProducts) for a in inputs], deltas)()
+    assert len(floor_products) == 8 and sorted(CountedProducts.products) == floor_products
