@@ -26,7 +26,7 @@ from typing import Any, Callable, Protocol
 
 import numpy
 
-from ..backend import is_device_array
+from ..backend import Backend, is_device_array
 from ..tensor import Tensor
 from .recorder import Recorder
 from .tape import ARGUMENTS, TESTS, Assign, Bump, Guard, Path, TensorOut, filled, label_of
@@ -57,8 +57,10 @@ def is_stateful(obj: Any) -> bool:
 
 _LARGEST_SCANNED = 10_000  # containers longer than this are not searched for tensors
 _LARGEST_GUARDED = 64  # containers longer than this have their length guarded, not each item
+# a Backend too: the library's own state (it keeps the array functions it looked up as attributes and
+# forgets them when a recording starts), reached through the globals of functions such as get_backend
 _OPAQUE = (types.ModuleType, type, str, bytes, int, float, complex, numpy.ndarray, numpy.generic, TracedArray,
-           TracedScalar)
+           TracedScalar, Backend)
 
 
 @dataclass
