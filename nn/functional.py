@@ -190,16 +190,29 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
     return _reduce(loss, reduction, "huber_loss")
 
 
-def check_indices(indices: Tensor, n: int, op: str, what: str) -> None:
+def check_indices(indices: Tensor, n: int, op: str, what: str) -> bool:
     """Refuse indices that are not integers in [0, n) (`what` names them in the error), as
     PyTorch: NumPy would read a negative index from the end (label −1 as the last class,
-    a silently wrong loss), and CuPy wraps every index around."""
+    a silently wrong loss), and CuPy wraps every index around. False where the host cannot
+    look at the values (on a GPU, or in a jit replay): the caller then passes its result
+    through nan_outside."""
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must have an integer dtype (int64), got {indices.dtype}")
     bounds = indices.backend.bounds_if_on_host(indices.data)
     if bounds and (bounds[0] < 0 or bounds[1] >= n):
         raise IndexError(f"{op}: {what} holds {bounds[0] if bounds[0] < 0 else bounds[1]}, "
                          f"outside the range [0, {n - 1}]")
+    return bounds is not None or indices.numel() == 0
+
+
+def nan_outside(result: Tensor, indices: Tensor, n: int) -> Tensor:
+    """result, or NaN everywhere (its gradients too) if an index lies outside [0, n): the
+    check of check_indices made on the device, without waiting for it, where the host cannot
+    make it. PyTorch stops a GPU there with a device-side assert; a NaN, at least, is never
+    another class's number."""
+    xp, labels = indices.backend.xp, indices.data
+    inside = xp.logical_and(labels >= 0, labels < n).all()
+    return result * Tensor(xp.where(inside, 1.0, math.nan).astype(result.dtype), device=result.device)
 
 
 def _class_axis(scores: Tensor) -> int:
@@ -217,17 +230,18 @@ def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tens
     axis = _class_axis(log_probs)
     classes = log_probs.shape[axis]
     label_shape = log_probs.shape[:axis] + log_probs.shape[axis + 1:]
-    check_indices(target, classes, "nll_loss", "target (class labels)")
+    checked = check_indices(target, classes, "nll_loss", "target (class labels)")
     if target.shape != label_shape:
         raise ValueError(f"nll_loss: log-probabilities of shape {log_probs.shape} need a target of shape "
                          f"{label_shape}, got {target.shape}")
     if log_probs.ndim == 2:  # the usual (N, C): the rows are there already
-        return _reduce(-log_probs[arange(log_probs.shape[0], device=log_probs.device), target],
-                       reduction, "nll_loss")
-    rows = log_probs.permute(0, *range(2, log_probs.ndim), 1) if log_probs.ndim > 2 else log_probs
-    rows = rows.reshape(-1, classes)  # one row of class scores per label
-    picked = rows[arange(rows.shape[0], device=log_probs.device), target.reshape(-1)]
-    return _reduce(-picked.reshape(label_shape), reduction, "nll_loss")
+        picked = log_probs[arange(log_probs.shape[0], device=log_probs.device), target]
+    else:
+        rows = log_probs.permute(0, *range(2, log_probs.ndim), 1) if log_probs.ndim > 2 else log_probs
+        rows = rows.reshape(-1, classes)  # one row of class scores per label
+        picked = rows[arange(rows.shape[0], device=log_probs.device), target.reshape(-1)].reshape(label_shape)
+    loss = _reduce(-picked, reduction, "nll_loss")
+    return loss if checked else nan_outside(loss, target, classes)
 
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

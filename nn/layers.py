@@ -301,8 +301,9 @@ class Embedding(Module):
         self.weight = init.normal_(_zero_parameter(num_embeddings, embedding_dim))
 
     def forward(self, indices: Tensor) -> Tensor:
-        F.check_indices(indices, self.num_embeddings, "Embedding", "indices")
-        return self.weight[indices]
+        checked = F.check_indices(indices, self.num_embeddings, "Embedding", "indices")
+        rows = self.weight[indices]
+        return rows if checked else F.nan_outside(rows, indices, self.num_embeddings)
 
     def extra_repr(self) -> str:
         return f"{self.num_embeddings}, {self.embedding_dim}"

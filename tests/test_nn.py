@@ -414,6 +414,29 @@ def test_embedding_refuses_indices_outside_its_rows():
         emb(tg.tensor(np.array([1.0])))
 
 
+@pytest.mark.parametrize("where", ["cuda", "jit replay"])
+def test_labels_the_host_cannot_check_give_nan_never_another_class(where):
+    """On a GPU (the stand-in here) and in a jit replay the host does not read the labels;
+    label −1 then read the last class, silently. Now the loss and its gradient are NaN, and
+    labels inside the classes give the loss as before, bit for bit."""
+    device = "cuda" if where == "cuda" else "cpu"
+    logits = tg.tensor(np.arange(12.0).reshape(4, 3) / 7, device=device, requires_grad=True)
+    good, bad = tg.tensor([0, 1, 2, 1], device=device), tg.tensor([0, 1, 2, -1], device=device)
+    loss = tg.jit(nn.F.cross_entropy) if where == "jit replay" else nn.F.cross_entropy
+    expected = nn.F.cross_entropy(logits.to("cpu"), good.to("cpu")).item()
+    assert loss(logits, good).item() == expected
+    wrong = loss(logits, bad)
+    assert np.isnan(wrong.item())
+    if where == "cuda":
+        wrong.backward()
+        assert np.isnan(logits.grad.to("cpu").numpy()).all()
+    emb = nn.Embedding(3, 2).to(device)
+    lookup = tg.jit(emb) if where == "jit replay" else emb
+    np.testing.assert_array_equal(lookup(tg.tensor([2, 0], device=device)).to("cpu").numpy(),
+                                  emb.weight.to("cpu").numpy()[[2, 0]])
+    assert np.isnan(lookup(tg.tensor([2, -1], device=device)).to("cpu").numpy()).all()
+
+
 def test_batchnorm_refuses_one_value_per_channel_in_training_as_pytorch():
     """A batch of one has variance 0: the output was all β, silently (PyTorch: ValueError)."""
     bn = nn.BatchNorm1d(3)
