@@ -193,26 +193,29 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean", delta: fl
 def check_indices(indices: Tensor, n: int, op: str, what: str) -> bool:
     """Refuse indices that are not integers in [0, n) (`what` names them in the error), as
     PyTorch: NumPy would read a negative index from the end (label −1 as the last class,
-    a silently wrong loss), and CuPy wraps every index around. False where the host cannot
-    look at the values (on a GPU, or in a jit replay): the caller then passes its result
-    through nan_outside."""
+    a silently wrong loss), and CuPy wraps every index around. The values are checked on
+    "cpu" (in a jit replay too); on a GPU, where a step never waits to read them, False:
+    the caller then passes its result through nan_outside."""
     if indices.dtype.kind not in "iu":
         raise TypeError(f"{op}: {what} must have an integer dtype (int64), got {indices.dtype}")
-    bounds = indices.backend.bounds_if_on_host(indices.data)
-    if bounds and (bounds[0] < 0 or bounds[1] >= n):
-        raise IndexError(f"{op}: {what} holds {bounds[0] if bounds[0] < 0 else bounds[1]}, "
-                         f"outside the range [0, {n - 1}]")
-    return bounds is not None or indices.numel() == 0
+    return indices.backend.check_on_host(_refuse_outside, n, op, what, array=indices.data)
+
+
+def _refuse_outside(n: int, op: str, what: str, indices: Any) -> None:
+    """IndexError where an index lies outside [0, n)."""
+    low, high = (indices.min().item(), indices.max().item()) if indices.size else (0, 0)
+    if low < 0 or high >= n:
+        raise IndexError(f"{op}: {what} holds {low if low < 0 else high}, outside the range [0, {n - 1}]")
 
 
 def nan_outside(result: Tensor, indices: Tensor, n: int) -> Tensor:
     """result, or NaN everywhere (its gradients too) if an index lies outside [0, n): the
-    check of check_indices made on the device, without waiting for it, where the host cannot
-    make it. PyTorch stops a GPU there with a device-side assert; a NaN, at least, is never
-    another class's number."""
+    check of check_indices made on the device, without waiting for it. PyTorch stops a GPU
+    there with a device-side assert; a NaN, at least, is never another class's number."""
     xp, labels = indices.backend.xp, indices.data
     inside = xp.logical_and(labels >= 0, labels < n).all()
-    return result * Tensor(xp.where(inside, 1.0, math.nan).astype(result.dtype), device=result.device)
+    one = result.dtype.type
+    return result * Tensor(xp.where(inside, one(1), one(math.nan)), device=result.device)
 
 
 def _class_axis(scores: Tensor) -> int:
@@ -240,8 +243,7 @@ def nll_loss(log_probs: Tensor, target: Tensor, reduction: str = "mean") -> Tens
         rows = log_probs.permute(0, *range(2, log_probs.ndim), 1) if log_probs.ndim > 2 else log_probs
         rows = rows.reshape(-1, classes)  # one row of class scores per label
         picked = rows[arange(rows.shape[0], device=log_probs.device), target.reshape(-1)].reshape(label_shape)
-    loss = _reduce(-picked, reduction, "nll_loss")
-    return loss if checked else nan_outside(loss, target, classes)
+    return _reduce(-(picked if checked else nan_outside(picked, target, classes)), reduction, "nll_loss")
 
 
 def cross_entropy(logits: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:
@@ -258,12 +260,17 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
     is 0 rather than 0/0.) A p outside [0, 1] raises ValueError, as PyTorch refuses it:
     logits passed by mistake would give a finite, wrong loss."""
     _same_shape(input, target, "binary_cross_entropy")
-    bounds = input.backend.bounds_if_on_host(input.data)
-    if bounds and not 0 <= bounds[0] <= bounds[1] <= 1:  # NaN fails too
-        raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {bounds[0]} "
-                         f"to {bounds[1]} (logits? use binary_cross_entropy_with_logits)")
+    input.backend.check_on_host(_refuse_non_probabilities, array=input.data)
     log_p, log_not_p = input.clip(min=_E_MINUS_100).log(), (1 - input).clip(min=_E_MINUS_100).log()
     return _reduce(-(target * log_p + (1 - target) * log_not_p), reduction, "binary_cross_entropy")
+
+
+def _refuse_non_probabilities(p: Any) -> None:
+    """ValueError where a value lies outside [0, 1] (NaN too)."""
+    low, high = (p.min().item(), p.max().item()) if p.size else (0, 0)
+    if not 0 <= low <= high <= 1:
+        raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {low} "
+                         f"to {high} (logits? use binary_cross_entropy_with_logits)")
 
 
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor, reduction: str = "mean") -> Tensor:

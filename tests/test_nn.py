@@ -414,27 +414,42 @@ def test_embedding_refuses_indices_outside_its_rows():
         emb(tg.tensor(np.array([1.0])))
 
 
-@pytest.mark.parametrize("where", ["cuda", "jit replay"])
-def test_labels_the_host_cannot_check_give_nan_never_another_class(where):
-    """On a GPU (the stand-in here) and in a jit replay the host does not read the labels;
-    label −1 then read the last class, silently. Now the loss and its gradient are NaN, and
-    labels inside the classes give the loss as before, bit for bit."""
-    device = "cuda" if where == "cuda" else "cpu"
-    logits = tg.tensor(np.arange(12.0).reshape(4, 3) / 7, device=device, requires_grad=True)
-    good, bad = tg.tensor([0, 1, 2, 1], device=device), tg.tensor([0, 1, 2, -1], device=device)
-    loss = tg.jit(nn.F.cross_entropy) if where == "jit replay" else nn.F.cross_entropy
+def test_a_jit_replay_checks_labels_indices_and_probabilities_as_the_eager_call():
+    """A replay once skipped the host's checks (the recording made them): label −1 read the
+    last class and a probability above 1 gave a finite loss, silently."""
+    logits, probabilities = tg.tensor(np.arange(12.0).reshape(4, 3) / 7), tg.tensor([0.2, 0.9])
+    loss, bce, emb = tg.jit(nn.F.cross_entropy), tg.jit(nn.F.binary_cross_entropy), nn.Embedding(3, 2)
+    lookup = tg.jit(emb)
+    good = tg.tensor([0, 1, 2, 1])
+    assert loss(logits, good).item() == nn.F.cross_entropy(logits, good).item()
+    assert bce(probabilities, tg.tensor([0.0, 1.0])).item() == \
+        nn.F.binary_cross_entropy(probabilities, tg.tensor([0.0, 1.0])).item()
+    np.testing.assert_array_equal(lookup(tg.tensor([2, 0])).numpy(), emb.weight.numpy()[[2, 0]])
+    with pytest.raises(IndexError, match=r"nll_loss: target \(class labels\) holds -1, outside the range \[0, 2\]"):
+        loss(logits, tg.tensor([0, 1, 2, -1]))
+    with pytest.raises(IndexError, match=r"Embedding: indices holds -1, outside the range \[0, 2\]"):
+        lookup(tg.tensor([2, -1]))
+    with pytest.raises(ValueError, match=r"binary_cross_entropy: input must be probabilities in \[0, 1\], got "
+                                         r"values from 0.2 to 1.5"):
+        bce(tg.tensor([0.2, 1.5]), tg.tensor([0.0, 1.0]))
+    assert (loss.recordings, lookup.recordings, bce.recordings) == (1, 1, 1)  # the checks ran in replays
+
+
+def test_labels_on_a_gpu_outside_the_classes_give_nan_never_another_class():
+    """On a GPU (the stand-in here) the host does not read the labels; label −1 read the last
+    class, silently. Now the loss and its gradient are NaN, and labels inside the classes
+    give the loss as before, bit for bit."""
+    logits = tg.tensor(np.arange(12.0).reshape(4, 3) / 7, device="cuda", requires_grad=True)
+    good, bad = tg.tensor([0, 1, 2, 1], device="cuda"), tg.tensor([0, 1, 2, -1], device="cuda")
     expected = nn.F.cross_entropy(logits.to("cpu"), good.to("cpu")).item()
-    assert loss(logits, good).item() == expected
-    wrong = loss(logits, bad)
-    assert np.isnan(wrong.item())
-    if where == "cuda":
-        wrong.backward()
-        assert np.isnan(logits.grad.to("cpu").numpy()).all()
-    emb = nn.Embedding(3, 2).to(device)
-    lookup = tg.jit(emb) if where == "jit replay" else emb
-    np.testing.assert_array_equal(lookup(tg.tensor([2, 0], device=device)).to("cpu").numpy(),
+    assert nn.F.cross_entropy(logits, good).item() == expected
+    wrong = nn.F.cross_entropy(logits, bad)
+    wrong.backward()
+    assert np.isnan(wrong.item()) and np.isnan(logits.grad.to("cpu").numpy()).all()
+    emb = nn.Embedding(3, 2).to("cuda")
+    np.testing.assert_array_equal(emb(tg.tensor([2, 0], device="cuda")).to("cpu").numpy(),
                                   emb.weight.to("cpu").numpy()[[2, 0]])
-    assert np.isnan(lookup(tg.tensor([2, -1], device=device)).to("cpu").numpy()).all()
+    assert np.isnan(emb(tg.tensor([2, -1], device="cuda")).to("cpu").numpy()).all()
 
 
 def test_batchnorm_refuses_one_value_per_channel_in_training_as_pytorch():

@@ -14,7 +14,7 @@ operators and methods of the arrays reach it through the arrays (jit's TracedArr
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import numpy
 
@@ -70,13 +70,14 @@ class Backend:
         _host_read(array)
         return array
 
-    def bounds_if_on_host(self, array: Any) -> tuple | None:
-        """(min, max) of the array's values where the host has them at no cost: on "cpu",
-        and not while jit records (a tape must hold no decision taken on the host; the eager
-        call has made it). None elsewhere: a step on a GPU never waits for the device."""
-        if self.name != "cpu" or tracer is not None or array.size == 0:
-            return None
-        return array.min().item(), array.max().item()
+    def check_on_host(self, check: Callable[..., None], *details: Any, array: Any) -> bool:
+        """check(*details, array), which raises on bad values, where the host has the values
+        at no cost: on "cpu", now and (recorded as a call of the tape) at every jit replay.
+        False, and nothing checked, elsewhere: a step on a GPU never waits for the device."""
+        if self.name != "cpu":
+            return False
+        recorded(check, *details, array)  # the array last: a tape takes a call without a result to write its first
+        return True
 
     def constant(self, value: Any, partner_dtype: Any) -> Any:
         """A 0-d array holding the Python number `value` for an op with an array of
