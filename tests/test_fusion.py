@@ -52,6 +52,20 @@ def test_maximum_and_minimum_propagate_nan_as_numpy():
     assert_bit_for_bit(inputs, steps, ["hi", "lo"], [x, y])
 
 
+def test_maximum_and_minimum_of_signed_zeros_are_numpys():
+    # +0.0 and -0.0 are equal, so which one NumPy returns is its CPU instruction's choice (x86: the
+    # second operand); a kernel once returned the first: ReLU of -0.0 fused was -0.0, NumPy's +0.0
+    zeros = np.array([-0.0, 0.0, -0.0, 0.0], np.float32)
+    x, y = np.resize(zeros, 64), np.resize(zeros[::-1], 64)
+    inputs = [Input("x", "float32", (64,)), Input("y", "float32", (64,))]
+    steps = [Step("hi", "maximum", ("x", "y")), Step("lo", "minimum", ("x", "y")), Step("relu", "maximum", ("x", 0))]
+    if None in fusion.TIES.values():  # a CPU whose choice does not follow the order: such chains stay NumPy's
+        with pytest.raises(ValueError, match="-0.0"):
+            fuse(inputs, steps, ["hi", "lo", "relu"])
+    else:
+        assert_bit_for_bit(inputs, steps, ["hi", "lo", "relu"], [x, y])
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_random_arithmetic_chains_are_bit_for_bit(seed):
     rng = np.random.default_rng(seed)

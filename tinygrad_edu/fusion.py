@@ -22,7 +22,8 @@ Bit for bit. Every step computes in the dtype NumPy's own ufunc would pick for i
 arguments (`ufunc.resolve_dtypes`, which knows NumPy 2's rule that a Python number takes
 its array partner's dtype: float32 x * 0.5 stays float32), and every value is cast to it
 explicitly, so + − × ÷, comparisons, where, maximum and casts are the same IEEE operations
-as the unfused calls. Numba's fastmath stays off (it would reorder and contract a·b + c into
+as the unfused calls (maximum and minimum also pick between +0.0 and −0.0 as NumPy does on
+this CPU: TIES). Numba's fastmath stays off (it would reorder and contract a·b + c into
 one rounding), and so does nvcc's FMA contraction. Functions such as exp and tanh come from
 Numba's libm where NumPy has its own SIMD loops: they may differ in the last bits
 (docs/performance.md, "Fusion accuracy", measures by how many).
@@ -50,14 +51,28 @@ import numpy
 MISSING_NUMBA = "fusion on 'cpu' compiles its kernels with Numba: install the jit extra (pip install -e '.[jit]')"
 KERNEL_DIR = Path(os.environ.get("TINYGRAD_EDU_KERNELS", Path.home() / ".cache" / "tinygrad_edu" / "kernels"))
 
+
+
+def tie_operand(ufunc: Any) -> str | None:
+    """Which operand NumPy's maximum or minimum returns where +0.0 meets −0.0 (equal values:
+    the CPU's instruction decides; x86's returns the second), "a" or "b", or None where the
+    answer does not follow the order (a maximum that always picks +0.0)."""
+    minus, plus = numpy.full(64, -0.0, numpy.float32), numpy.zeros(64, numpy.float32)
+    first, second = numpy.signbit(ufunc(minus, plus)), numpy.signbit(ufunc(plus, minus))
+    return "a" if first.all() and not second.any() else "b" if second.all() and not first.any() else None
+
+
+# NumPy's maximum and minimum return a NaN from either side, and on a tie the operand tie_operand says
+TIES = {name: tie_operand(getattr(numpy, name)) for name in ("maximum", "minimum")}
 # The operations a kernel can hold: NumPy's name -> (Python with Numba, CUDA C), over the
 # operands a, b (c for where's condition). Arithmetic on bool (NumPy's logical or/and) is left out.
 BINARY = {"add": ("{a} + {b}", "{a} + {b}"), "subtract": ("{a} - {b}", "{a} - {b}"),
           "multiply": ("{a} * {b}", "{a} * {b}"), "divide": ("{a} / {b}", "{a} / {b}"),
           "power": ("{a} ** {b}", "pow({a}, {b})"), "pow": ("{a} ** {b}", "pow({a}, {b})"),
-          # NumPy's maximum and minimum return a NaN from either side
-          "maximum": ("{a} if {a} >= {b} or {a} != {a} else {b}", "({a} >= {b} || {a} != {a}) ? {a} : {b}"),
-          "minimum": ("{a} if {a} <= {b} or {a} != {a} else {b}", "({a} <= {b} || {a} != {a}) ? {a} : {b}"),
+          "maximum": (f"{{a}} if {{a}} {'>=' if TIES['maximum'] == 'a' else '>'} {{b}} or {{a}} != {{a}} else {{b}}",
+                      "({a} >= {b} || {a} != {a}) ? {a} : {b}"),
+          "minimum": (f"{{a}} if {{a}} {'<=' if TIES['minimum'] == 'a' else '<'} {{b}} or {{a}} != {{a}} else {{b}}",
+                      "({a} <= {b} || {a} != {a}) ? {a} : {b}"),
           "greater": ("{a} > {b}", "{a} > {b}"), "greater_equal": ("{a} >= {b}", "{a} >= {b}"),
           "less": ("{a} < {b}", "{a} < {b}"), "less_equal": ("{a} <= {b}", "{a} <= {b}"),
           "equal": ("{a} == {b}", "{a} == {b}"), "not_equal": ("{a} != {b}", "{a} != {b}")}
@@ -119,9 +134,11 @@ def step_dtypes(step: Step, kinds: list) -> tuple[list, numpy.dtype]:
         return [numpy.dtype(bool), common, common], common
     ufunc = getattr(numpy, step.op)
     resolved = ufunc.resolve_dtypes(tuple(k if is_python_number(k) else numpy_dtype(k) for k in kinds) + (None,))
-    if step.op in BINARY and step.op not in ("maximum", "minimum") and resolved[-1] == numpy.bool_ \
-            and resolved[0] == numpy.bool_:
+    if step.op in BINARY and step.op not in TIES and resolved[-1] == numpy.bool_ and resolved[0] == numpy.bool_:
         raise ValueError(f"fusion: {step.op} on bool arrays is not supported (NumPy makes it a logical op)")
+    if step.op in TIES and TIES[step.op] is None:
+        raise ValueError(f"fusion: {step.op}: NumPy's choice between +0.0 and -0.0 here does not follow the "
+                         "operands' order, which a kernel could reproduce")
     return list(resolved[:-1]), resolved[-1]
 
 
