@@ -798,3 +798,14 @@ def test_a_function_that_reaches_the_backend_records_after_eager_calls():
     eager = nn.F.cross_entropy(logits, labels).item()
     jitted = tg.jit(nn.F.cross_entropy)
     assert [jitted(logits, labels).item() for _ in range(2)] == [eager, eager]
+
+
+def test_numpy_scalars_in_a_call_are_replayed():
+    # NumPy 2 writes numpy.float64(1.5) as np.float64(1.5), which the generated replay once
+    # wrote into its source: NameError: name 'np' is not defined
+    x = tg.tensor(np.array([-1.0, 0.5, 2.0]), requires_grad=True)
+    clipped = tg.jit(lambda x: x.clip(np.float64(-0.5), np.float64(1.5)))
+    slopes = tg.jit(lambda x: tg.grad(x.leaky_relu(np.float64(0.1)).sum(), x)[0])
+    for _ in range(2):
+        np.testing.assert_array_equal(clipped(x).numpy(), [-0.5, 0.5, 1.5])
+        np.testing.assert_array_equal(slopes(x).numpy(), [0.1, 1.0, 1.0])

@@ -36,9 +36,9 @@ class Names:
         return name
 
     def literal(self, value: Any) -> str:
-        """Python text for a value: itself when its repr is exact, else its name."""
-        if value is None or isinstance(value, (bool, int, str)) or (
-                isinstance(value, float) and numpy.isfinite(value)):
+        """Python text for a value: itself when its repr is exact Python, else its name (a NumPy
+        scalar too: NumPy 2 writes numpy.float64(1.0) as np.float64(1.0))."""
+        if value is None or type(value) in (bool, int, str) or (type(value) is float and numpy.isfinite(value)):
             return repr(value)
         return self(value)
 
