@@ -43,9 +43,10 @@ def unbroadcast(grad: Tensor, like: Tensor) -> Tensor:
 def constant(array: Any, like: Tensor) -> Tensor:
     """`array` as a Tensor in like's dtype on like's device, outside the graph: the one way
     a backward formula multiplies by a factor it does not differentiate, such as the
-    0-or-1 slopes of piecewise functions (relu, clip; a boolean mask becomes 1 and 0),
-    sign(x) for |x| or the shares of tied maxima."""
-    return Tensor.wrap(array.astype(like.dtype, copy=False), like.backend)
+    0-or-1 slopes of piecewise functions (relu, clip), sign(x) for |x| or the shares of
+    tied maxima. A boolean mask stays boolean: the product converts it to 1 and 0 on the
+    way (NumPy's rules, float · bool is float), which spares a pass over the array."""
+    return Tensor.wrap(array if array.dtype == bool else array.astype(like.dtype, copy=False), like.backend)
 
 
 def normalize_axes(axis: Any, ndim: int, op: str) -> tuple:
