@@ -26,13 +26,14 @@ from .passes import PASSES, drop_unread, fold_constants, generate, merge_repeats
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
 from .walk import tree_map
+from .windows import gather_windows
 
 
-# jit(fn, fuse=True): the passes, with the slices' gradients gathered, outer products made elementwise,
-# elementwise calls made before the views they read (then the views left unread dropped) and the
-# elementwise runs fused
-FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, outer_products, views_last,
-          drop_unread, reuse_buffers, fuse_elementwise, generate)
+# jit(fn, fuse=True): the passes, with the slices' gradients gathered, the windows' copies made one loop,
+# outer products made elementwise, elementwise calls made before the views they read (then the views left
+# unread dropped) and the elementwise runs fused
+FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, gather_windows, outer_products,
+          views_last, drop_unread, reuse_buffers, fuse_elementwise, generate)
 
 
 def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Tape, Any]:
