@@ -23,8 +23,9 @@ arguments (`ufunc.resolve_dtypes`, which knows NumPy 2's rule that a Python numb
 its array partner's dtype: float32 x * 0.5 stays float32), and every value is cast to it
 explicitly, so + − × ÷, comparisons, where, maximum and casts are the same IEEE operations
 as the unfused calls. Numba's fastmath stays off (it would reorder and contract a·b + c into
-one rounding), and so does nvcc's FMA contraction. Functions such as exp and tanh come from
-Numba's libm where NumPy has its own SIMD loops: they may differ in the last bits
+one rounding), and so does nvcc's FMA contraction. Functions such as log and sin come from
+Numba's libm, float32's exp and tanh from short float64 helpers written into the kernel
+(NUMBA_HELPERS), where NumPy has its own SIMD loops: they may differ in the last bits
 (docs/performance.md, "Fusion accuracy", measures by how many).
 
 Compiled kernels are kept by source text for the process, and Numba's on-disk cache keeps
@@ -68,6 +69,42 @@ UNARY = {"negative": ("-{a}", "-{a}"), "absolute": ("abs({a})", "abs({a})"),
          "tanh": ("math.tanh({a})", "tanh({a})"), "sqrt": ("math.sqrt({a})", "sqrt({a})"),
          "sin": ("math.sin({a})", "sin({a})"), "cos": ("math.cos({a})", "cos({a})"),
          "isfinite": ("math.isfinite({a})", "isfinite({a})")}
+# exp and tanh of float32 on "cpu": float64 helpers written into the kernel (NUMBA_HELPERS), not a call of
+# libm's float64 function per element, which LLVM cannot inline (W2's 450-step kernel, called between other
+# work as the benchmark does: 36-42 µs with libm, 21-22 µs with these)
+FLOAT32_FUNCTIONS = {"exp": "exp_float32({a})", "tanh": "tanh_float32({a})"}
+NUMBA_HELPERS = '''
+@njit(error_model='numpy', no_cfunc_wrapper=True)
+def expm1_parts(x):
+    # (e^r - 1, 2^k) for x = k ln2 + r, |r| <= ln2 / 2:  e^x - 1 = 2^k (e^r - 1) + (2^k - 1)
+    k = math.floor(x * 1.4426950408889634 + 0.5)  # x / ln2, rounded
+    r = x - k * 0.6931471805599453
+    # e^r - 1 by its Taylor series to r^11 / 11! (far below float32's rounding for |r| <= 0.35), summed in pairs
+    # (Estrin's scheme: fewer roundings wait on one another than in Horner's, and the chain is latency bound)
+    r2 = r * r
+    r4 = r2 * r2
+    em1 = r * ((1 + r * (1 / 2)) + r2 * (1 / 6 + r * (1 / 24)) + r4 * ((1 / 120 + r * (1 / 720)) + r2 * (
+        1 / 5040 + r * (1 / 40320)) + r4 * ((1 / 362880 + r * (1 / 3628800)) + r2 * (1 / 39916800))))
+    return em1, int64((k + 1023) << 52).view(float64)  # 2^k: the float64 whose exponent bits hold k + 1023
+
+
+@njit(error_model='numpy', no_cfunc_wrapper=True)
+def exp_float32(x):
+    # e^x = 2^k e^r in float64, rounded once to float32; x clamped to [-104, 89], where it is 0 and inf
+    d = float64(x) if x < 89 else 89.0
+    d = d if d > -104 else -104.0
+    em1, scale = expm1_parts(d)
+    return float32(scale * em1 + scale) if x == x else x
+
+
+@njit(error_model='numpy', no_cfunc_wrapper=True)
+def tanh_float32(x):
+    # tanh x = -(e^-2|x| - 1) / (2 + e^-2|x| - 1), with the sign of x; |x| clamped to 9.1, where it is 1
+    a = abs(float64(x)) if abs(x) < 9.1 else 9.1
+    em1, scale = expm1_parts(-2 * a)
+    e = scale * em1 + (scale - 1)
+    return float32(math.copysign(-e / (2 + e), x)) if x == x else x
+'''
 # NumPy computes these powers as other functions (x ** 2 as x * x): so does a kernel, when the exponent is a literal
 POWER_SHORTCUTS = {2: "square", 0.5: "sqrt", -1: "reciprocal"}
 WHERE = ("{a} if {c} else {b}", "{c} ? {a} : {b}")
@@ -254,11 +291,18 @@ def step_lines(chain: Chain, cuda: bool) -> list:
             numba_form, c_form = BINARY.get(step.op) or UNARY[step.op]
         if step.op in ("power", "pow") and not isinstance(step.args[1], str) and step.args[1] in POWER_SHORTCUTS:
             numba_form, c_form = UNARY[POWER_SHORTCUTS[step.args[1]]]
+        if uses_float32_helper(step, casts):
+            numba_form = FLOAT32_FUNCTIONS[step.op]
         expression = (c_form if cuda else numba_form).format(**dict(zip("abc", operands)))
         dtype = chain.dtypes[step.name]
         lines.append(f"{C_TYPES[dtype.name]} {step.name} = {expression};" if cuda
                      else f"{step.name} = {dtype.name}({expression})")
     return lines
+
+
+def uses_float32_helper(step: Step, casts: tuple) -> bool:
+    """Whether a kernel on "cpu" computes the step by a helper of NUMBA_HELPERS (exp or tanh of float32)."""
+    return step.op in FLOAT32_FUNCTIONS and casts[0] == numpy.float32
 
 
 def load(array: Input, chain: Chain) -> tuple[str, int]:
@@ -297,10 +341,12 @@ def numba_source(chain: Chain) -> str:
     outs = [f"out_{o}" for o in chain.outputs]
     signature = ", ".join([i.name if i.name in chain.scalars else f"{i.name}_array" for i in chain.inputs
                            if i.name not in chain.in_place] + outs + ["shape"])
-    dtypes = sorted({numpy_dtype(d).name for d in chain.dtypes.values()})
+    helpers = any(uses_float32_helper(s, casts) for s, casts in zip(chain.steps, chain.arg_dtypes))
+    dtypes = sorted({numpy_dtype(d).name for d in chain.dtypes.values()} | ({"float64", "int64"} if helpers else set()))
     source = ["# generated by tinygrad_edu.fusion: one pass over the elements, every value in NumPy's dtype",
-              "import math", f"from numpy import {', '.join(dtypes)}", "from numba import njit", "", "",
-              "# fastmath stays off (NumPy's roundings); error_model='numpy': x / 0 gives inf, not an exception;",
+              "import math", f"from numpy import {', '.join(dtypes)}", "from numba import njit", ""]
+    source += NUMBA_HELPERS.splitlines() + ["", ""] if helpers else [""]
+    source += ["# fastmath stays off (NumPy's roundings); error_model='numpy': x / 0 gives inf, not an exception;",
               "# no_cfunc_wrapper: only Python calls it, so no C entry point is compiled (a tenth of the time)",
               "@njit(cache=True, error_model='numpy', no_cfunc_wrapper=True)",
               f"def kernel({signature}):"]
