@@ -133,6 +133,11 @@ class Step:
     dtype: Any = None
 
 
+def passed_as_number(kind: Any) -> bool:
+    """Whether an input of `kind` is a Python number (float, int or bool), passed to the kernel as such."""
+    return kind is float or kind is int or kind is bool
+
+
 def is_python_number(kind: Any) -> bool:
     """Whether `kind` stands for a Python float or int, which NumPy 2 lets its partner's dtype decide.
     (By identity: numpy.dtype("float64") == float holds.)"""
@@ -321,13 +326,25 @@ def numba_source(chain: Chain) -> str:
     """The kernel as Python for Numba: a loop nest over the output (one flat loop when every
     array has the output's shape). Each input is indexed by the loops of its own axes (a
     broadcast axis reads index 0), and each load and step sits in the outermost loop whose
-    indices it depends on: the log of a (rows, 1) column runs once per row, not per element."""
+    indices it depends on: the log of a (rows, 1) column runs once per row, not per element.
+    The kernel takes the arrays as they are and makes its flat views itself: on small arrays
+    Python's reshapes around the call cost more than the kernel."""
     ndim = 1 if chain.flat else len(chain.shape)
-    depth = {name: 0 for name in chain.scalars}  # numbers, passed as such
+    depth = {i.name: 0 for i in chain.inputs if passed_as_number(i.dtype)}
     lines = {}
+    views = [f"out_{o} = out_{o}.reshape(shape[1:])" for o in chain.sums]  # a sum's output may keep its axis
+    if chain.flat and len(chain.shape) != 1:
+        views += [f"out_{o} = out_{o}.reshape(-1)" for o in chain.outputs]
     for i in chain.inputs:
-        if i.name not in chain.scalars:
-            lines[i.name], depth[i.name] = load(i, chain)
+        if i.name in depth:
+            continue
+        if i.name in chain.scalars:
+            source = f"out_{chain.in_place[i.name]}" if i.name in chain.in_place else f"{i.name}_array"
+            lines[i.name], depth[i.name] = f"{i.name} = {source}.flat[0]", 0
+            continue
+        if chain.flat and i.name not in chain.in_place:  # a copy of a strided input (a broadcast gradient
+            views.append(f"{i.name}_array = {i.name}_array.ravel()")  # seed): loops over strided arrays ran 3x slower
+        lines[i.name], depth[i.name] = load(i, chain)
     for step, line in zip([s for s in chain.steps if s.op != "sum"], step_lines(chain, cuda=False)):
         depth[step.name] = max(depth[a] for a in step.args if isinstance(a, str))
         lines[step.name] = line
@@ -339,7 +356,7 @@ def numba_source(chain: Chain) -> str:
     levels[ndim] += [f"out_{o}[{row_index}] = {chain.sums[o]} if i0 == 0 else out_{o}[{row_index}] + {chain.sums[o]}"
                      if o in chain.sums else f"out_{o}[{index}] = {o}" for o in chain.outputs]
     outs = [f"out_{o}" for o in chain.outputs]
-    signature = ", ".join([i.name if i.name in chain.scalars else f"{i.name}_array" for i in chain.inputs
+    signature = ", ".join([i.name if passed_as_number(i.dtype) else f"{i.name}_array" for i in chain.inputs
                            if i.name not in chain.in_place] + outs + ["shape"])
     helpers = any(uses_float32_helper(s, casts) for s, casts in zip(chain.steps, chain.arg_dtypes))
     dtypes = sorted({numpy_dtype(d).name for d in chain.dtypes.values()} | ({"float64", "int64"} if helpers else set()))
@@ -350,6 +367,7 @@ def numba_source(chain: Chain) -> str:
               "# no_cfunc_wrapper: only Python calls it, so no C entry point is compiled (a tenth of the time)",
               "@njit(cache=True, error_model='numpy', no_cfunc_wrapper=True)",
               f"def kernel({signature}):"]
+    source += ["    " + line for line in views]
     for d, level in enumerate(levels):
         source += ["    " * (d + 1) + line for line in level]
         if d < ndim:
@@ -382,7 +400,10 @@ class FusedKernel:
         self.chain, self.device = chain, device
         self.out_dtypes = [numpy_dtype(chain.dtypes[o]) for o in chain.outputs]
         self.passed = [i.name not in chain.in_place for i in chain.inputs]  # the others are read through out
-        self.one_element = [i.name in chain.scalars for i in chain.inputs if i.name not in chain.in_place]
+        # the dtype of an array input, for a number given in its place (a NumPy scalar): None for a Python number's
+        self.array_dtypes = [None if passed_as_number(i.dtype) else numpy_dtype(i.dtype)
+                             for i in chain.inputs if i.name not in chain.in_place]
+        self.loop_shape = (math.prod(chain.shape),) if chain.flat else chain.shape  # the kernel's last argument
         if device == "cpu":
             self.source = numba_source(chain)
             self.compiled = compile_numba(self.source)
@@ -402,39 +423,28 @@ class FusedKernel:
         if self.device != "cpu":
             self.compiled(*self.passed_values(values), *out)
             return tuple(out)
-        self.compiled(*self.input_arguments(values), *self.output_arguments(out))
+        if chain.flat and not all(o.flags.c_contiguous for o in out):
+            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
+        self.compiled(*self.input_arguments(values), *out, self.loop_shape)
         return tuple(out)
 
     def input_arguments(self, values: Sequence[Any]) -> list:
         """What the compiled Numba kernel takes for these values: none for an input updated in
-        place (the kernel reads it through its output), a one-element input as a number,
-        contiguous flat arrays for a flat kernel (copies of strided inputs, such as a broadcast
-        gradient seed: Numba's loop over a strided array ran 3x slower)."""
-        flat = self.chain.flat
-        return [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number else v.ravel() if flat else v
-                for number, v in zip(self.one_element, self.passed_values(values))]
+        place (the kernel reads it through its output), the arrays as they are, a number given
+        for an array input as a 0-d array of its dtype, a Python number input as itself."""
+        return [v if dtype is None or isinstance(v, numpy.ndarray) else numpy.asarray(v, dtype)
+                for dtype, v in zip(self.array_dtypes, self.passed_values(values))]
 
     def passed_values(self, values: Sequence[Any]) -> list:
         """The values the kernel takes as inputs: all but those of the inputs it updates in place."""
         return [v for v, passed in zip(values, self.passed) if passed]
-
-    def output_arguments(self, out: Sequence[Any]) -> list:
-        """What the compiled Numba kernel takes for these outputs, then the loops' shape: flat
-        views for a flat kernel; a sum's output without its summed axis (keepdims)."""
-        chain = self.chain
-        if not chain.flat:
-            return [o.reshape(chain.shape[1:]) if name in chain.sums else o
-                    for name, o in zip(chain.outputs, out)] + [chain.shape]
-        if not all(o.flags.c_contiguous for o in out):
-            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
-        return [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]
 
     def prepare(self, values: Sequence[Any], out: Sequence[Any]) -> None:
         """Compile (or load from Numba's disk cache) the kernel for the types of these values
         and outputs now, instead of at its first call; nothing is run or written."""
         if self.device == "cpu":
             import numba
-            arguments = self.input_arguments(values) + self.output_arguments(out)
+            arguments = self.input_arguments(values) + list(out) + [self.loop_shape]
             self.compiled.compile(tuple(numba.typeof(a) for a in arguments))
 
 

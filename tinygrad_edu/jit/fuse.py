@@ -45,9 +45,9 @@ from .traced import Method, is_ufunc
 # libm's functions (and a power with another exponent than POWER_SHORTCUTS): fused only on small arrays
 TRANSCENDENTAL = frozenset(UNARY) - {"negative", "absolute", "square", "reciprocal", "sqrt", "isfinite"}
 TRANSCENDENTAL_LIMIT = 256  # elements: about where NumPy's call overhead (~1 µs) meets libm's cost per element
-# A kernel's call costs 1.5 µs to 6 µs of Python here (Numba's dispatch on each argument's type, the flat views;
-# the least when its outputs are kept buffers), a NumPy call about 1 µs: a run pays when it replaces several
-# calls, or when it saves passes over large arrays.
+# A kernel's call costs 1 µs to 3 µs here (Numba's dispatch on each argument's type; the least when its outputs
+# are kept buffers, the most with a new output array), a NumPy call about 1 µs: a run pays when it replaces
+# several calls, or when it saves passes over large arrays.
 MIN_CALLS, MIN_ELEMENTS = 4, 4096
 # a sum over the first axis, or a call broadcasting a row, alone pays as a kernel over this many rows of
 # at most SHORT_ROW elements
@@ -65,18 +65,24 @@ class FusedCall:
 
     def __init__(self, kernel: FusedKernel, n_values: int, plan: list, listing: list):
         self.kernel, self.n_values, self.plan, self.listing = kernel, n_values, plan, listing
-        # every output a kept buffer (the usual case on "cpu"): their arguments are made once, here
-        kept = kernel.device == "cpu" and all(kind == "buffer" for kind, _ in plan)
-        self.buffers = tuple(buffer for _, buffer in plan) if kept else None
-        self.buffer_arguments = kernel.output_arguments(self.buffers) if kept else None
+        # on "cpu" with no array written in place, the tape's values (arrays, Python numbers) and the outputs
+        # (C-contiguous, made by the tape) go to the compiled kernel as they are: what FusedKernel's call would
+        # check and convert holds by construction, and its Python was most of a small kernel's cost
+        self.direct = kernel.device == "cpu" and all(kind != "target" for kind, _ in plan)
+        # every output a kept buffer (the usual case on "cpu"): the same arrays at every call
+        self.buffers = tuple(buffer for _, buffer in plan) if self.direct and all(k == "buffer" for k, _ in plan) \
+            else None
 
     def __call__(self, *args: Any) -> tuple:
         if self.buffers is not None:
-            self.kernel.compiled(*self.kernel.input_arguments(args), *self.buffer_arguments)
+            self.kernel.compiled(*args, *self.buffers, self.kernel.loop_shape)
             return self.buffers
         values, targets = args[:self.n_values], args[self.n_values:]
         out = [targets[where] if kind == "target" else where if kind == "buffer" else where[0].empty(*where[1:])
                for kind, where in self.plan]
+        if self.direct:
+            self.kernel.compiled(*values, *out, self.kernel.loop_shape)
+            return tuple(out)
         return self.kernel(*values, out=out)
 
 
