@@ -139,6 +139,15 @@ def test_ulp_distance_counts_representable_numbers():
     assert ulp_distance(np.array([np.nan]), np.array([1.0])) == np.iinfo(np.int64).max
 
 
+def test_a_numpy_scalar_in_a_step_keeps_its_dtype_as_numpy_does():
+    x = np.linspace(-1, 1, 8, dtype=np.float32)
+    # float32 array * float64 scalar is float64 in NumPy 2 (a Python float would take float32)
+    steps = [Step("y", "multiply", ("x", np.float64(0.1))), Step("z", "add", ("y", np.float32(3.0)))]
+    assert_bit_for_bit([Input("x", "float32", (8,))], steps, ["z"], [x])
+    source = fuse([Input("x", "float32", (8,))], steps, ["z"]).source
+    assert "y = float64(float64(x) * float64(0.1))" in source and "z = float64(y + float64(3.0))" in source
+
+
 def test_kernel_source_reads_as_python_with_every_dtype_named():
     inputs = [Input("x", "float32", (4, 3)), Input("b", "float32", (3,)), Input("lr", float)]
     steps = [Step("z", "add", ("x", "b")), Step("y", "multiply", ("lr", "z"))]

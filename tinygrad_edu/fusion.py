@@ -126,7 +126,8 @@ class Input:
 @dataclass(frozen=True)
 class Step:
     """`name = op(*args)`, one elementwise NumPy call; args name inputs or earlier steps, or are
-    Python numbers (written into the kernel). `astype` takes its target dtype as `dtype`."""
+    numbers written into the kernel: Python's (which take their partner's dtype) or NumPy
+    scalars (which keep theirs, as 0-d arrays do). `astype` takes its target dtype as `dtype`."""
     name: str
     op: str
     args: tuple
@@ -168,7 +169,8 @@ def step_dtypes(step: Step, kinds: list) -> tuple[list, numpy.dtype]:
 
 
 def literal(value: Any, dtype: numpy.dtype, cuda: bool) -> str:
-    """A Python number as source text: exact (repr round-trips a float), cast to `dtype`."""
+    """A Python number or NumPy scalar as source text: exact (repr round-trips a float), cast to `dtype`."""
+    value = value.item() if isinstance(value, numpy.generic) else value  # a float32's value is a float's too
     if isinstance(value, float) and not math.isfinite(value):
         text = ("NAN" if cuda else "math.nan") if value != value else \
             ("INFINITY" if cuda else "math.inf") if value > 0 else ("-INFINITY" if cuda else "-math.inf")
@@ -346,7 +348,7 @@ def numba_source(chain: Chain) -> str:
             views.append(f"{i.name}_array = {i.name}_array.ravel()")  # seed): loops over strided arrays ran 3x slower
         lines[i.name], depth[i.name] = load(i, chain)
     for step, line in zip([s for s in chain.steps if s.op != "sum"], step_lines(chain, cuda=False)):
-        depth[step.name] = max(depth[a] for a in step.args if isinstance(a, str))
+        depth[step.name] = max([depth[a] for a in step.args if isinstance(a, str)], default=0)
         lines[step.name] = line
     index = "i" if chain.flat else ", ".join(f"i{d}" for d in range(ndim))
     row_index = ", ".join(f"i{d}" for d in range(1, ndim))

@@ -38,7 +38,7 @@ from typing import Any
 
 from ..backend import backend_of, is_device_array
 from ..fusion import BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, Input, Step, check_chain, FusedKernel
-from .passes import leaving, outliving
+from .passes import is_constant, leaving, outliving
 from .tape import Call, Slot, Tape, mutable_slots, slots_in
 from .traced import Method, is_ufunc
 
@@ -224,14 +224,17 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, outlive: set, m
     the recorded one, or an array it writes in place may share memory with one it reads."""
     inside = set(run)
     names: dict = {}  # slot -> the kernel's name for its current value
+    constants = {slot for slot, source in tape.sources.items() if is_constant(source)} - mutable
     inputs, steps, plan, targets, produced = [], [], [], [], {}
     written_slots: dict = {}  # slot written in place -> the step that wrote it last
 
     def argument(arg: Any) -> Any:
         if not isinstance(arg, Slot):
             return arg
+        value = tape.values[arg.n]
+        if arg.n in constants and value.size == 1 and device_of(value) == "cpu":
+            return value.reshape(-1)[0]  # a number of the tape (x * -1.0's -1), written into the kernel in its dtype
         if arg.n not in names:
-            value = tape.values[arg.n]
             names[arg.n] = f"a{len(inputs)}"  # by position: the same chain elsewhere is the same kernel
             inputs.append((arg.n, Input(names[arg.n], value.dtype if is_device_array(value) else type(value),
                                         value.shape if is_device_array(value) else ())))
