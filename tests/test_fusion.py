@@ -139,6 +139,13 @@ def test_ulp_distance_counts_representable_numbers():
     assert ulp_distance(np.array([np.nan]), np.array([1.0])) == np.iinfo(np.int64).max
 
 
+def test_a_comparison_cast_to_a_dtype_no_value_has_is_bit_for_bit():
+    # float32 against int64 compares in float64: the kernel casts both and must import float64 (it did not)
+    x, n = np.array([0.5, 2.0, -1.0, 3.0], np.float32), np.array([0, 2, -2, 4])
+    steps = [Step("y", "greater", ("x", "n")), Step("z", "less_equal", ("x", np.float64(2.0)))]
+    assert_bit_for_bit([Input("x", "float32", (4,)), Input("n", "int64", (4,))], steps, ["y", "z"], [x, n])
+
+
 def test_a_numpy_scalar_in_a_step_keeps_its_dtype_as_numpy_does():
     x = np.linspace(-1, 1, 8, dtype=np.float32)
     # float32 array * float64 scalar is float64 in NumPy 2 (a Python float would take float32)
