@@ -62,9 +62,11 @@ def array_bytes(chain: Chain) -> dict[str, int]:
 
 def replaced_bytes(chain: Chain) -> int:
     """The bytes the calls a kernel replaced read and wrote: each call's array arguments, each
-    once, and its result."""
+    once (a NumPy scalar in a step was a 0-d array of the tape, which the kernel holds as a
+    number), and its result."""
     sizes = array_bytes(chain)
-    return sum(sum(sizes[a] for a in set(step.args) if a in sizes) + sizes[step.name] for step in chain.steps)
+    return sum(sum(a.nbytes if isinstance(a, numpy.generic) else sizes.get(a, 0) for a in set(step.args))
+               + sizes[step.name] for step in chain.steps)
 
 
 def kernel_bytes(chain: Chain) -> int:

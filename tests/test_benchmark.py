@@ -145,8 +145,9 @@ BLOCK = 64 * 64 * 4  # the bytes of a (64, 64) float32 array
 
 @pytest.mark.skipif(not numba_available(), reason="fusion needs Numba")
 @pytest.mark.parametrize("fn, shape, replaced, replaced_bytes, kernel_bytes", [
-    # multiply, add, multiply by the constant 2.0 (a 0-d float32 array): each reads and writes whole arrays
-    (lambda x, y: (x * y + x) * 2.0, (64, 64), 3, 3 * BLOCK + 3 * BLOCK + (2 * BLOCK + 4), 3 * BLOCK + 4),
+    # multiply, add, multiply by the constant 2.0 (a 0-d float32 array, which the kernel holds as a number):
+    # each call reads and writes whole arrays
+    (lambda x, y: (x * y + x) * 2.0, (64, 64), 3, 3 * BLOCK + 3 * BLOCK + (2 * BLOCK + 4), 3 * BLOCK),
     # a product summed over the rows: the sum ends the kernel, which writes 8 numbers only
     (lambda x, y: (x * y).sum(axis=0), (512, 8), 2, 3 * BLOCK + (BLOCK + 32), 2 * BLOCK + 32),
 ])
@@ -164,8 +165,9 @@ def test_fusion_removed_counts_a_kernel_its_calls_and_their_bytes(fn, shape, rep
 @pytest.mark.skipif(not numba_available(), reason="fusion needs Numba")
 def test_fusion_removed_reports_w2_as_one_kernel_for_its_whole_tape():
     # 200 ops and their backward (tanh's takes three calls: 9 calls per 4 ops), all in one kernel, which
-    # reads x, the seed of ones (a constant of the tape) and three numbers and writes the gradient: 16 float32 each
-    assert fusion_removed.row("W2") == "| W2 | 450 → 450 → 2 | 1 | 450 → 2 | 64.8 kB → 204 B |"
+    # reads x and the seed of ones (a constant of the tape) and writes the gradient, 16 float32 each (the three
+    # numbers its calls read are written into the kernel)
+    assert fusion_removed.row("W2") == "| W2 | 450 → 450 → 2 | 1 | 450 → 2 | 64.8 kB → 192 B |"
 
 
 class CountedProducts(np.ndarray):

@@ -109,6 +109,40 @@ def test_functions_within_their_documented_ulps(name, dtype):
     assert ulps <= ULP_BOUNDS[name, dtype], f"{name} on {dtype}: {ulps} ulps at x = {x}"
 
 
+TINY = float(np.finfo(np.float32).smallest_subnormal)
+# float32 x -> exp(x), tanh(x) where the answer is exact: NaN, the infinities, the signed zeros, subnormals,
+# overflow to inf and underflow to 0 (well past their edges, where no rounding decides)
+EXACT_EDGES = {"exp": [(np.nan, np.nan), (np.inf, np.inf), (-np.inf, 0.0), (0.0, 1.0), (-0.0, 1.0), (TINY, 1.0),
+                       (-TINY, 1.0), (89.0, np.inf), (1e30, np.inf), (-105.0, 0.0), (-1e30, 0.0)],
+               "tanh": [(np.nan, np.nan), (np.inf, 1.0), (-np.inf, -1.0), (0.0, 0.0), (-0.0, -0.0), (TINY, TINY),
+                        (-TINY, -TINY), (1e-40, 1e-40), (-1e-40, -1e-40), (20.0, 1.0), (-20.0, -1.0), (1e30, 1.0)]}
+# near the edges, where a last bit may round either way: within the documented ulps of NumPy
+NEAR_EDGES = [88.72, 88.7228, 88.7229, -87.33, -87.34, -103.0, -103.9, -103.98, 1.2e-38, -1.2e-38,
+              9.0, 9.01, 9.1, -9.1, 0.3466, -0.3466, 1e-8, -1e-8]
+
+
+@pytest.mark.parametrize("function", ["exp", "tanh"])
+def test_float32_exp_and_tanh_agree_with_numpy_at_special_values_and_edges(function):
+    x, exact = (np.array(column, np.float32) for column in zip(*EXACT_EDGES[function]))
+    kernel = fuse([Input("x", "float32", x.shape)], [Step("y", function, ("x",))], ["y"])
+    (fused,) = kernel(x)
+    assert f"{function}_float32(x)" in kernel.source  # the kernel's own float64 helper, not libm's
+    with np.errstate(over="ignore"):
+        numpy_values = getattr(np, function)(x)
+    for got in (fused, numpy_values):
+        assert np.array_equal(got, exact, equal_nan=True)
+        assert np.array_equal(np.signbit(got[~np.isnan(exact)]), np.signbit(exact[~np.isnan(exact)]))
+    near = np.array(NEAR_EDGES, np.float32)
+    (fused,) = fuse([Input("x", "float32", near.shape)], [Step("y", function, ("x",))], ["y"])(near)
+    with np.errstate(over="ignore"):
+        assert ulp_distance(fused, getattr(np, function)(near)).max() <= ULP_BOUNDS[function, "float32"]
+
+
+def test_float64_exp_and_tanh_stay_libms():
+    kernel = fuse([Input("x", "float64", (4,))], [Step("e", "exp", ("x",)), Step("t", "tanh", ("e",))], ["t"])
+    assert "math.exp(x)" in kernel.source and "math.tanh(e)" in kernel.source and "_float32" not in kernel.source
+
+
 def test_ulp_distance_counts_representable_numbers():
     one = np.array([1.0], np.float32)
     assert ulp_distance(one, np.nextafter(one, np.float32(2))) == 1
@@ -117,6 +151,22 @@ def test_ulp_distance_counts_representable_numbers():
     assert ulp_distance(-tiny, tiny) == 3  # -tiny, -0, +0, tiny
     assert ulp_distance(np.array([np.nan]), np.array([np.nan])) == 0
     assert ulp_distance(np.array([np.nan]), np.array([1.0])) == np.iinfo(np.int64).max
+
+
+def test_a_comparison_cast_to_a_dtype_no_value_has_is_bit_for_bit():
+    # float32 against int64 compares in float64: the kernel casts both and must import float64 (it did not)
+    x, n = np.array([0.5, 2.0, -1.0, 3.0], np.float32), np.array([0, 2, -2, 4])
+    steps = [Step("y", "greater", ("x", "n")), Step("z", "less_equal", ("x", np.float64(2.0)))]
+    assert_bit_for_bit([Input("x", "float32", (4,)), Input("n", "int64", (4,))], steps, ["y", "z"], [x, n])
+
+
+def test_a_numpy_scalar_in_a_step_keeps_its_dtype_as_numpy_does():
+    x = np.linspace(-1, 1, 8, dtype=np.float32)
+    # float32 array * float64 scalar is float64 in NumPy 2 (a Python float would take float32)
+    steps = [Step("y", "multiply", ("x", np.float64(0.1))), Step("z", "add", ("y", np.float32(3.0)))]
+    assert_bit_for_bit([Input("x", "float32", (8,))], steps, ["z"], [x])
+    source = fuse([Input("x", "float32", (8,))], steps, ["z"]).source
+    assert "y = float64(float64(x) * float64(0.1))" in source and "z = float64(y + float64(3.0))" in source
 
 
 def test_kernel_source_reads_as_python_with_every_dtype_named():

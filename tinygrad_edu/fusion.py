@@ -24,8 +24,9 @@ its array partner's dtype: float32 x * 0.5 stays float32), and every value is ca
 explicitly, so + − × ÷, comparisons, where, maximum and casts are the same IEEE operations
 as the unfused calls (maximum and minimum also pick between +0.0 and −0.0 as NumPy does on
 this CPU: TIES). Numba's fastmath stays off (it would reorder and contract a·b + c into
-one rounding), and so does nvcc's FMA contraction. Functions such as exp and tanh come from
-Numba's libm where NumPy has its own SIMD loops: they may differ in the last bits
+one rounding), and so does nvcc's FMA contraction. Functions such as log and sin come from
+Numba's libm, float32's exp and tanh from short float64 helpers written into the kernel
+(NUMBA_HELPERS), where NumPy has its own SIMD loops: they may differ in the last bits
 (docs/performance.md, "Fusion accuracy", measures by how many).
 
 Compiled kernels are kept by source text for the process, and Numba's on-disk cache keeps
@@ -83,6 +84,42 @@ UNARY = {"negative": ("-{a}", "-{a}"), "absolute": ("abs({a})", "abs({a})"),
          "tanh": ("math.tanh({a})", "tanh({a})"), "sqrt": ("math.sqrt({a})", "sqrt({a})"),
          "sin": ("math.sin({a})", "sin({a})"), "cos": ("math.cos({a})", "cos({a})"),
          "isfinite": ("math.isfinite({a})", "isfinite({a})")}
+# exp and tanh of float32 on "cpu": float64 helpers written into the kernel (NUMBA_HELPERS), not a call of
+# libm's float64 function per element, which LLVM cannot inline (W2's 450-step kernel, called between other
+# work as the benchmark does: 36-42 µs with libm, 21-22 µs with these)
+FLOAT32_FUNCTIONS = {"exp": "exp_float32({a})", "tanh": "tanh_float32({a})"}
+NUMBA_HELPERS = '''
+@njit(error_model='numpy', no_cfunc_wrapper=True)
+def expm1_parts(x):
+    # (e^r - 1, 2^k) for x = k ln2 + r, |r| <= ln2 / 2:  e^x - 1 = 2^k (e^r - 1) + (2^k - 1)
+    k = floor(x * 1.4426950408889634 + 0.5)  # x / ln2 rounded, a float64: no conversion waits on it
+    r = x - k * 0.6931471805599453
+    # e^r - 1 by its Taylor series to r^11 / 11! (far below float32's rounding for |r| <= 0.35), summed in pairs
+    # (Estrin's scheme: fewer roundings wait on one another than in Horner's, and the chain is latency bound)
+    r2 = r * r
+    r4 = r2 * r2
+    em1 = r * ((1 + r * (1 / 2)) + r2 * (1 / 6 + r * (1 / 24)) + r4 * ((1 / 120 + r * (1 / 720)) + r2 * (
+        1 / 5040 + r * (1 / 40320)) + r4 * ((1 / 362880 + r * (1 / 3628800)) + r2 * (1 / 39916800))))
+    return em1, int64((int64(k) + 1023) << 52).view(float64)  # 2^k: the float64 whose exponent bits hold k + 1023
+
+
+@njit(error_model='numpy', no_cfunc_wrapper=True)
+def exp_float32(x):
+    # e^x = 2^k e^r in float64, rounded once to float32; x clamped to [-104, 89], where it is 0 and inf
+    d = float64(x) if x < 89 else 89.0
+    d = d if d > -104 else -104.0
+    em1, scale = expm1_parts(d)
+    return float32(scale * em1 + scale) if x == x else x
+
+
+@njit(error_model='numpy', no_cfunc_wrapper=True)
+def tanh_float32(x):
+    # tanh x = -(e^-2|x| - 1) / (2 + e^-2|x| - 1), with the sign of x; |x| clamped to 9.1, where it is 1
+    a = abs(float64(x)) if abs(x) < 9.1 else 9.1
+    em1, scale = expm1_parts(-2 * a)
+    e = scale * em1 + (scale - 1)
+    return float32(math.copysign(-e / (2 + e), x)) if x == x else x
+'''
 # NumPy computes these powers as other functions (x ** 2 as x * x): so does a kernel, when the exponent is a literal
 POWER_SHORTCUTS = {2: "square", 0.5: "sqrt", -1: "reciprocal"}
 WHERE = ("{a} if {c} else {b}", "{c} ? {a} : {b}")
@@ -104,11 +141,17 @@ class Input:
 @dataclass(frozen=True)
 class Step:
     """`name = op(*args)`, one elementwise NumPy call; args name inputs or earlier steps, or are
-    Python numbers (written into the kernel). `astype` takes its target dtype as `dtype`."""
+    numbers written into the kernel: Python's (which take their partner's dtype) or NumPy
+    scalars (which keep theirs, as 0-d arrays do). `astype` takes its target dtype as `dtype`."""
     name: str
     op: str
     args: tuple
     dtype: Any = None
+
+
+def passed_as_number(kind: Any) -> bool:
+    """Whether an input of `kind` is a Python number (float, int or bool), passed to the kernel as such."""
+    return kind is float or kind is int or kind is bool
 
 
 def is_python_number(kind: Any) -> bool:
@@ -143,7 +186,8 @@ def step_dtypes(step: Step, kinds: list) -> tuple[list, numpy.dtype]:
 
 
 def literal(value: Any, dtype: numpy.dtype, cuda: bool) -> str:
-    """A Python number as source text: exact (repr round-trips a float), cast to `dtype`."""
+    """A Python number or NumPy scalar as source text: exact (repr round-trips a float), cast to `dtype`."""
+    value = value.item() if isinstance(value, numpy.generic) else value  # a float32's value is a float's too
     if isinstance(value, float) and not math.isfinite(value):
         text = ("NAN" if cuda else "math.nan") if value != value else \
             ("INFINITY" if cuda else "math.inf") if value > 0 else ("-INFINITY" if cuda else "-math.inf")
@@ -277,11 +321,18 @@ def step_lines(chain: Chain, cuda: bool) -> list:
             numba_form, c_form = BINARY.get(step.op) or UNARY[step.op]
         if step.op in ("power", "pow") and not isinstance(step.args[1], str) and step.args[1] in POWER_SHORTCUTS:
             numba_form, c_form = UNARY[POWER_SHORTCUTS[step.args[1]]]
+        if uses_float32_helper(step, casts):
+            numba_form = FLOAT32_FUNCTIONS[step.op]
         expression = (c_form if cuda else numba_form).format(**dict(zip("abc", operands)))
         dtype = chain.dtypes[step.name]
         lines.append(f"{C_TYPES[dtype.name]} {step.name} = {expression};" if cuda
                      else f"{step.name} = {dtype.name}({expression})")
     return lines
+
+
+def uses_float32_helper(step: Step, casts: tuple) -> bool:
+    """Whether a kernel on "cpu" computes the step by a helper of NUMBA_HELPERS (exp or tanh of float32)."""
+    return step.op in FLOAT32_FUNCTIONS and casts[0] == numpy.float32
 
 
 def load(array: Input, chain: Chain) -> tuple[str, int]:
@@ -300,15 +351,27 @@ def numba_source(chain: Chain) -> str:
     """The kernel as Python for Numba: a loop nest over the output (one flat loop when every
     array has the output's shape). Each input is indexed by the loops of its own axes (a
     broadcast axis reads index 0), and each load and step sits in the outermost loop whose
-    indices it depends on: the log of a (rows, 1) column runs once per row, not per element."""
+    indices it depends on: the log of a (rows, 1) column runs once per row, not per element.
+    The kernel takes the arrays as they are and makes its flat views itself: on small arrays
+    Python's reshapes around the call cost more than the kernel."""
     ndim = 1 if chain.flat else len(chain.shape)
-    depth = {name: 0 for name in chain.scalars}  # numbers, passed as such
+    depth = {i.name: 0 for i in chain.inputs if passed_as_number(i.dtype)}
     lines = {}
+    views = [f"out_{o} = out_{o}.reshape(shape[1:])" for o in chain.sums]  # a sum's output may keep its axis
+    if chain.flat and len(chain.shape) != 1:
+        views += [f"out_{o} = out_{o}.reshape(-1)" for o in chain.outputs]
     for i in chain.inputs:
-        if i.name not in chain.scalars:
-            lines[i.name], depth[i.name] = load(i, chain)
+        if i.name in depth:
+            continue
+        if i.name in chain.scalars:
+            source = f"out_{chain.in_place[i.name]}" if i.name in chain.in_place else f"{i.name}_array"
+            lines[i.name], depth[i.name] = f"{i.name} = {source}.flat[0]", 0
+            continue
+        if chain.flat and i.name not in chain.in_place:  # a copy of a strided input (a broadcast gradient
+            views.append(f"{i.name}_array = {i.name}_array.ravel()")  # seed): loops over strided arrays ran 3x slower
+        lines[i.name], depth[i.name] = load(i, chain)
     for step, line in zip([s for s in chain.steps if s.op != "sum"], step_lines(chain, cuda=False)):
-        depth[step.name] = max(depth[a] for a in step.args if isinstance(a, str))
+        depth[step.name] = max([depth[a] for a in step.args if isinstance(a, str)], default=0)
         lines[step.name] = line
     index = "i" if chain.flat else ", ".join(f"i{d}" for d in range(ndim))
     row_index = ", ".join(f"i{d}" for d in range(1, ndim))
@@ -318,15 +381,20 @@ def numba_source(chain: Chain) -> str:
     levels[ndim] += [f"out_{o}[{row_index}] = {chain.sums[o]} if i0 == 0 else out_{o}[{row_index}] + {chain.sums[o]}"
                      if o in chain.sums else f"out_{o}[{index}] = {o}" for o in chain.outputs]
     outs = [f"out_{o}" for o in chain.outputs]
-    signature = ", ".join([i.name if i.name in chain.scalars else f"{i.name}_array" for i in chain.inputs
+    signature = ", ".join([i.name if passed_as_number(i.dtype) else f"{i.name}_array" for i in chain.inputs
                            if i.name not in chain.in_place] + outs + ["shape"])
-    dtypes = sorted({numpy_dtype(d).name for d in chain.dtypes.values()})
+    helpers = any(uses_float32_helper(s, casts) for s, casts in zip(chain.steps, chain.arg_dtypes))
+    # every dtype a value has or an operand is cast to (float32 > int64 compares in float64), and the helpers' names
+    imported = {numpy_dtype(d).name for d in chain.dtypes.values()} | {d.name for c in chain.arg_dtypes for d in c}
+    imported |= {"float64", "floor", "int64"} if helpers else set()
     source = ["# generated by tinygrad_edu.fusion: one pass over the elements, every value in NumPy's dtype",
-              "import math", f"from numpy import {', '.join(dtypes)}", "from numba import njit", "", "",
-              "# fastmath stays off (NumPy's roundings); error_model='numpy': x / 0 gives inf, not an exception;",
+              "import math", f"from numpy import {', '.join(sorted(imported))}", "from numba import njit", ""]
+    source += NUMBA_HELPERS.splitlines() + ["", ""] if helpers else [""]
+    source += ["# fastmath stays off (NumPy's roundings); error_model='numpy': x / 0 gives inf, not an exception;",
               "# no_cfunc_wrapper: only Python calls it, so no C entry point is compiled (a tenth of the time)",
               "@njit(cache=True, error_model='numpy', no_cfunc_wrapper=True)",
               f"def kernel({signature}):"]
+    source += ["    " + line for line in views]
     for d, level in enumerate(levels):
         source += ["    " * (d + 1) + line for line in level]
         if d < ndim:
@@ -359,7 +427,10 @@ class FusedKernel:
         self.chain, self.device = chain, device
         self.out_dtypes = [numpy_dtype(chain.dtypes[o]) for o in chain.outputs]
         self.passed = [i.name not in chain.in_place for i in chain.inputs]  # the others are read through out
-        self.one_element = [i.name in chain.scalars for i in chain.inputs if i.name not in chain.in_place]
+        # the dtype of an array input, for a number given in its place (a NumPy scalar): None for a Python number's
+        self.array_dtypes = [None if passed_as_number(i.dtype) else numpy_dtype(i.dtype)
+                             for i in chain.inputs if i.name not in chain.in_place]
+        self.loop_shape = (math.prod(chain.shape),) if chain.flat else chain.shape  # the kernel's last argument
         if device == "cpu":
             self.source = numba_source(chain)
             self.compiled = compile_numba(self.source)
@@ -379,39 +450,28 @@ class FusedKernel:
         if self.device != "cpu":
             self.compiled(*self.passed_values(values), *out)
             return tuple(out)
-        self.compiled(*self.input_arguments(values), *self.output_arguments(out))
+        if chain.flat and not all(o.flags.c_contiguous for o in out):
+            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
+        self.compiled(*self.input_arguments(values), *out, self.loop_shape)
         return tuple(out)
 
     def input_arguments(self, values: Sequence[Any]) -> list:
         """What the compiled Numba kernel takes for these values: none for an input updated in
-        place (the kernel reads it through its output), a one-element input as a number,
-        contiguous flat arrays for a flat kernel (copies of strided inputs, such as a broadcast
-        gradient seed: Numba's loop over a strided array ran 3x slower)."""
-        flat = self.chain.flat
-        return [(v if isinstance(v, (float, int)) else v.reshape(-1)[0]) if number else v.ravel() if flat else v
-                for number, v in zip(self.one_element, self.passed_values(values))]
+        place (the kernel reads it through its output), the arrays as they are, a number given
+        for an array input as a 0-d array of its dtype, a Python number input as itself."""
+        return [v if dtype is None or isinstance(v, numpy.ndarray) else numpy.asarray(v, dtype)
+                for dtype, v in zip(self.array_dtypes, self.passed_values(values))]
 
     def passed_values(self, values: Sequence[Any]) -> list:
         """The values the kernel takes as inputs: all but those of the inputs it updates in place."""
         return [v for v, passed in zip(values, self.passed) if passed]
-
-    def output_arguments(self, out: Sequence[Any]) -> list:
-        """What the compiled Numba kernel takes for these outputs, then the loops' shape: flat
-        views for a flat kernel; a sum's output without its summed axis (keepdims)."""
-        chain = self.chain
-        if not chain.flat:
-            return [o.reshape(chain.shape[1:]) if name in chain.sums else o
-                    for name, o in zip(chain.outputs, out)] + [chain.shape]
-        if not all(o.flags.c_contiguous for o in out):
-            raise ValueError("fusion: a flat kernel writes its outputs through flat views: they must be C-contiguous")
-        return [o.reshape(-1) for o in out] + [(math.prod(chain.shape),)]
 
     def prepare(self, values: Sequence[Any], out: Sequence[Any]) -> None:
         """Compile (or load from Numba's disk cache) the kernel for the types of these values
         and outputs now, instead of at its first call; nothing is run or written."""
         if self.device == "cpu":
             import numba
-            arguments = self.input_arguments(values) + self.output_arguments(out)
+            arguments = self.input_arguments(values) + list(out) + [self.loop_shape]
             self.compiled.compile(tuple(numba.typeof(a) for a in arguments))
 
 

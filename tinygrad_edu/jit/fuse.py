@@ -23,10 +23,11 @@ that broadcasts a row over many short rows (the convolution's bias added).
 What stays out of a kernel: calls that are not elementwise (matmul, other sums, reshapes,
 indexing), calls on numbers only (the early calls), and exp, log, tanh and the other
 functions of libm on arrays larger than TRANSCENDENTAL_LIMIT elements: Numba calls the
-scalar libm for each element (11 to 53 ns an element here) where NumPy has SIMD loops (0.3
-to 1.5 ns), so fusing them pays only where the call's own cost dominates. Those
-functions are also the only source of differences: + − × ÷, comparisons, where and casts
-are the same IEEE operations in the same order, bit for bit (fusion.py's docstring).
+scalar libm for each element (11 to 53 ns an element here; float32's exp and tanh, the
+kernel's own helpers, 1.7 and 2.2 ns) where NumPy has SIMD loops (0.3 to 1.5 ns), so
+fusing them pays only where the call's own cost dominates. Those functions are also the
+only source of differences: + − × ÷, comparisons, where and casts are the same IEEE
+operations in the same order, bit for bit (fusion.py's docstring).
 """
 from __future__ import annotations
 
@@ -38,16 +39,16 @@ from typing import Any
 from ..backend import backend_of, is_device_array
 from ..fusion import (BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, FusedKernel, Input, Step, check_chain,
                       rows_added_in_order)
-from .passes import leaving, outliving
+from .passes import is_constant, leaving, outliving
 from .tape import Call, Slot, Tape, mutable_slots, slots_in
 from .traced import Method, is_ufunc
 
 # libm's functions (and a power with another exponent than POWER_SHORTCUTS): fused only on small arrays
 TRANSCENDENTAL = frozenset(UNARY) - {"negative", "absolute", "square", "reciprocal", "sqrt", "isfinite"}
 TRANSCENDENTAL_LIMIT = 256  # elements: about where NumPy's call overhead (~1 µs) meets libm's cost per element
-# A kernel's call costs 1.5 µs to 6 µs of Python here (Numba's dispatch on each argument's type, the flat views;
-# the least when its outputs are kept buffers), a NumPy call about 1 µs: a run pays when it replaces several
-# calls, or when it saves passes over large arrays.
+# A kernel's call costs 1 µs to 3 µs here (Numba's dispatch on each argument's type; the least when its outputs
+# are kept buffers, the most with a new output array), a NumPy call about 1 µs: a run pays when it replaces
+# several calls, or when it saves passes over large arrays.
 MIN_CALLS, MIN_ELEMENTS = 4, 4096
 # a sum over the first axis, or a call broadcasting a row, alone pays as a kernel over this many rows of
 # at most SHORT_ROW elements
@@ -65,18 +66,24 @@ class FusedCall:
 
     def __init__(self, kernel: FusedKernel, n_values: int, plan: list, listing: list):
         self.kernel, self.n_values, self.plan, self.listing = kernel, n_values, plan, listing
-        # every output a kept buffer (the usual case on "cpu"): their arguments are made once, here
-        kept = kernel.device == "cpu" and all(kind == "buffer" for kind, _ in plan)
-        self.buffers = tuple(buffer for _, buffer in plan) if kept else None
-        self.buffer_arguments = kernel.output_arguments(self.buffers) if kept else None
+        # on "cpu" with no array written in place, the tape's values (arrays, Python numbers) and the outputs
+        # (C-contiguous, made by the tape) go to the compiled kernel as they are: what FusedKernel's call would
+        # check and convert holds by construction, and its Python was most of a small kernel's cost
+        self.direct = kernel.device == "cpu" and all(kind != "target" for kind, _ in plan)
+        # every output a kept buffer (the usual case on "cpu"): the same arrays at every call
+        self.buffers = tuple(buffer for _, buffer in plan) if self.direct and all(k == "buffer" for k, _ in plan) \
+            else None
 
     def __call__(self, *args: Any) -> tuple:
         if self.buffers is not None:
-            self.kernel.compiled(*self.kernel.input_arguments(args), *self.buffer_arguments)
+            self.kernel.compiled(*args, *self.buffers, self.kernel.loop_shape)
             return self.buffers
         values, targets = args[:self.n_values], args[self.n_values:]
         out = [targets[where] if kind == "target" else where if kind == "buffer" else where[0].empty(*where[1:])
                for kind, where in self.plan]
+        if self.direct:
+            self.kernel.compiled(*values, *out, self.kernel.loop_shape)
+            return tuple(out)
         return self.kernel(*values, out=out)
 
 
@@ -217,14 +224,17 @@ def fused_calls(tape: Tape, run: list, readers: dict, kept: set, outlive: set, m
     the recorded one, or an array it writes in place may share memory with one it reads."""
     inside = set(run)
     names: dict = {}  # slot -> the kernel's name for its current value
+    constants = {slot for slot, source in tape.sources.items() if is_constant(source)} - mutable
     inputs, steps, plan, targets, produced = [], [], [], [], {}
     written_slots: dict = {}  # slot written in place -> the step that wrote it last
 
     def argument(arg: Any) -> Any:
         if not isinstance(arg, Slot):
             return arg
+        value = tape.values[arg.n]
+        if arg.n in constants and value.size == 1 and device_of(value) == "cpu":
+            return value.reshape(-1)[0]  # a number of the tape (x * -1.0's -1), written into the kernel in its dtype
         if arg.n not in names:
-            value = tape.values[arg.n]
             names[arg.n] = f"a{len(inputs)}"  # by position: the same chain elsewhere is the same kernel
             inputs.append((arg.n, Input(names[arg.n], value.dtype if is_device_array(value) else type(value),
                                         value.shape if is_device_array(value) else ())))
