@@ -318,3 +318,16 @@ def test_the_copies_of_a_convolutions_and_a_poolings_windows_become_one_loop_bit
     names = [c.name for c in fused.tape.calls]
     assert names.count("copy_windows") == 2 and "__setitem__" not in names
     assert [c.name for c in plain.tape.calls].count("__setitem__") == 9 + 4
+
+
+@needs_numba
+def test_a_product_between_reshapes_there_and_back_is_made_in_the_first_shape_bit_for_bit(fuse_every_run):
+    # W6's ReLU backward: the mask made as (2304, 8), the product as (64, 6, 6, 8), its sum over rows as (2304, 8):
+    # made in (2304, 8), mask, product and sum are one kernel
+    a, b = (Tensor(RNG.standard_normal(shape).astype(np.float32)) for shape in [(6, 4), (2, 3, 4)])
+    f = lambda a, b: (b * (a > 0).reshape(2, 3, 4)).reshape(6, 4).sum(axis=0)
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        assert np.array_equal(plain(a, b).numpy().view(np.uint32), fused(a, b).numpy().view(np.uint32))
+    (kernel,) = [c.func.kernel for c in fused.tape.calls if c.name == "fused"]
+    assert [s.op for s in kernel.chain.steps] == ["greater", "multiply", "sum"] and kernel.chain.shape == (6, 4)

@@ -21,7 +21,7 @@ from .fuse import fuse_elementwise
 from .guards import Installed, Output, capture, keep_facts, reach, tensor_write_backs
 from .gather import gather_slice_gradients
 from .interpret import STALE, failed_guard, interpret
-from .layout import outer_products, views_last
+from .layout import outer_products, reshapes_first, views_last
 from .passes import PASSES, drop_unread, fold_constants, generate, merge_repeats, reuse_buffers
 from .recorder import Recorder
 from .tape import Assign, Tape, mutable_slots, slots_in
@@ -30,10 +30,10 @@ from .windows import gather_windows
 
 
 # jit(fn, fuse=True): the passes, with the slices' gradients gathered, the windows' copies made one loop,
-# outer products made elementwise, elementwise calls made before the views they read (then the views left
-# unread dropped) and the elementwise runs fused
+# outer products made elementwise, elementwise calls made before the views they read and in the shape
+# their reader gives (each time the views left unread dropped) and the elementwise runs fused
 FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, gather_windows, outer_products,
-          views_last, drop_unread, reuse_buffers, fuse_elementwise, generate)
+          views_last, drop_unread, reshapes_first, drop_unread, reuse_buffers, fuse_elementwise, generate)
 
 
 def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Tape, Any]:

@@ -1,5 +1,5 @@
-"""Two passes on how arrays are laid out (with `fuse=True`), each turning a call that
-NumPy does slowly into one it does fast, and one the fusion pass can take into a kernel.
+"""Three passes on how arrays are laid out (with `fuse=True`), each turning calls that
+NumPy does slowly into ones it does fast, or ones the fusion pass can take into a kernel.
 
 outer_products: a matrix product over an inner dimension of one element becomes an
 elementwise product. The backward of a layer with one output (a regression head, `h @ w`
@@ -23,6 +23,10 @@ and a convolution's layouts make such views: in W3 an add read a transposed (512
 view (64 µs, against 17 µs contiguous); in W6 ReLU ran on a transposed 4-D view of
 the convolution's (2304, 8) output, which it now joins in its kernel. Bit for bit: each
 element goes through the same operations.
+
+reshapes_first: an elementwise call between reshapes there and back (its argument a
+reshape from a shape, its result reshaped to that shape) is made in that shape, so that it
+joins the calls before and after it in one kernel (W6's ReLU backward). Bit for bit too.
 """
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ import dataclasses
 
 from ..backend import backend_of, is_device_array
 from .passes import leaving
-from .tape import Call, Slot, Tape, mutable_slots
+from .tape import Call, Slot, Tape, mutable_slots, slots_in
 from .walk import tree_map
 from .traced import Method, is_ufunc
 
@@ -89,8 +93,50 @@ def views_last(tape: Tape) -> Tape:
             rewritten.append(Call(func, (Slot(y), parameter), {}, call.out, False, False, call.section))
             moved = True
         calls = rewritten
-    return dataclasses.replace(tape, calls=undo_double_transposes(calls, leaving(tape)), values=values,
+    return dataclasses.replace(tape, calls=undo_double_views(calls, leaving(tape), values), values=values,
                                passes=tape.passes + ["views_last"])
+
+
+def reshapes_first(tape: Tape) -> Tape:
+    """The tape with each elementwise call whose result only a reshape reads, and one of
+    whose arguments is a reshape from that same shape, made in that shape, on reshapes of its
+    arguments (of its shape, C-contiguous: views), the one reshaped there and back read as
+    it was (the views left unread are for drop_unread). In W6 the gradient through ReLU is
+    multiplied by its mask as (64, 6, 6, 8), the mask made as (2304, 8) and the product
+    reshaped to (2304, 8) for the bias gradient and the weights' product; made in
+    (2304, 8), mask, product and sum are one kernel. Not for a result kept past the replay
+    or written in place."""
+    calls, values, kept = tape.calls, list(tape.values), leaving(tape)
+    fixed = kept | mutable_slots(calls)
+    producer = {call.out: call for call in calls if call.out is not None}
+    readers: dict = {}
+    for k, call in enumerate(calls):
+        for slot in slots_in((call.args, call.kwargs)):
+            readers.setdefault(slot, []).append(k)
+    replaced: dict = {}  # index -> the calls in its place
+    for k, call in enumerate(calls):
+        after = readers.get(call.out, [])
+        if not (is_ufunc(call.func) and call.name != "matmul" and not call.kwargs and not call.effect
+                and call.out is not None and call.out not in fixed and len(after) == 1
+                and calls[after[0]].func is RESHAPE and is_device_array(values[call.out])):
+            continue
+        reshape = calls[after[0]]
+        shape, out = values[reshape.out].shape, values[call.out]
+        arrays = list(dict.fromkeys(a.n for a in call.args if viewed(a, values)))  # x * x reshapes x once
+        undone = [n for n in arrays if n in producer and producer[n].func is RESHAPE
+                  and values[producer[n].args[0].n].shape == shape]
+        if reshape.out in fixed or not undone or any(values[n].shape != out.shape or not values[n].flags.c_contiguous
+                                                     for n in arrays):
+            continue
+        views = {n: Slot(len(values) + i) for i, n in enumerate(arrays)}
+        values += [values[n].reshape(shape) for n in arrays]
+        replaced[k] = [Call(RESHAPE, (Slot(n), shape), {}, views[n].n, False, False, call.section) for n in arrays]
+        replaced[k].append(dataclasses.replace(call, args=tuple(views[a.n] if viewed(a, values) else a
+                                                                for a in call.args), out=reshape.out))
+        replaced[after[0]] = []
+    calls = [c for k, call in enumerate(calls) for c in replaced.get(k, [call])]
+    return dataclasses.replace(tape, calls=undo_double_views(calls, kept, values), values=values,
+                               passes=tape.passes + ["reshapes_first"])
 
 
 def viewed(arg: object, values: list) -> bool:
@@ -142,18 +188,25 @@ def inverse(axes: tuple) -> tuple:
     return tuple(sorted(range(len(axes)), key=axes.__getitem__))
 
 
-def undo_double_transposes(calls: list, kept: set) -> list:
-    """The calls with each read of a transpose of a transpose that undoes it made a read of
-    the array itself (the two transposes are left to drop_unread); not for a slot that
-    leaves the replay, which keeps its own array object."""
+def undo_double_views(calls: list, kept: set, values: list) -> list:
+    """The calls with each read of a transpose of a transpose that undoes it, or of a reshape
+    of a reshape back to the first shape, made a read of the array itself (the two views are
+    left to drop_unread); not for a slot that leaves the replay, which keeps its own array
+    object."""
     same: dict = {}
     producer = {call.out: call for call in calls if call.out is not None}
     for call in calls:
-        if call.func is TRANSPOSE and call.out not in kept and isinstance(call.args[0], Slot):
+        if call.func in (TRANSPOSE, RESHAPE) and call.out not in kept and isinstance(call.args[0], Slot):
             inner = producer.get(call.args[0].n)
-            if inner is not None and inner.func is TRANSPOSE and isinstance(inner.args[0], Slot) and \
-                    len(call.args) == len(inner.args) == 2 and tuple(call.args[1]) == inverse(tuple(inner.args[1])):
-                same[call.out] = same.get(inner.args[0].n, inner.args[0].n)
+            if inner is None or inner.func is not call.func or not isinstance(inner.args[0], Slot):
+                continue
+            if call.func is TRANSPOSE and not (len(call.args) == len(inner.args) == 2
+                                               and tuple(call.args[1]) == inverse(tuple(inner.args[1]))):
+                continue
+            if call.func is RESHAPE and (values[call.out].shape != values[inner.args[0].n].shape
+                                         or not values[inner.args[0].n].flags.c_contiguous):  # a copy, else
+                continue
+            same[call.out] = same.get(inner.args[0].n, inner.args[0].n)
     if not same:
         return calls
     renamed = lambda template: tree_map(lambda t: Slot(same[t.n]) if isinstance(t, Slot) and t.n in same else t,
