@@ -86,6 +86,7 @@ def test_a_number_of_the_tape_is_written_into_its_kernel_bit_for_bit():
     (kernel,) = [c.func.kernel for c in fused.tape.calls if c.name == "fused"]
     assert len(kernel.chain.inputs) == 1 and "def kernel(a0_array, out_t3, shape):" in kernel.source
     assert "float32(-1.0)" in kernel.source and f"float32({float(np.float32(0.1))!r})" in kernel.source
+    assert "constant" not in str(fused.tape)  # nor read at every replay
 
 
 def ulps(a, b):

@@ -31,9 +31,11 @@ from .windows import gather_windows
 
 # jit(fn, fuse=True): the passes, with the slices' gradients gathered, the windows' copies made one loop,
 # outer products made elementwise, elementwise calls made before the views they read and in the shape
-# their reader gives (each time the views left unread dropped) and the elementwise runs fused
+# their reader gives (each time the views left unread dropped) and the elementwise runs fused (then the
+# numbers their kernels hold as literals no longer read)
 FUSING = (merge_repeats, drop_unread, fold_constants, gather_slice_gradients, gather_windows, outer_products,
-          views_last, drop_unread, reshapes_first, drop_unread, reuse_buffers, fuse_elementwise, generate)
+          views_last, drop_unread, reshapes_first, drop_unread, reuse_buffers, fuse_elementwise, drop_unread,
+          generate)
 
 
 def record(fn: Callable, args: tuple, kwargs: dict, arguments: list) -> tuple[Tape, Any]:
