@@ -307,18 +307,22 @@ def test_a_transpose_moves_past_a_broadcasting_call():
 
 @needs_numba
 def test_the_copies_of_a_convolutions_and_a_poolings_windows_become_one_loop_bit_for_bit():
-    # Windows.forward copies one strided view per pixel of the kernel (9 for a 3x3 convolution, 4 for a 2x2
-    # pooling); gather_windows makes each set one copy_windows call: over an image laid out as NCHW (the input)
-    # and over one laid out channels last (the convolution's output, which the pooling reads)
+    # Windows copies one strided view per pixel of the kernel (9 for a 3x3 convolution, 4 for a 2x2 pooling), and
+    # WindowsAdjoint copies a pooling's gradient back the same way: gather_windows makes each set one call, over an
+    # image laid out as NCHW (the input) and over one laid out channels last (the convolution's output)
     tg.manual_seed(0)
     conv, pool = nn.Conv2d(2, 3, 3, stride=2), nn.MaxPool2d(2)
     x = Tensor(RNG.standard_normal((4, 2, 9, 9)).astype(np.float32))
-    plain, fused = tg.jit(lambda x: pool(conv(x).relu())), tg.jit(lambda x: pool(conv(x).relu()), fuse=True)
+    def f(x):
+        pooled = pool(conv(x).relu())
+        return tg.grad((pooled * pooled).sum(), conv.weight)[0]
+
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
     for _ in range(2):
-        assert np.array_equal(plain(x).numpy(), fused(x).numpy())
+        assert np.array_equal(plain(x).numpy().view(np.uint32), fused(x).numpy().view(np.uint32))
     names = [c.name for c in fused.tape.calls]
-    assert names.count("copy_windows") == 2 and "__setitem__" not in names
-    assert [c.name for c in plain.tape.calls].count("__setitem__") == 9 + 4
+    assert names.count("copy_windows") == 2 and names.count("copy_windows_back") == 1 and "__setitem__" not in names
+    assert [c.name for c in plain.tape.calls].count("__setitem__") == 9 + 4 + 4
 
 
 @needs_numba
