@@ -203,9 +203,14 @@ def check_indices(indices: Tensor, n: int, op: str, what: str) -> bool:
 
 def _refuse_outside(n: int, op: str, what: str, indices: Any) -> None:
     """IndexError where an index lies outside [0, n)."""
-    low, high = (indices.min().item(), indices.max().item()) if indices.size else (0, 0)
+    low, high = _bounds(indices)
     if low < 0 or high >= n:
         raise IndexError(f"{op}: {what} holds {low if low < 0 else high}, outside the range [0, {n - 1}]")
+
+
+def _bounds(values: Any) -> tuple:
+    """(min, max) of a host array's values; (0, 0) for an empty one."""
+    return (values.min().item(), values.max().item()) if values.size else (0, 0)
 
 
 def nan_outside(result: Tensor, indices: Tensor, n: int) -> Tensor:
@@ -267,7 +272,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, reduction: str = "mean")
 
 def _refuse_non_probabilities(p: Any) -> None:
     """ValueError where a value lies outside [0, 1] (NaN too)."""
-    low, high = (p.min().item(), p.max().item()) if p.size else (0, 0)
+    low, high = _bounds(p)
     if not 0 <= low <= high <= 1:
         raise ValueError(f"binary_cross_entropy: input must be probabilities in [0, 1], got values from {low} "
                          f"to {high} (logits? use binary_cross_entropy_with_logits)")
