@@ -124,7 +124,7 @@ def reshapes_first(tape: Tape) -> Tape:
         shape, out = values[reshape.out].shape, values[call.out]
         arrays = list(dict.fromkeys(a.n for a in call.args if viewed(a, values)))  # x * x reshapes x once
         undone = [n for n in arrays if n in producer and producer[n].func is RESHAPE
-                  and values[producer[n].args[0].n].shape == shape]
+                  and isinstance(producer[n].args[0], Slot) and values[producer[n].args[0].n].shape == shape]
         if reshape.out in fixed or not undone or any(values[n].shape != out.shape or not values[n].flags.c_contiguous
                                                      for n in arrays):
             continue
