@@ -336,3 +336,18 @@ def test_a_product_between_reshapes_there_and_back_is_made_in_the_first_shape_bi
         assert np.array_equal(plain(a, b).numpy().view(np.uint32), fused(a, b).numpy().view(np.uint32))
     (kernel,) = [c.func.kernel for c in fused.tape.calls if c.name == "fused"]
     assert [s.op for s in kernel.chain.steps] == ["greater", "multiply", "sum"] and kernel.chain.shape == (6, 4)
+
+
+@needs_numba
+def test_windows_that_overlap_keep_their_gradient_added_back_bit_for_bit():
+    # a 3x3 pooling every 2 pixels and a convolution's input gradient: their windows overlap, so WindowsAdjoint
+    # adds each window back (+=), which copy_windows_back (an assignment) must not replace
+    tg.manual_seed(0)
+    conv, pool = nn.Conv2d(1, 2, 3), nn.MaxPool2d(3, stride=2)
+    x = Tensor(RNG.standard_normal((3, 1, 9, 9)).astype(np.float32), requires_grad=True)
+    f = lambda x: tg.grad(pool(conv(x).relu()).square().sum(), x)[0]
+    plain, fused = tg.jit(f), tg.jit(f, fuse=True)
+    for _ in range(2):
+        assert np.array_equal(plain(x).numpy().view(np.uint32), fused(x).numpy().view(np.uint32))
+    names = [c.name for c in fused.tape.calls]
+    assert names.count("copy_windows") == 2 and "copy_windows_back" not in names
