@@ -113,7 +113,8 @@ def test_one_fused_libm_function_stays_within_its_documented_ulps(monkeypatch, f
 
 @needs_numba
 def test_a_fused_chain_forward_and_backward_stays_close_to_the_unfused_replay():
-    x = Tensor(RNG.uniform(-2, 2, 16).astype(np.float32), requires_grad=True)
+    # its own input, not the shared RNG's next draw: the test's values do not depend on which tests ran first
+    x = Tensor(np.random.default_rng(7).uniform(-2, 2, 16).astype(np.float32), requires_grad=True)
 
     def chain(x):
         h = x
@@ -125,8 +126,11 @@ def test_a_fused_chain_forward_and_backward_stays_close_to_the_unfused_replay():
     for _ in range(3):
         expected, got = plain(x), fused(x)
     assert sum(c.name == "fused" for c in fused.tape.calls) == 1  # forward and backward, one kernel
-    for e, g in zip(expected, got):  # a few ulps per step, grown by the chain's cancellations
-        np.testing.assert_allclose(g.numpy(), e.numpy(), rtol=1e-5)
+    # a few ulps per step, grown by the chain's cancellations: measured against the largest value, as a gradient
+    # element near 0 has no relative accuracy (over 300 inputs the worst was 4.3e-7 of it; rtol alone failed 24 times)
+    for e, g in zip(expected, got):
+        e, g = e.numpy(), g.numpy()
+        assert np.abs(g - e).max() <= 1e-5 * np.abs(e).max()
 
 
 @needs_numba
