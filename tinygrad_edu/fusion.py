@@ -53,7 +53,6 @@ MISSING_NUMBA = "fusion on 'cpu' compiles its kernels with Numba: install the ji
 KERNEL_DIR = Path(os.environ.get("TINYGRAD_EDU_KERNELS", Path.home() / ".cache" / "tinygrad_edu" / "kernels"))
 
 
-
 def tie_operand(ufunc: Any) -> str | None:
     """Which operand NumPy's maximum or minimum returns where +0.0 meets −0.0 (equal values:
     the CPU's instruction decides; x86's returns the second), "a" or "b", or None where the
@@ -151,7 +150,7 @@ class Step:
 
 def passed_as_number(kind: Any) -> bool:
     """Whether an input of `kind` is a Python number (float, int or bool), passed to the kernel as such."""
-    return kind is float or kind is int or kind is bool
+    return is_python_number(kind) or kind is bool
 
 
 def is_python_number(kind: Any) -> bool:

@@ -40,7 +40,7 @@ from ..backend import backend_of, is_device_array
 from ..fusion import (BINARY, ELEMENTWISE, POWER_SHORTCUTS, UNARY, FusedKernel, Input, Step, check_chain,
                       rows_added_in_order)
 from .passes import is_constant, leaving, outliving
-from .tape import Call, Slot, Tape, mutable_slots, slots_in
+from .tape import Call, Slot, Tape, mutable_slots, readers_of, slots_in
 from .traced import Method, is_ufunc
 
 # libm's functions (and a power with another exponent than POWER_SHORTCUTS): fused only on small arrays
@@ -93,10 +93,7 @@ def fuse_elementwise(tape: Tape) -> Tape:
     for value in tape.values:
         if is_device_array(value):
             device_of(value)  # refuses a device whose arrays no kernel can read, even where nothing fuses
-    readers: dict = {}  # slot -> the indices of the calls that read it
-    for i, call in enumerate(tape.calls):
-        for slot in slots_in((call.args, call.kwargs)):
-            readers.setdefault(slot, set()).add(i)
+    readers = readers_of(tape.calls)
     mutable, kept, outlive = mutable_slots(tape.calls), leaving(tape), outliving(tape)
     runs, run, shape, made = [], [], None, set()  # made: the slots the open run computes or writes
     for i, call in enumerate(tape.calls):

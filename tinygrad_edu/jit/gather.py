@@ -20,7 +20,7 @@ from typing import Any
 
 from ..backend import backend_of, is_device_array
 from .passes import leaving
-from .tape import Call, Slot, Tape, mutable_slots, slots_in
+from .tape import Call, Slot, Tape, mutable_slots, readers_of
 from .traced import Method, is_ufunc
 
 GETITEM, SETITEM = Method.named("__getitem__"), Method.named("__setitem__")
@@ -37,10 +37,7 @@ class Scatter:
 
 def gather_slice_gradients(tape: Tape) -> Tape:
     """The tape with each sum of scattered slice gradients written into one buffer (see the docstring)."""
-    readers: dict = {}
-    for i, call in enumerate(tape.calls):
-        for slot in slots_in((call.args, call.kwargs)):
-            readers.setdefault(slot, set()).add(i)
+    readers = readers_of(tape.calls)
     kept, mutable = leaving(tape), mutable_slots(tape.calls)
     scatters = {z: s for z, s in ((c.out, scatter_at(tape, i, readers)) for i, c in enumerate(tape.calls)) if s}
     sums: dict = {}  # the slot of a sum of scatters -> (its scatters' slots, the indices of its adds)

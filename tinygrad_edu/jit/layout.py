@@ -34,7 +34,7 @@ import dataclasses
 
 from ..backend import backend_of, is_device_array
 from .passes import leaving
-from .tape import Call, Slot, Tape, mutable_slots, slots_in
+from .tape import Call, Slot, Tape, mutable_slots, readers_of
 from .walk import tree_map
 from .traced import Method, is_ufunc
 
@@ -109,31 +109,29 @@ def reshapes_first(tape: Tape) -> Tape:
     calls, values, kept = tape.calls, list(tape.values), leaving(tape)
     fixed = kept | mutable_slots(calls)
     producer = {call.out: call for call in calls if call.out is not None}
-    readers: dict = {}
-    for k, call in enumerate(calls):
-        for slot in slots_in((call.args, call.kwargs)):
-            readers.setdefault(slot, []).append(k)
+    readers = readers_of(calls)
     replaced: dict = {}  # index -> the calls in its place
     for k, call in enumerate(calls):
-        after = readers.get(call.out, [])
         if not (is_ufunc(call.func) and call.name != "matmul" and not call.kwargs and not call.effect
-                and call.out is not None and call.out not in fixed and len(after) == 1
-                and calls[after[0]].func is RESHAPE and is_device_array(values[call.out])):
+                and call.out is not None and call.out not in fixed and len(readers.get(call.out, ())) == 1
+                and is_device_array(values[call.out])):
             continue
-        reshape = calls[after[0]]
+        (after,) = readers[call.out]
+        reshape = calls[after]
+        if reshape.func is not RESHAPE or reshape.out in fixed:
+            continue
         shape, out = values[reshape.out].shape, values[call.out]
         arrays = list(dict.fromkeys(a.n for a in call.args if viewed(a, values)))  # x * x reshapes x once
         undone = [n for n in arrays if n in producer and producer[n].func is RESHAPE
                   and isinstance(producer[n].args[0], Slot) and values[producer[n].args[0].n].shape == shape]
-        if reshape.out in fixed or not undone or any(values[n].shape != out.shape or not values[n].flags.c_contiguous
-                                                     for n in arrays):
+        if not undone or any(values[n].shape != out.shape or not values[n].flags.c_contiguous for n in arrays):
             continue
         views = {n: Slot(len(values) + i) for i, n in enumerate(arrays)}
         values += [values[n].reshape(shape) for n in arrays]
         replaced[k] = [Call(RESHAPE, (Slot(n), shape), {}, views[n].n, False, False, call.section) for n in arrays]
         replaced[k].append(dataclasses.replace(call, args=tuple(views[a.n] if viewed(a, values) else a
                                                                 for a in call.args), out=reshape.out))
-        replaced[after[0]] = []
+        replaced[after] = []
     calls = [c for k, call in enumerate(calls) for c in replaced.get(k, [call])]
     return dataclasses.replace(tape, calls=undo_double_views(calls, kept, values), values=values,
                                passes=tape.passes + ["reshapes_first"])

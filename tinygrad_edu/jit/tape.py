@@ -53,6 +53,15 @@ def slots_in(template: Any) -> set:
     return found
 
 
+def readers_of(calls: list) -> dict:
+    """slot -> the indices of the calls that read it."""
+    readers: dict = {}
+    for i, call in enumerate(calls):
+        for slot in slots_in((call.args, call.kwargs)):
+            readers.setdefault(slot, set()).add(i)
+    return readers
+
+
 @dataclass(eq=False)
 class Call:
     """One line of the tape: out = func(*args, **kwargs), with Slots in the arguments."""

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from ..backend import backend_of, is_device_array
 from .passes import leaving
 from .gather import is_slot
-from .tape import Call, Slot, Tape, slots_in
+from .tape import Call, Slot, Tape, readers_of
 from .traced import Method
 
 GETITEM, SETITEM = Method.named("__getitem__"), Method.named("__setitem__")
@@ -32,11 +32,7 @@ def gather_windows(tape: Tape) -> Tape:
     getitem of the windows' view of the image and a setitem of it into the windows) made one
     copy_windows, and each run of WindowsAdjoint's (a getitem of that view, a getitem of the
     windows' pixel, a setitem of the one into the other) one copy_windows_back."""
-    readers: dict = {}
-    for k, call in enumerate(tape.calls):
-        for slot in slots_in((call.args, call.kwargs)):
-            readers.setdefault(slot, set()).add(k)
-    kept, calls, k = leaving(tape), [], 0
+    readers, kept, calls, k = readers_of(tape.calls), leaving(tape), [], 0
     while k < len(tape.calls):
         copied = windows_copied(tape, k, readers, kept, back=False) or windows_copied(tape, k, readers, kept, back=True)
         calls.append(tape.calls[k] if copied is None else copied[1])
